@@ -1,0 +1,1 @@
+"""churnops: the churn model lifecycle, orchestrated by Airflow."""

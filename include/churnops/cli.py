@@ -1,0 +1,178 @@
+"""The ``churnops`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from churnops.settings import SCENARIOS, Settings, SettingsError, load_settings
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+class _Progress:
+    """Progress lines on stderr, at most one every ``every`` seconds (and the last)."""
+
+    def __init__(self, label: str, every: float = 2.0) -> None:
+        self.label = label
+        self.every = every
+        self.began = time.perf_counter()
+        self.last = 0.0
+
+    def __call__(self, day: dt.date, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done == total or now - self.last >= self.every:
+            self.last = now
+            print(
+                f"{self.label}: {day}  {done:>4}/{total} days  {100 * done / total:5.1f}%  "
+                f"{now - self.began:6.1f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from churnops.simulate import Corruption, simulate_days
+
+    sim = settings.simulation
+    overrides = {
+        "customers": args.customers,
+        "seed": args.seed,
+        "scenario": args.scenario,
+        "scenario_start": args.scenario_start,
+    }
+    sim = dataclasses.replace(sim, **{k: v for k, v in overrides.items() if v is not None})
+    start = args.start or sim.history_start
+    if args.end and args.days:
+        raise SettingsError("give --end or --days, not both")
+    if args.end:
+        end = args.end
+    elif args.days:
+        end = start + dt.timedelta(days=args.days - 1)
+    elif args.start:
+        end = start  # one day when only --start is given
+    else:
+        end = sim.history_end
+    corruptions = [Corruption.parse(spec) for spec in args.corrupt]
+    landing = args.landing_dir or settings.paths.landing_dir
+    summary = simulate_days(
+        sim, start, end, landing, corruptions, tables=args.tables, progress=_Progress("simulate")
+    )
+    print(summary.render())
+    return 0
+
+
+def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
+    """Run an ``airflow`` command in the project's Airflow environment (set up on first use)."""
+    import os
+    import shutil
+    import subprocess
+
+    from churnops.orchestration.environment import airflow_env, ensure_admin_password
+
+    env = {**os.environ, **airflow_env(settings)}
+    airflow = shutil.which("airflow", path=env.get("PATH")) or "airflow"
+    settings.paths.airflow_home.mkdir(parents=True, exist_ok=True)
+    password = ensure_admin_password(settings)
+    if not args.no_setup:
+        subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+        orch = settings.orchestration
+        subprocess.run(
+            [
+                airflow,
+                "pools",
+                "set",
+                orch.warehouse_pool,
+                str(orch.warehouse_pool_slots),
+                "DuckDB admits one writer: every task that writes the warehouse takes this slot",
+            ],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    command = list(args.airflow_args)
+    if command[:1] == ["standalone"]:
+        url = env["AIRFLOW__API__BASE_URL"]
+        print(f"Airflow UI: {url}  (sign in as admin / {password}; stop with Ctrl-C)", flush=True)
+        print(f"state: {settings.paths.airflow_home}", flush=True)
+        # standalone spawns scheduler, dag-processor, api-server and triggerer: own process
+        # group, so Ctrl-C stops all of them.
+        proc = subprocess.Popen([airflow, *command], env=env, start_new_session=True)
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            os.killpg(proc.pid, 15)
+            return proc.wait()
+    return subprocess.run([airflow, *command], env=env).returncode
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="churnops", description="The churn model's lifecycle: simulate, ingest, train, score."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sim = commands.add_parser(
+        "simulate",
+        help="write simulated landing drops",
+        description=(
+            "Write daily landing drops (landing/<table>/dt=YYYY-MM-DD/*.parquet) from the "
+            "simulated source system. Without dates: the whole default history "
+            "(CHURNOPS_SIM_START, CHURNOPS_SIM_DAYS)."
+        ),
+    )
+    sim.add_argument("--start", type=_date, help="first day (default: the feed's first day)")
+    sim.add_argument("--end", type=_date, help="last day (inclusive)")
+    sim.add_argument("--days", type=int, help="number of days from --start")
+    sim.add_argument("--customers", type=int, help="size of the base on the first day")
+    sim.add_argument("--seed", type=int)
+    sim.add_argument("--scenario", choices=SCENARIOS)
+    sim.add_argument("--scenario-start", type=_date, help="day the scenario begins")
+    sim.add_argument(
+        "--corrupt",
+        action="append",
+        default=[],
+        metavar="DATE:KIND[:TABLE]",
+        help="write a bad drop (kinds: missing_column, extra_column, wrong_type, null_keys, "
+        "duplicate_keys, out_of_range, dates_outside_day, empty_file, truncated_file, "
+        "missing_drop; table defaults to usage_daily)",
+    )
+    sim.add_argument("--tables", nargs="+", help="only these landing tables")
+    sim.add_argument("--landing-dir", type=Path, help="default: <state dir>/data/landing")
+    sim.set_defaults(handler=cmd_simulate)
+
+    af = commands.add_parser(
+        "airflow",
+        help="run an airflow command with the project's environment",
+        description="Run `airflow ARGS` with the project's DAGs, plugins and state dir, after "
+        "migrating the metadata DB and creating the warehouse pool. e.g. `churnops airflow "
+        "standalone`, `churnops airflow backfill create --dag-id churn_nightly ...`.",
+    )
+    af.add_argument("--no-setup", action="store_true", help="skip db migrate and pool set-up")
+    af.add_argument("airflow_args", nargs=argparse.REMAINDER)
+    af.set_defaults(handler=cmd_airflow)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[Settings, argparse.Namespace], int] = args.handler
+    try:
+        return handler(load_settings(), args)
+    except (SettingsError, ValueError) as exc:
+        print(f"churnops {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Everything that knows about Airflow: the only package allowed to import it."""

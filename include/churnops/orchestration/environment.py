@@ -1,0 +1,82 @@
+"""The Airflow environment of the project: one place that says how Airflow runs here.
+
+Used by ``churnops airflow ...`` (and so by ``make up`` and ``make backfill``) and by the
+test suite, so the UI, the CLI and the tests all see the same DAGs, plugins and state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from churnops.settings import Settings
+
+# Telemetry off: this pipeline must run where nothing outside is reachable.
+QUIET_ENV = {
+    "DO_NOT_TRACK": "true",
+    "SCARF_ANALYTICS": "false",
+    "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+    "AIRFLOW__CORE__ANALYTICS_ENABLED": "False",
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
+    """Environment variables for every Airflow process of this project (local profile).
+
+    Values already set in the real environment win, so a deployment can override any.
+    """
+    paths = settings.paths
+    home = paths.airflow_home
+    port = port or int(os.environ.get("CHURNOPS_AIRFLOW_PORT", "8080"))
+    env = {
+        **QUIET_ENV,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(paths.dags_dir),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(paths.plugins_dir),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        # 2 cores: a handful of task processes, not Airflow's default 32.
+        "AIRFLOW__CORE__PARALLELISM": os.environ.get("CHURNOPS_AIRFLOW_PARALLELISM", "4"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": _jwt_secret(home),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(settings)),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "CHURNOPS_STATE_DIR": str(paths.state_dir),
+        "CHURNOPS_PROJECT_DIR": str(paths.project_dir),
+    }
+    return {k: os.environ.get(k, v) for k, v in env.items()}
+
+
+def passwords_file(settings: Settings) -> Path:
+    return settings.paths.airflow_home / "simple_auth_manager_passwords.json"
+
+
+def ensure_admin_password(settings: Settings) -> str:
+    """The UI's admin password: CHURNOPS_AIRFLOW_ADMIN_PASSWORD, or one generated once."""
+    path = passwords_file(settings)
+    wanted = os.environ.get("CHURNOPS_AIRFLOW_ADMIN_PASSWORD")
+    if path.exists() and not wanted:
+        return str(json.loads(path.read_text()).get("admin", ""))
+    password = wanted or secrets.token_urlsafe(12)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"admin": password}))
+    return password
+
+
+def _jwt_secret(home: Path) -> str:
+    """All Airflow components must share one JWT secret; keep it in the state dir (not in git)."""
+    path = home / "jwt_secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+    return path.read_text().strip()

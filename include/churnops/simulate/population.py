@@ -1,0 +1,365 @@
+"""Who the customers are, what they are like, and when each one churns.
+
+The whole population is a pure function of the settings (seed, size, scenario): every
+sign-up block draws from its own random stream keyed by (seed, stream, day), so any day
+of the feed can be generated on its own and gives the same rows as a full run.
+
+Churn is a proportional-hazards process whose daily hazard is piecewise constant per
+customer, so each churn day is found exactly from the cumulative hazard in O(segments)
+instead of a day-by-day loop. What drives the hazard is also what the customer's
+behaviour shows, with noise, so a model can learn it:
+
+- low engagement (fewer logins, calls, features used) and *disengagement*: from an onset
+  day engagement ramps down over ~6 weeks, support tickets (often cancellation questions)
+  rise, some downgrade their plan, and the churn hazard jumps;
+- unreliable payers (late payments) and high bills;
+- the first 90 days and the end of a sign-up discount;
+- plan, payment method and acquisition channel;
+- plus an unobserved frailty, so the signal is learnable but far from perfect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+
+from churnops.contracts import ACQUISITION_CHANNELS, PAYMENT_METHODS, PLAN_TYPES, REGIONS
+from churnops.settings import SimulationSettings
+
+NEVER = np.int32(2**30)  # a day index that is never reached
+
+# Random streams: each (stream, day) pair gets its own generator.
+STREAM_BASE = 0
+STREAM_ARRIVALS = 1
+STREAM_CAMPAIGN = 2
+STREAM_USAGE = 10
+STREAM_TICKETS = 11
+STREAM_INVOICES = 12
+STREAM_CORRUPT = 20
+
+PLAN_FEES_EUR = np.array([19.99, 34.99, 59.99])  # basic, standard, premium
+PROMO_DISCOUNT_SHARE = 0.30
+PROMO_DAYS = 90
+
+# ---- hazard model (log scale); calibrated so 90-day churn of the base is about 8% ----
+BASE_DAILY_HAZARD = 0.00017
+PLAN_EFFECT = np.array([0.35, 0.0, -0.25])
+PAYMENT_EFFECT = np.array([0.10, -0.35, 0.15, 0.45])  # card, direct_debit, paypal, invoice
+CHANNEL_EFFECT = np.array([0.0, 0.30, 0.40, -0.35, 0.10, 0.55])
+ENGAGEMENT_EFFECT = -1.5  # per sd of baseline engagement
+RELIABILITY_EFFECT = -0.45  # per sd of payment reliability (unreliable -> late payments)
+TICKET_PROPENSITY_EFFECT = 0.25
+BILL_EFFECT = 0.15  # per 20 EUR of monthly bill above 40 EUR
+DISENGAGED_EFFECT = 3.9
+NEW_CUSTOMER_EFFECT = 0.8  # first 90 days
+FIRST_YEAR_EFFECT = 0.25  # days 90..365
+PROMO_END_EFFECT = 0.45  # the 90 days after a sign-up discount ends
+FRAILTY_SD = 0.25  # what no feature can see
+
+DISENGAGEMENT_MEAN_DAYS = 1200.0
+DISENGAGEMENT_RAMP_DAYS = 21.0
+# Behaviour turns before the customer leaves: the hazard jumps this long after the onset.
+DISENGAGED_HAZARD_DELAY_DAYS = 20
+
+# ---- scenarios ----
+CAMPAIGN_DAYS = 60
+CAMPAIGN_DAILY_SIGNUP_SHARE = 0.004  # extra sign-ups a day, as a share of the base size
+PRICE_INCREASE_BILL_EFFECT = 1.00  # replaces BILL_EFFECT from the scenario's start
+PRICE_INCREASE_RELIABILITY_EFFECT = -0.95
+PRICE_INCREASE_PROMO_END_EFFECT = 1.0
+
+
+def day_index(settings: SimulationSettings, day: dt.date) -> int:
+    return (day - settings.history_start).days
+
+
+def day_of(settings: SimulationSettings, index: int) -> dt.date:
+    return settings.history_start + dt.timedelta(days=int(index))
+
+
+def rng_for(settings: SimulationSettings, stream: int, index: int) -> np.random.Generator:
+    # SeedSequence needs non-negative entries; shift day indices so pre-history days work too.
+    return np.random.default_rng([settings.seed, stream, index + 100_000])
+
+
+@dataclass
+class Population:
+    """Every customer the feed will ever know up to a day, as parallel arrays."""
+
+    customer_id: np.ndarray  # int64
+    signup_day: np.ndarray  # int32, day index; negative = before the feed started
+    plan0: np.ndarray  # int8 code into PLAN_TYPES at sign-up
+    payment0: np.ndarray  # int8 code into PAYMENT_METHODS at sign-up
+    channel: np.ndarray  # int8 code into ACQUISITION_CHANNELS
+    region: np.ndarray  # int8 code into REGIONS
+    is_promo: np.ndarray  # bool
+    addon_eur: np.ndarray  # float64, monthly add-ons on top of the plan fee
+    engagement: np.ndarray  # float32, baseline engagement (sd units)
+    adoption: np.ndarray  # float32, appetite for product features
+    reliability: np.ndarray  # float32, payment reliability (sd units)
+    ticket_propensity: np.ndarray  # float32
+    onset_day: np.ndarray  # int32, disengagement onset (NEVER if none)
+    plan_change_day: np.ndarray  # int32
+    new_plan: np.ndarray  # int8
+    payment_change_day: np.ndarray  # int32
+    new_payment: np.ndarray  # int8
+    churn_reason: np.ndarray  # int8 code into CHURN_REASONS
+    churn_day: np.ndarray  # int32, NEVER if no churn up to the population's last day
+    last_day: int
+
+    def __len__(self) -> int:
+        return len(self.customer_id)
+
+    def active_on(self, day: int) -> np.ndarray:
+        """Indices of customers active at the end of ``day`` (signed up, not yet churned)."""
+        return np.flatnonzero((self.signup_day <= day) & (self.churn_day > day))
+
+    def plan_on(self, idx: np.ndarray, day: int) -> np.ndarray:
+        changed = self.plan_change_day[idx] <= day
+        return np.where(changed, self.new_plan[idx], self.plan0[idx])
+
+    def payment_on(self, idx: np.ndarray, day: int) -> np.ndarray:
+        changed = self.payment_change_day[idx] <= day
+        return np.where(changed, self.new_payment[idx], self.payment0[idx])
+
+    def engagement_on(self, idx: np.ndarray, day: int) -> np.ndarray:
+        ramp = np.clip((day - self.onset_day[idx]) / DISENGAGEMENT_RAMP_DAYS, 0.0, 1.0)
+        return self.engagement[idx] - 1.8 * ramp
+
+    def disengaged_on(self, idx: np.ndarray, day: int) -> np.ndarray:
+        return self.onset_day[idx] <= day
+
+
+def _draw_block(
+    rng: np.random.Generator,
+    n: int,
+    signup_day: np.ndarray,
+    feed_day: int,
+    campaign: bool,
+) -> dict[str, np.ndarray]:
+    """Attributes of ``n`` customers who sign up on ``signup_day`` (array)."""
+    if campaign:
+        # The campaign sells a premium bundle through its own channel, always discounted.
+        plan0 = rng.choice(3, n, p=[0.10, 0.30, 0.60])
+        channel = np.full(n, ACQUISITION_CHANNELS.index("campaign"))
+        is_promo = np.ones(n, dtype=bool)
+        addon = rng.gamma(4.0, 6.0, n)
+    else:
+        plan0 = rng.choice(3, n, p=[0.40, 0.40, 0.20])
+        channel = rng.choice(5, n, p=[0.35, 0.22, 0.13, 0.18, 0.12])
+        is_promo = rng.random(n) < 0.25
+        addon = np.where(rng.random(n) < 0.55, rng.gamma(2.0, 5.0, n), 0.0)
+    payment0 = rng.choice(4, n, p=[0.40, 0.30, 0.18, 0.12])
+    region = rng.choice(len(REGIONS), n)
+    engagement = rng.standard_normal(n).astype(np.float32)
+    adoption = rng.standard_normal(n).astype(np.float32)
+    reliability = rng.standard_normal(n).astype(np.float32)
+    ticket_propensity = rng.standard_normal(n).astype(np.float32)
+    frailty = rng.standard_normal(n) * FRAILTY_SD
+    exposure = rng.exponential(1.0, n)  # the cumulative hazard at which each one churns
+
+    # Life events are scheduled from the day the customer first appears in the feed.
+    first_day = np.maximum(signup_day, feed_day)
+    onset = first_day - 30 * (signup_day < feed_day) + rng.exponential(DISENGAGEMENT_MEAN_DAYS, n)
+    onset_day = np.where(rng.random(n) < 0.9, onset, NEVER).astype(np.int64)
+    onset_day = np.maximum(onset_day, signup_day + 14)
+
+    downgrade = (onset_day < NEVER) & (plan0 > 0) & (rng.random(n) < 0.4)
+    upgrade = ~downgrade & (plan0 < 2) & (rng.random(n) < 0.12)
+    plan_change_day = np.full(n, NEVER, dtype=np.int64)
+    plan_change_day[downgrade] = onset_day[downgrade] + rng.integers(5, 45, downgrade.sum())
+    plan_change_day[upgrade] = (
+        first_day[upgrade] + 30 + rng.exponential(600.0, upgrade.sum()).astype(np.int64)
+    )
+    new_plan = np.where(downgrade, plan0 - 1, np.where(upgrade, plan0 + 1, plan0))
+
+    pay_change = rng.random(n) < 0.10
+    payment_change_day = np.where(
+        pay_change, first_day + 1 + rng.exponential(700.0, n).astype(np.int64), NEVER
+    )
+    new_payment = (payment0 + rng.integers(1, 4, n)) % 4
+    # One record a day per customer: a payment change never lands on a plan-change day.
+    payment_change_day = np.where(
+        payment_change_day == plan_change_day, payment_change_day + 1, payment_change_day
+    )
+    churn_reason = rng.choice(5, n, p=[0.28, 0.24, 0.26, 0.10, 0.12])
+    return {
+        "signup_day": signup_day,
+        "plan0": plan0,
+        "payment0": payment0,
+        "channel": channel,
+        "region": region,
+        "is_promo": is_promo,
+        "addon_eur": np.round(addon, 2),
+        "engagement": engagement,
+        "adoption": adoption,
+        "reliability": reliability,
+        "ticket_propensity": ticket_propensity,
+        "frailty": frailty,
+        "exposure": exposure,
+        "onset_day": onset_day,
+        "plan_change_day": plan_change_day,
+        "new_plan": new_plan,
+        "payment_change_day": payment_change_day,
+        "new_payment": new_payment,
+        "churn_reason": churn_reason,
+    }
+
+
+def _base_block(settings: SimulationSettings) -> dict[str, np.ndarray]:
+    rng = rng_for(settings, STREAM_BASE, 0)
+    n = settings.customers
+    # Tenure of the existing base: long-lived customers thin out, capped at eight years.
+    tenure = np.minimum(rng.exponential(700.0, n).astype(np.int64) + 1, 8 * 365)
+    return _draw_block(rng, n, -tenure, 0, campaign=False)
+
+
+def _arrival_block(settings: SimulationSettings, day: int) -> list[dict[str, np.ndarray]]:
+    blocks = []
+    rng = rng_for(settings, STREAM_ARRIVALS, day)
+    # Steady state: sign-ups replace the base's churn (~8% per 90 days).
+    n = int(rng.poisson(settings.customers * 0.08 / 90))
+    blocks.append(_draw_block(rng, n, np.full(n, day, dtype=np.int64), 0, campaign=False))
+    start = scenario_start_day(settings)
+    if settings.scenario == "acquisition_campaign" and start <= day < start + CAMPAIGN_DAYS:
+        rng_c = rng_for(settings, STREAM_CAMPAIGN, day)
+        m = int(rng_c.poisson(settings.customers * CAMPAIGN_DAILY_SIGNUP_SHARE))
+        blocks.append(_draw_block(rng_c, m, np.full(m, day, dtype=np.int64), 0, campaign=True))
+    return blocks
+
+
+def scenario_start_day(settings: SimulationSettings) -> int:
+    return day_index(settings, settings.effective_scenario_start)
+
+
+def expected_bill_eur(plan: np.ndarray, addon_eur: np.ndarray) -> np.ndarray:
+    return PLAN_FEES_EUR[plan] + addon_eur
+
+
+def build_population(settings: SimulationSettings, last_day: int) -> Population:
+    """Every customer who has signed up by ``last_day``, with churn days up to ``last_day``."""
+    blocks = [_base_block(settings)]
+    for day in range(0, last_day + 1):
+        blocks.extend(_arrival_block(settings, day))
+    cols = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+    n = len(cols["signup_day"])
+    churn_day = _churn_days(settings, cols, last_day)
+    i8 = np.int8
+    return Population(
+        customer_id=np.arange(1, n + 1, dtype=np.int64),
+        signup_day=cols["signup_day"].astype(np.int32),
+        plan0=cols["plan0"].astype(i8),
+        payment0=cols["payment0"].astype(i8),
+        channel=cols["channel"].astype(i8),
+        region=cols["region"].astype(i8),
+        is_promo=cols["is_promo"].astype(bool),
+        addon_eur=cols["addon_eur"],
+        engagement=cols["engagement"],
+        adoption=cols["adoption"],
+        reliability=cols["reliability"],
+        ticket_propensity=cols["ticket_propensity"],
+        onset_day=np.minimum(cols["onset_day"], NEVER).astype(np.int32),
+        plan_change_day=np.minimum(cols["plan_change_day"], NEVER).astype(np.int32),
+        new_plan=cols["new_plan"].astype(i8),
+        payment_change_day=np.minimum(cols["payment_change_day"], NEVER).astype(np.int32),
+        new_payment=cols["new_payment"].astype(i8),
+        churn_reason=cols["churn_reason"].astype(i8),
+        churn_day=churn_day,
+        last_day=last_day,
+    )
+
+
+def log_hazard_parts(
+    settings: SimulationSettings, cols: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Static log-hazard, and the billing terms before/after a price-increase start."""
+    static = (
+        PLAN_EFFECT[cols["plan0"]]
+        + PAYMENT_EFFECT[cols["payment0"]]
+        + CHANNEL_EFFECT[cols["channel"]]
+        + ENGAGEMENT_EFFECT * cols["engagement"]
+        + TICKET_PROPENSITY_EFFECT * cols["ticket_propensity"]
+        + cols["frailty"]
+    )
+    bill_z = (expected_bill_eur(cols["plan0"], cols["addon_eur"]) - 40.0) / 20.0
+    billing_before = BILL_EFFECT * bill_z + RELIABILITY_EFFECT * cols["reliability"]
+    billing_after = (
+        PRICE_INCREASE_BILL_EFFECT * bill_z
+        + PRICE_INCREASE_RELIABILITY_EFFECT * cols["reliability"]
+    )
+    return static, billing_before, billing_after
+
+
+def _churn_days(
+    settings: SimulationSettings, cols: dict[str, np.ndarray], last_day: int
+) -> np.ndarray:
+    """Exact first day on which each customer's cumulative hazard reaches their exposure."""
+    signup = cols["signup_day"].astype(np.int64)
+    n = len(signup)
+    start = np.maximum(signup + 1, 0)  # no churn on the sign-up day or before the feed
+    static, billing_before, billing_after = log_hazard_parts(settings, cols)
+    price_start = (
+        scenario_start_day(settings) if settings.scenario == "price_increase" else int(NEVER)
+    )
+    promo_end = np.where(cols["is_promo"], signup + PROMO_DAYS, NEVER)
+    breaks = np.stack(
+        [
+            start,
+            signup + 90,
+            signup + 365,
+            promo_end,
+            promo_end + 90,
+            cols["onset_day"] + DISENGAGED_HAZARD_DELAY_DAYS,
+            np.full(n, price_start),
+            np.full(n, last_day + 1),
+        ],
+        axis=1,
+    )
+    breaks = np.sort(np.clip(breaks, start[:, None], last_day + 1), axis=1)
+    seg_start = breaks[:, :-1]
+    seg_len = np.diff(breaks, axis=1)
+
+    tenure = seg_start - signup[:, None]
+    after_price = seg_start >= price_start
+    promo_end_col = promo_end[:, None]
+    in_promo_end = (seg_start >= promo_end_col) & (seg_start < promo_end_col + 90)
+    log_h = (
+        static[:, None]
+        + np.where(after_price, billing_after[:, None], billing_before[:, None])
+        + np.where(tenure < 90, NEW_CUSTOMER_EFFECT, np.where(tenure < 365, FIRST_YEAR_EFFECT, 0.0))
+        + np.where(
+            in_promo_end,
+            np.where(after_price, PRICE_INCREASE_PROMO_END_EFFECT, PROMO_END_EFFECT),
+            0.0,
+        )
+        + np.where(
+            seg_start >= cols["onset_day"][:, None] + DISENGAGED_HAZARD_DELAY_DAYS,
+            DISENGAGED_EFFECT,
+            0.0,
+        )
+    )
+    hazard = BASE_DAILY_HAZARD * np.exp(log_h)
+    seg_total = hazard * seg_len
+    cum_before = np.cumsum(seg_total, axis=1) - seg_total
+    exposure = cols["exposure"][:, None]
+    crosses = (cum_before < exposure) & (cum_before + seg_total >= exposure) & (seg_len > 0)
+    has_churn = crosses.any(axis=1)
+    k = np.argmax(crosses, axis=1)
+    rows = np.arange(n)
+    days_into = np.ceil((exposure[:, 0] - cum_before[rows, k]) / hazard[rows, k]) - 1
+    churn = seg_start[rows, k] + np.maximum(days_into, 0).astype(np.int64)
+    return np.where(has_churn, churn, NEVER).astype(np.int32)
+
+
+__all__ = [
+    "ACQUISITION_CHANNELS",
+    "NEVER",
+    "PAYMENT_METHODS",
+    "PLAN_TYPES",
+    "Population",
+    "build_population",
+    "day_index",
+    "day_of",
+]

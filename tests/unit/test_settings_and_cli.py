@@ -1,0 +1,84 @@
+"""Settings come from CHURNOPS_* variables with clear errors; the CLI writes and reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from churnops.cli import main
+from churnops.settings import SettingsError, load_settings
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults_are_the_local_profile_under_the_project() -> None:
+    settings = load_settings({})
+    assert settings.profile == "local"
+    assert settings.paths.state_dir == settings.paths.project_dir / ".churnops"
+    assert settings.warehouse.kind == "duckdb" and settings.warehouse.dbt_target == "local"
+    assert settings.simulation.history_days == 547
+
+
+def test_environment_overrides(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "CHURNOPS_PROFILE": "prod",
+            "CHURNOPS_STATE_DIR": str(tmp_path),
+            "CHURNOPS_SIM_CUSTOMERS": "500",
+            "CHURNOPS_SIM_SCENARIO": "price_increase",
+            "CHURNOPS_SIM_SCENARIO_START": "2025-06-01",
+        }
+    )
+    assert settings.warehouse.kind == "postgres" and settings.warehouse.dbt_target == "prod"
+    assert settings.paths.landing_dir == tmp_path / "data" / "landing"
+    assert settings.simulation.customers == 500
+    assert settings.simulation.effective_scenario_start == dt.date(2025, 6, 1)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CHURNOPS_PROFILE": "staging"}, "CHURNOPS_PROFILE='staging' is not one of local, prod"),
+        ({"CHURNOPS_SIM_CUSTOMERS": "lots"}, "is not a whole number"),
+        ({"CHURNOPS_SIM_CUSTOMERS": "0"}, "must be at least 1"),
+        ({"CHURNOPS_SIM_START": "01/02/2025"}, "is not a date"),
+        ({"CHURNOPS_SIM_SCENARIO": "recession"}, "is not one of baseline"),
+    ],
+)
+def test_bad_values_say_what_is_wrong(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
+        load_settings(env)
+
+
+def test_importing_settings_touches_nothing(tmp_path: Path) -> None:
+    """No I/O at import: a fresh interpreter importing the module creates no state dir."""
+    code = "import churnops.settings, churnops.contracts, churnops.simulate"
+    state = tmp_path / "state"
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, env={"CHURNOPS_STATE_DIR": str(state), "PATH": ""}
+    )
+    assert not state.exists()
+
+
+def test_cli_simulate_writes_and_summarises(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("CHURNOPS_STATE_DIR", str(tmp_path))
+    code = main(
+        ["simulate", "--customers", "300", "--days", "2", "--corrupt", "2025-01-02:empty_file"]
+    )
+    out = capsys.readouterr()
+    assert code == 0
+    assert "simulated 2 day(s) 2025-01-01 .. 2025-01-02" in out.out
+    assert f"landing drops under {tmp_path / 'data' / 'landing'}" in out.out
+    assert "usage_daily dt=2025-01-02: empty_file" in out.out
+    assert "simulate: 2025-01-02" in out.err  # progress
+    assert (tmp_path / "data/landing/usage_daily/dt=2025-01-02/part-0.parquet").exists()
+
+
+def test_cli_reports_bad_input_without_a_traceback(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("CHURNOPS_STATE_DIR", str(tmp_path))
+    assert main(["simulate", "--days", "1", "--corrupt", "2025-01-01:gremlins"]) == 2
+    assert "churnops simulate: unknown corruption kind 'gremlins'" in capsys.readouterr().err
