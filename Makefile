@@ -9,6 +9,8 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(PROJECT_DIR)/.tools/bin/uv)
 VENV := $(PROJECT_DIR)/.venv
 PY := $(VENV)/bin/python
 CHURNOPS := $(VENV)/bin/churnops
+MANIFEST := $(PROJECT_DIR)/dbt_project/target/manifest.json
+DBT_SOURCES := $(shell find $(PROJECT_DIR)/dbt_project -path '*/target' -prune -o -path '*/logs' -prune -o -type f \( -name '*.sql' -o -name '*.yml' \) -print 2>/dev/null)
 PYTEST_ARGS ?=
 
 export PATH := $(VENV)/bin:$(PATH)
@@ -16,6 +18,7 @@ export DO_NOT_TRACK := true
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export GX_ANALYTICS_ENABLED := false
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
+export CHURNOPS_DUCKDB_PATH ?= $(PROJECT_DIR)/.churnops/warehouse.duckdb
 
 .PHONY: help setup run test lint unit up backfill bench clean services
 
@@ -31,10 +34,14 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen
 	touch $@
 
-setup: $(VENV)/.synced ## Install uv if missing and create .venv from the lockfile
+# Cosmos renders the dbt task group from this manifest, so DAG parsing never runs dbt.
+$(MANIFEST): $(VENV)/.synced $(DBT_SOURCES)
+	cd $(PROJECT_DIR)/dbt_project && $(VENV)/bin/dbt parse --quiet --project-dir . --profiles-dir .
 
-run: setup ## Run the pipeline on the embedded default (simulated source drops for now)
-	$(CHURNOPS) simulate
+setup: $(VENV)/.synced $(MANIFEST) ## Install uv if missing, create .venv from the lockfile, parse dbt
+
+run: setup ## Run the pipeline on the embedded default: simulated history -> ingest -> features
+	$(CHURNOPS) bootstrap
 
 test: setup services lint ## Lint, then run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 for _name, _value in {
     "DO_NOT_TRACK": "true",
@@ -16,6 +21,16 @@ for _name, _value in {
     "SCARF_ANALYTICS": "false",
 }.items():
     os.environ.setdefault(_name, _value)
+
+# Airflow reads its configuration at import: point it at a throw-away home first, so
+# tests never touch a developer's ~/airflow or the project's .churnops/airflow.
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="churnops-test-airflow-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_DIR / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(PROJECT_DIR / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
 
 from churnops.settings import SimulationSettings  # noqa: E402
 
@@ -36,3 +51,11 @@ def small_landing(tmp_path_factory: pytest.TempPathFactory, small_sim: Simulatio
     root = tmp_path_factory.mktemp("landing")
     simulate_days(small_sim, SMALL_START, SMALL_START + dt.timedelta(days=20), root)
     return root
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated Airflow metadata DB (SQLite) in the session's throw-away AIRFLOW_HOME."""
+    airflow = Path(sys.executable).with_name("airflow")
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
+    return _AIRFLOW_HOME

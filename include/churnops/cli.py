@@ -72,6 +72,16 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
+    from churnops.pipeline import bootstrap_history
+
+    summary = bootstrap_history(
+        settings, args.start, args.end, say=lambda line: print(line, flush=True)
+    )
+    print(summary.render())
+    return 0
+
+
 def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
     """Run an ``airflow`` command in the project's Airflow environment (set up on first use)."""
     import os
@@ -150,6 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--tables", nargs="+", help="only these landing tables")
     sim.add_argument("--landing-dir", type=Path, help="default: <state dir>/data/landing")
     sim.set_defaults(handler=cmd_simulate)
+
+    boot = commands.add_parser(
+        "bootstrap",
+        help="load a long history at once: simulate (if needed), ingest, build features",
+        description="Give a new installation its past without hundreds of nightly runs: "
+        "simulate the drops if the landing area lacks them, validate and load every day, and "
+        "build features and labels for every as-of date in one dbt run. Same rows as the "
+        "nightly path.",
+    )
+    boot.add_argument("--start", type=_date, help="first day (default: CHURNOPS_SIM_START)")
+    boot.add_argument("--end", type=_date, help="last day (default: the end of the history)")
+    boot.set_defaults(handler=cmd_bootstrap)
 
     af = commands.add_parser(
         "airflow",

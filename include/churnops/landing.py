@@ -30,3 +30,8 @@ def dropped_days(root: Path, table: str) -> list[dt.date]:
             except ValueError:
                 continue
     return sorted(days)
+
+
+def missing_drops(root: Path, tables: list[str], day: dt.date) -> list[str]:
+    """Tables whose drop folder for ``day`` is not there yet (nor was quarantined)."""
+    return [t for t in tables if not drop_dir(root, t, day).is_dir()]

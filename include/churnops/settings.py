@@ -110,8 +110,9 @@ class Paths:
         return self.project_dir / "dbt_project"
 
     @property
-    def dbt_target_dir(self) -> Path:
-        return self.state_dir / "dbt" / "target"
+    def dbt_manifest_path(self) -> Path:
+        """Written by ``dbt parse`` (``make setup``); Cosmos renders the DAG from it."""
+        return self.dbt_project_dir / "target" / "manifest.json"
 
     @property
     def dags_dir(self) -> Path:
@@ -171,9 +172,14 @@ class OrchestrationSettings:
     """How the DAGs run."""
 
     nightly_cron: str = "30 2 * * *"  # 02:30 UTC: after the source system's midnight export
+    # First night the nightly DAG knows; backfills can reach back to it.
+    nightly_start: dt.date = dt.date(2025, 1, 1)
     max_active_runs: int = 1
     retries: int = 2
     retry_delay_minutes: int = 5
+    # How long the nightly waits for late landing drops, and how often it looks.
+    drop_wait_minutes: int = 360
+    drop_poke_seconds: int = 300
     # DuckDB admits one writing process; every task that writes it takes this pool's slot.
     warehouse_pool: str = "churnops_warehouse"
     warehouse_pool_slots: int = 1
@@ -223,10 +229,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     orch_defaults = OrchestrationSettings()
     orchestration = OrchestrationSettings(
         nightly_cron=env.get("CHURNOPS_NIGHTLY_CRON") or orch_defaults.nightly_cron,
+        nightly_start=_env_date(env, "CHURNOPS_NIGHTLY_START", None) or simulation.history_start,
         max_active_runs=_env_int(
             env, "CHURNOPS_MAX_ACTIVE_RUNS", orch_defaults.max_active_runs, minimum=1
         ),
         retries=_env_int(env, "CHURNOPS_TASK_RETRIES", orch_defaults.retries),
+        drop_wait_minutes=_env_int(
+            env, "CHURNOPS_DROP_WAIT_MINUTES", orch_defaults.drop_wait_minutes, minimum=1
+        ),
+        drop_poke_seconds=_env_int(
+            env, "CHURNOPS_DROP_POKE_SECONDS", orch_defaults.drop_poke_seconds, minimum=1
+        ),
         retry_delay_minutes=_env_int(
             env, "CHURNOPS_RETRY_DELAY_MINUTES", orch_defaults.retry_delay_minutes
         ),

@@ -1,0 +1,96 @@
+"""
+### churn_nightly: the nightly spine of the churn pipeline
+
+One run per night processes one business day **D**: the run's logical date (UTC; for the
+schedule that is the start of its data interval, so the 02:30 run processes the day that
+just ended), or `as_of_date` from the trigger form.
+
+1. **ingest**
+   - `wait_for_drops` waits (reschedule mode, no worker slot held) until every landing
+     table's drop `landing/<table>/dt=D/` has arrived.
+   - `validate_and_load` checks each drop with its Great Expectations suite (schema, types,
+     keys, ranges, allowed values, dates inside D, day-over-day volume). A passing drop
+     replaces partition D of `raw.<table>` in one transaction. A failing one is moved to
+     `quarantine/<table>/dt=D/` with its validation result (JSON + Data Docs), nothing of it
+     is loaded, and the task fails, without retrying, with one readable message naming
+     file, column, rule and failing count for every rejected table.
+   - `check_window_loaded` makes sure every day of D's 90-day window is loaded (a backfill
+     run out of order waits, through its retries, for the days before it).
+2. **features**: dbt through Cosmos, one task per model (model + its tests): staging,
+   the rolling windows, and the marts `fct_customer_features` (as of D) and
+   `fct_churn_labels` (for D - 90, whose 90-day window closes tonight). Every write is the
+   whole partition for D.
+
+**Reruns and backfills are idempotent**: `make backfill FROM=2025-03-01 TO=2025-03-07`
+(= `airflow backfill create --dag-id churn_nightly --from-date ... --to-date ...`) gives
+for every day exactly what its night would have given, in any order. Tasks that write the
+DuckDB warehouse share the one-slot pool `churnops_warehouse`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, dag, task
+
+from churnops.orchestration.dbt import features_task_group
+from churnops.orchestration.defaults import default_args
+from churnops.settings import load_settings
+
+settings = load_settings()
+orchestration = settings.orchestration
+
+
+@task.sensor(
+    poke_interval=orchestration.drop_poke_seconds,
+    timeout=orchestration.drop_wait_minutes * 60,
+    mode="reschedule",
+)
+def wait_for_drops():
+    """Done when every landing table has a drop folder for the run's day."""
+    from churnops.orchestration.ingest import drops_arrived
+
+    return drops_arrived()
+
+
+@task(pool=orchestration.warehouse_pool)
+def validate_and_load() -> dict:
+    """Validate every drop of the run's day; load the good ones, quarantine the bad."""
+    from churnops.orchestration.ingest import validate_and_load_day
+
+    return validate_and_load_day()
+
+
+@task(pool=orchestration.warehouse_pool)
+def check_window_loaded() -> str:
+    """Every day of D's 90-day window must be loaded before features are built for D."""
+    from churnops.orchestration.ingest import window_loaded
+
+    return window_loaded()
+
+
+@dag(
+    dag_id="churn_nightly",
+    schedule=CronDataIntervalTimetable(orchestration.nightly_cron, timezone="UTC"),
+    start_date=dt.datetime.combine(orchestration.nightly_start, dt.time(), tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=orchestration.max_active_runs,
+    default_args=default_args(settings),
+    params={
+        "as_of_date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Process this day instead of the run's data interval (YYYY-MM-DD).",
+        )
+    },
+    tags=["churnops", "nightly", "ingest", "features"],
+    doc_md=__doc__,
+)
+def churn_nightly() -> None:
+    with TaskGroup("ingest", tooltip="validate each landing drop, load or quarantine it") as ingest:
+        wait_for_drops() >> validate_and_load() >> check_window_loaded()
+    ingest >> features_task_group(settings)
+
+
+churn_nightly()

@@ -1,0 +1,118 @@
+{#-
+    The as-of range of a run. Every model is built for the as-of dates in
+    [as_of_start, as_of_end]; `as_of_date` sets both. The nightly run passes one date,
+    the history bootstrap a long range. A run without them fails: silently defaulting to
+    "today" would write a partition for a day whose drops may not be loaded.
+-#}
+{% macro as_of_bounds() -%}
+    {%- set as_of_date = var('as_of_date', none) -%}
+    {%- set start = var('as_of_start', none) -%}
+    {%- set end = var('as_of_end', none) -%}
+    {%- if as_of_date is not none -%}
+        {%- if (start is not none and start | string != as_of_date | string)
+            or (end is not none and end | string != as_of_date | string) -%}
+            {{ exceptions.raise_compiler_error(
+                "as_of_date=" ~ as_of_date ~ " contradicts as_of_start/as_of_end; pass one or the other") }}
+        {%- endif -%}
+        {%- set start = as_of_date -%}
+        {%- set end = as_of_date -%}
+    {%- endif -%}
+    {%- if start is none or end is none -%}
+        {%- if execute -%}
+            {{ exceptions.raise_compiler_error(
+                "churnops needs its as-of range: --vars '{as_of_date: YYYY-MM-DD}' or "
+                ~ "--vars '{as_of_start: YYYY-MM-DD, as_of_end: YYYY-MM-DD}'") }}
+        {%- endif -%}
+        {#- Parsing renders models without running them: any placeholder will do. -#}
+        {%- set start = '1970-01-01' -%}
+        {%- set end = '1970-01-01' -%}
+    {%- endif -%}
+    {%- set parsed = [] -%}
+    {%- for value in [start, end] -%}
+        {%- set text = value | string | trim -%}
+        {%- if not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}$', text) -%}
+            {{ exceptions.raise_compiler_error("as-of date " ~ text ~ " is not YYYY-MM-DD") }}
+        {%- endif -%}
+        {%- do parsed.append(modules.datetime.datetime.strptime(text, '%Y-%m-%d').date()) -%}
+    {%- endfor -%}
+    {%- if parsed[0] > parsed[1] -%}
+        {{ exceptions.raise_compiler_error(
+            "as_of_start " ~ parsed[0] ~ " is after as_of_end " ~ parsed[1]) }}
+    {%- endif -%}
+    {{ return({'start': parsed[0], 'end': parsed[1], 'days': (parsed[1] - parsed[0]).days + 1}) }}
+{%- endmacro %}
+
+
+{#- A date literal shifted by offset_days, valid on DuckDB and PostgreSQL. -#}
+{% macro date_literal(day, offset_days=0) -%}
+    cast('{{ (day + modules.datetime.timedelta(days=offset_days)).isoformat() }}' as date)
+{%- endmacro %}
+
+{% macro as_of_start(offset_days=0) -%}
+    {{ date_literal(as_of_bounds()['start'], offset_days) }}
+{%- endmacro %}
+
+{% macro as_of_end(offset_days=0) -%}
+    {{ date_literal(as_of_bounds()['end'], offset_days) }}
+{%- endmacro %}
+
+
+{#-
+    Which of the two equivalent computations int_usage_windowed uses: a filtered GROUP BY
+    per as-of date (cost ~ dates x customers x 90 rows: best for the nightly single date)
+    or one pass of RANGE window frames over per-customer daily rows (cost ~ customers x
+    (dates + 89) rows: best for a long bootstrap range).
+-#}
+{% macro usage_window_strategy() -%}
+    {%- set forced = var('usage_window_strategy', 'auto') -%}
+    {%- if forced not in ['auto', 'group_by', 'window'] -%}
+        {{ exceptions.raise_compiler_error(
+            "usage_window_strategy must be auto, group_by or window, not " ~ forced) }}
+    {%- endif -%}
+    {%- if forced != 'auto' -%}
+        {{ return(forced) }}
+    {%- endif -%}
+    {%- if as_of_bounds()['days'] <= var('usage_group_by_max_dates', 28) | int -%}
+        {{ return('group_by') }}
+    {%- endif -%}
+    {{ return('window') }}
+{%- endmacro %}
+
+
+{#-
+    Data tests on big tables only look at the rows of this run: a `where` config may use
+    the placeholders __as_of_start__ / __as_of_end__ (and __as_of_start_minus_90__ /
+    __as_of_end_minus_90__ for the label windows), replaced here with date literals.
+    This is the documented way to use macros in `where` (its YAML is rendered without them).
+-#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where') -%}
+    {%- if where -%}
+        {%- if '__as_of_' in where -%}
+            {%- set where = where
+                | replace('__as_of_start_minus_90__', as_of_start(-90))
+                | replace('__as_of_end_minus_90__', as_of_end(-90))
+                | replace('__as_of_start__', as_of_start())
+                | replace('__as_of_end__', as_of_end()) -%}
+        {%- endif -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} where {{ where }}) dbt_subquery
+        {%- endset -%}
+        {%- do return(filtered) -%}
+    {%- else -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    pre_hook of the incremental marts: delete every as-of date of this run's range, not
+    only the dates the new batch contains, so a rerun of D replaces exactly D even when D
+    produced no rows. Runs inside the model's transaction, before its insert.
+-#}
+{% macro delete_as_of_range(offset_days=0) -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }}
+        where as_of_date between {{ as_of_start(offset_days) }} and {{ as_of_end(offset_days) }}
+    {%- endif -%}
+{%- endmacro %}

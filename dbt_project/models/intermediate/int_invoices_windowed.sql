@@ -1,0 +1,217 @@
+{#-
+    Billing and payment behaviour per active customer per as-of date D.
+    - Invoice amounts: invoices issued in (D-90, D]; the last invoice is the latest issued
+      in that window, the previous one the invoice before it if also in the window.
+    - Lateness: an invoice is late as of D when its due date has passed (due_date < D) and
+      it was not paid on or before its due date. This needs only payments made on or
+      before the due date, so it is point-in-time correct without knowing what D knew;
+      days late count up to the payment, or to D while still unpaid.
+    - Unpaid overdue: due before D and no payment on or before D, over all history.
+-#}
+
+with
+
+active_customers as (
+
+    select as_of_date, customer_id from {{ ref('int_customers_snapshotted') }}
+
+),
+
+as_of_dates as (
+
+    select as_of_date from {{ ref('int_as_of_dates') }}
+
+),
+
+invoices as (
+
+    select
+        invoice_id,
+        customer_id,
+        invoice_date,
+        due_date,
+        list_amount_eur,
+        discount_amount_eur,
+        amount_due_eur
+    from {{ ref('stg_raw__invoices') }}
+    where
+        invoice_date <= {{ as_of_end() }}
+        and drop_date <= {{ as_of_end() }}
+
+),
+
+payments as (
+
+    select
+        invoice_id,
+        paid_date
+    from {{ ref('stg_raw__payments') }}
+    where
+        paid_date <= {{ as_of_end() }}
+        and drop_date <= {{ as_of_end() }}
+
+),
+
+first_payments as (
+
+    select
+        invoice_id,
+        min(paid_date) as first_paid_date
+    from payments
+    group by invoice_id
+
+),
+
+recent_invoices_sequenced as (
+
+    -- Each invoice is "the last invoice" from its invoice_date until the next one is
+    -- issued (valid_until); lead() only picks which past invoice is the latest as of D.
+    select
+        invoice_id,
+        customer_id,
+        invoice_date,
+        list_amount_eur,
+        discount_amount_eur,
+        amount_due_eur,
+        lag(invoice_date) over by_customer as previous_invoice_date,
+        lag(amount_due_eur) over by_customer as previous_amount_due_eur,
+        coalesce(
+            lead(invoice_date) over by_customer, cast('9999-12-31' as date)
+        ) as valid_until
+    from invoices
+    where invoice_date > {{ as_of_start(-90) }}
+    window by_customer as (partition by customer_id order by invoice_date, invoice_id)
+
+),
+
+invoice_amounts_windowed as (
+
+    select
+        as_of_dates.as_of_date,
+        recent_invoices_sequenced.customer_id,
+        count(*) as invoices_90d,
+        avg(recent_invoices_sequenced.amount_due_eur) as avg_amount_due_90d_eur,
+        avg(recent_invoices_sequenced.list_amount_eur) as avg_list_amount_90d_eur,
+        sum(recent_invoices_sequenced.discount_amount_eur) as discount_amount_90d_eur
+    from as_of_dates
+    inner join recent_invoices_sequenced
+        on
+            recent_invoices_sequenced.invoice_date > as_of_dates.as_of_date - 90
+            and recent_invoices_sequenced.invoice_date <= as_of_dates.as_of_date
+    group by as_of_dates.as_of_date, recent_invoices_sequenced.customer_id
+
+),
+
+last_invoices as (
+
+    select
+        as_of_dates.as_of_date,
+        recent_invoices_sequenced.customer_id,
+        recent_invoices_sequenced.amount_due_eur as last_invoice_amount_eur,
+        recent_invoices_sequenced.discount_amount_eur as last_invoice_discount_eur,
+        case
+            when recent_invoices_sequenced.previous_invoice_date > as_of_dates.as_of_date - 90
+                then recent_invoices_sequenced.previous_amount_due_eur
+        end as previous_invoice_amount_eur
+    from as_of_dates
+    inner join recent_invoices_sequenced
+        on
+            recent_invoices_sequenced.invoice_date > as_of_dates.as_of_date - 90
+            and recent_invoices_sequenced.invoice_date <= as_of_dates.as_of_date
+            and recent_invoices_sequenced.valid_until > as_of_dates.as_of_date
+
+),
+
+late_invoices as (
+
+    -- Invoices not paid by their due date: late from the day after the due date.
+    select
+        invoices.customer_id,
+        invoices.due_date,
+        first_payments.first_paid_date
+    from invoices
+    left join first_payments
+        on invoices.invoice_id = first_payments.invoice_id
+    where
+        invoices.due_date < {{ as_of_end() }}
+        and (
+            first_payments.first_paid_date is null
+            or first_payments.first_paid_date > invoices.due_date
+        )
+
+),
+
+lateness_windowed as (
+
+    select
+        as_of_dates.as_of_date,
+        late_invoices.customer_id,
+        count(*) filter (
+            where late_invoices.due_date > as_of_dates.as_of_date - 90
+        ) as late_payments_90d,
+        avg(
+            least(
+                coalesce(late_invoices.first_paid_date, as_of_dates.as_of_date),
+                as_of_dates.as_of_date
+            ) - late_invoices.due_date
+        ) filter (
+            where late_invoices.due_date > as_of_dates.as_of_date - 90
+        ) as avg_days_late_90d,
+        count(*) filter (
+            where
+                late_invoices.first_paid_date is null
+                or late_invoices.first_paid_date > as_of_dates.as_of_date
+        ) as unpaid_overdue_invoices
+    from as_of_dates
+    inner join late_invoices
+        on
+            late_invoices.due_date < as_of_dates.as_of_date
+            and (
+                late_invoices.due_date > as_of_dates.as_of_date - 90
+                or late_invoices.first_paid_date is null
+                or late_invoices.first_paid_date > as_of_dates.as_of_date
+            )
+    group by as_of_dates.as_of_date, late_invoices.customer_id
+
+),
+
+final as (
+
+    select
+        active_customers.as_of_date,
+        active_customers.customer_id,
+        cast(coalesce(invoice_amounts_windowed.invoices_90d, 0) as integer) as invoices_90d,
+        {{ round_float('coalesce(invoice_amounts_windowed.avg_amount_due_90d_eur, 0)') }}
+            as avg_amount_due_90d_eur,
+        {{ round_float('coalesce(invoice_amounts_windowed.avg_list_amount_90d_eur, 0)') }}
+            as avg_list_amount_90d_eur,
+        {{ round_float('coalesce(invoice_amounts_windowed.discount_amount_90d_eur, 0)') }}
+            as discount_amount_90d_eur,
+        {{ round_float('coalesce(last_invoices.last_invoice_amount_eur, 0)') }}
+            as last_invoice_amount_eur,
+        {{ round_float('coalesce(last_invoices.last_invoice_discount_eur, 0)') }}
+            as last_invoice_discount_eur,
+        {{ round_float('last_invoices.previous_invoice_amount_eur') }}
+            as previous_invoice_amount_eur,
+        cast(coalesce(lateness_windowed.late_payments_90d, 0) as integer) as late_payments_90d,
+        {{ round_float('coalesce(lateness_windowed.avg_days_late_90d, 0)') }} as avg_days_late_90d,
+        cast(
+            coalesce(lateness_windowed.unpaid_overdue_invoices, 0) as integer
+        ) as unpaid_overdue_invoices
+    from active_customers
+    left join invoice_amounts_windowed
+        on
+            active_customers.as_of_date = invoice_amounts_windowed.as_of_date
+            and active_customers.customer_id = invoice_amounts_windowed.customer_id
+    left join last_invoices
+        on
+            active_customers.as_of_date = last_invoices.as_of_date
+            and active_customers.customer_id = last_invoices.customer_id
+    left join lateness_windowed
+        on
+            active_customers.as_of_date = lateness_windowed.as_of_date
+            and active_customers.customer_id = lateness_windowed.customer_id
+
+)
+
+select * from final

@@ -1,0 +1,162 @@
+"""Feature and label tables, built by dbt (``dbt_project/``) for a range of as-of dates.
+
+The nightly DAG runs the same project through Cosmos; this module runs it in-process for
+the history bootstrap, the CLI and tests, with the same vars, so both paths write the
+same rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from churnops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+# Longest feature window (and the label horizon): a night needs this many days loaded.
+WINDOW_DAYS = 90
+
+
+class HistoryIncomplete(RuntimeError):
+    """Features for a day were asked for before every day of their window was loaded."""
+
+
+class DbtFailed(RuntimeError):
+    """dbt reported errors or failing tests; the message names each failing node."""
+
+
+@dataclass(frozen=True)
+class DbtRun:
+    command: str
+    seconds: float
+    nodes: dict[str, str]  # unique_id -> status
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """Environment that dbt_project/profiles.yml reads."""
+    return {
+        "CHURNOPS_DUCKDB_PATH": str(settings.warehouse.duckdb_path),
+        "CHURNOPS_DBT_TARGET": settings.warehouse.dbt_target,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DO_NOT_TRACK": "true",
+    }
+
+
+def dbt_vars(start: dt.date, end: dt.date) -> dict[str, str]:
+    return {"as_of_start": start.isoformat(), "as_of_end": end.isoformat()}
+
+
+def run_dbt(
+    settings: Settings,
+    command: str,
+    args: Sequence[str] = (),
+    dbt_vars_: dict[str, str] | None = None,
+    target_path: str | None = None,
+) -> DbtRun:
+    """Run ``dbt <command>`` in-process against the settings' warehouse."""
+    import json
+
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update(dbt_env(settings))
+    project = str(settings.paths.dbt_project_dir)
+    argv = [command, "--project-dir", project, "--profiles-dir", project]
+    argv += ["--target", settings.warehouse.dbt_target]
+    if settings.warehouse.kind == "duckdb":
+        argv += ["--threads", "1"]  # DuckDB admits one writer
+    if target_path:
+        argv += ["--target-path", target_path]
+    if dbt_vars_:
+        argv += ["--vars", json.dumps(dbt_vars_)]
+    argv += list(args)
+    began = time.perf_counter()
+    result = dbtRunner().invoke(argv)
+    seconds = time.perf_counter() - began
+    nodes: dict[str, str] = {}
+    failures: list[str] = []
+    for node_result in getattr(result.result, "results", None) or []:
+        status = str(node_result.status)
+        nodes[node_result.node.unique_id] = status
+        if status in {"error", "fail", "runtime error"}:
+            failures.append(f"{node_result.node.unique_id}: {status}: {node_result.message}")
+    if not result.success:
+        detail = "; ".join(failures) or str(result.exception)
+        raise DbtFailed(f"dbt {command} failed: {detail}")
+    log.info("dbt %s: %d nodes in %.1fs", command, len(nodes), seconds)
+    return DbtRun(command, seconds, nodes)
+
+
+def build_features(
+    settings: Settings, start: dt.date, end: dt.date, target_path: str | None = None
+) -> DbtRun:
+    """``dbt build`` (models and data tests) for as-of dates [start, end].
+
+    dbt unit tests check SQL logic, not data: they run in the test suite, not every night.
+    """
+    return run_dbt(
+        settings,
+        "build",
+        ["--exclude", "test_type:unit"],
+        dbt_vars_=dbt_vars(start, end),
+        target_path=target_path,
+    )
+
+
+def missing_window_days(settings: Settings, day: dt.date) -> dict[str, list[dt.date]]:
+    """Per landing table, the days of D's 90-day window that are not loaded yet.
+
+    The window starts at the feed's first loaded day if that is later. Features built
+    with a gap would silently differ from the ones an in-order run gives, so a run that
+    finds gaps stops (and its retry picks up once the backfill has filled them).
+    """
+    from churnops.contracts import LANDING_TABLES
+    from churnops.warehouse import LOADED_DROPS_TABLE, connect
+
+    if not settings.warehouse.duckdb_path.exists():
+        return {t: [day] for t in LANDING_TABLES}
+    # Read-write on purpose: in-process dbt keeps its (read-write) handle on the file, and
+    # DuckDB refuses a second handle with another configuration in the same process.
+    with connect(settings.warehouse.duckdb_path) as con:
+        try:
+            first = con.execute(f"SELECT min(drop_date) FROM {LOADED_DROPS_TABLE}").fetchone()
+            window_start = day - dt.timedelta(days=WINDOW_DAYS - 1)
+            loaded = con.execute(
+                f"SELECT table_name, drop_date FROM {LOADED_DROPS_TABLE} "
+                "WHERE drop_date BETWEEN ? AND ?",
+                [window_start, day],
+            ).fetchall()
+        except Exception as exc:  # no raw layer yet: nothing is loaded
+            if "does not exist" not in str(exc):
+                raise
+            return {t: [day] for t in LANDING_TABLES}
+    # The window never reaches before the feed's first day (nothing exists there) nor, as a
+    # safety net, before the earliest day ever loaded when the feed start is not known.
+    feed_start = settings.orchestration.nightly_start
+    first_day = min(feed_start, first[0]) if first and first[0] else feed_start
+    start = max(day - dt.timedelta(days=WINDOW_DAYS - 1), first_day)
+    expected = {start + dt.timedelta(days=i) for i in range((day - start).days + 1)}
+    have: dict[str, set[dt.date]] = {t: set() for t in LANDING_TABLES}
+    for table, drop_date in loaded:
+        have.setdefault(table, set()).add(drop_date)
+    return {table: sorted(expected - days) for table, days in have.items() if expected - days}
+
+
+def require_window_loaded(settings: Settings, day: dt.date) -> None:
+    """Raise :class:`HistoryIncomplete` naming the missing days, if any."""
+    missing = missing_window_days(settings, day)
+    if missing:
+        detail = "; ".join(
+            f"{table}: {', '.join(d.isoformat() for d in days[:5])}"
+            + (f" (+{len(days) - 5} more)" if len(days) > 5 else "")
+            for table, days in sorted(missing.items())
+        )
+        raise HistoryIncomplete(
+            f"features for {day} need every drop of their {WINDOW_DAYS}-day window loaded; "
+            f"missing: {detail}. Run those days first (a backfill retries this one)."
+        )

@@ -1,0 +1,296 @@
+"""Ingest: validate a day's landing drops and load the good ones into the raw layer.
+
+For one table and day (``ingest_drop``): read the drop, validate it against the contract
+(``churnops.validate``), then either
+
+- pass: cast to the contract's Arrow schema and replace the partition ``raw.<table>``
+  ``_drop_date = day`` in one transaction (a rerun replaces, never duplicates), or
+- fail: move the drop folder to ``quarantine/<table>/dt=<day>/`` with
+  ``validation_result.json`` and GX Data Docs, load nothing, and raise :class:`DropRejected`
+  whose text names the file, column, rule and count of each problem.
+
+Every verdict (pass or fail) is also written to ``validation/<table>/dt=<day>/
+validation_result.json``. ``ingest_day`` does this for every landing table of a day. Tables are independent: a bad
+``invoices`` drop does not stop a good ``usage_daily`` drop from loading, but the day fails
+(``DropRejected`` listing every rejected table, raised after the good ones are loaded), so
+nothing downstream runs for that day until the bad drop is fixed and the day rerun.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from churnops.contracts import LANDING_TABLES, TableContract, contract_for
+from churnops.ingest.quarantine import (
+    interrupted_quarantine,
+    previous_rejection,
+    quarantine_drop,
+    quarantine_folder,
+)
+from churnops.landing import drop_dir
+from churnops.settings import Paths, Settings
+from churnops.validate import DropHistory, DropValidation, validate_drop
+from churnops.validate.day_over_day import ACTIVE_CUSTOMERS_TABLE, RECENT_DAYS
+from churnops.warehouse import LOADED_DROPS_TABLE, connect, ensure_raw_schema, replace_partition
+
+if TYPE_CHECKING:
+    import duckdb
+
+log = logging.getLogger(__name__)
+
+
+class DropRejected(ValueError):
+    """A drop (or a day's drops) failed validation: nothing of it was loaded.
+
+    ``str(error)`` is the readable verdict. For one drop ``report`` holds the validation and
+    ``quarantine`` where the drop went; for a day ``rejections`` maps every rejected table
+    to its own ``DropRejected`` and ``loaded`` the tables that did load.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        table: str | None = None,
+        day: dt.date | None = None,
+        report: DropValidation | None = None,
+        quarantine: Path | None = None,
+        rejections: dict[str, DropRejected] | None = None,
+        loaded: dict[str, IngestResult] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.table = table
+        self.day = day
+        self.report = report
+        self.quarantine = quarantine
+        self.rejections = rejections or {}
+        self.loaded = loaded or {}
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """One drop loaded into ``raw.<table>``."""
+
+    table: str
+    day: dt.date
+    rows_loaded: int
+    source_files: tuple[str, ...]
+    seconds: float
+    validation: DropValidation | None = field(default=None, repr=False, compare=False)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class DayIngestResult:
+    """Every table of a day loaded (a day with a rejected table raises instead)."""
+
+    day: dt.date
+    loaded: dict[str, IngestResult]
+
+    @property
+    def rows_loaded(self) -> dict[str, int]:
+        return {name: r.rows_loaded for name, r in self.loaded.items()}
+
+    def summary(self) -> dict[str, object]:
+        """A JSON-ready summary (for task logs and XCom)."""
+        return {
+            "day": self.day.isoformat(),
+            "rows_loaded": self.rows_loaded,
+            "source_files": {name: list(r.source_files) for name, r in self.loaded.items()},
+        }
+
+
+def _locations(settings: Settings | Paths) -> tuple[Paths, Path]:
+    """The folders and the DuckDB file to use, from full settings or bare paths."""
+    if isinstance(settings, Settings):
+        if settings.warehouse.kind != "duckdb":
+            raise NotImplementedError(
+                f"the raw loader writes DuckDB; warehouse kind {settings.warehouse.kind!r} "
+                "has no loader yet"
+            )
+        return settings.paths, settings.warehouse.duckdb_path
+    return settings, settings.warehouse_path
+
+
+@contextlib.contextmanager
+def _connection(
+    warehouse: Path, con: duckdb.DuckDBPyConnection | None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    if con is not None:
+        yield con
+    else:
+        with connect(warehouse) as own:
+            yield own
+
+
+def drop_history(
+    con: duckdb.DuckDBPyConnection, contract: TableContract, day: dt.date
+) -> DropHistory:
+    """The warehouse's reference for the day-over-day checks of ``contract`` on ``day``."""
+    ensure_raw_schema(con, [contract])
+    recent = con.execute(
+        f"SELECT row_count FROM {LOADED_DROPS_TABLE} "
+        "WHERE table_name = ? AND drop_date < ? ORDER BY drop_date DESC LIMIT ?",
+        [contract.name, day, RECENT_DAYS],
+    ).fetchall()
+    active = con.execute(
+        f"SELECT row_count FROM {LOADED_DROPS_TABLE} WHERE table_name = ? AND drop_date = ?",
+        [ACTIVE_CUSTOMERS_TABLE, day - dt.timedelta(days=1)],
+    ).fetchone()
+    return DropHistory(
+        recent_row_counts=tuple(int(r[0]) for r in recent),
+        active_customers_day_before=int(active[0]) if active else None,
+    )
+
+
+def ingest_drop(
+    settings: Settings | Paths,
+    table: str,
+    day: dt.date,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> IngestResult:
+    """Validate the drop of ``table`` for ``day`` and load it, or quarantine it and raise.
+
+    Raises :class:`DropRejected` (a ``ValueError``) when the drop is missing or breaks the
+    contract; ``raw.<table>`` then holds exactly what it held before.
+    """
+    began = time.perf_counter()
+    contract = contract_for(table)
+    paths, warehouse = _locations(settings)
+    where = f"{contract.name} dt={day.isoformat()}"
+
+    folder = drop_dir(paths.landing_dir, contract.name, day)
+    if not folder.exists():
+        _raise_if_already_quarantined(paths, contract, day)
+        if not contract.required_every_day:
+            return _load(
+                warehouse,
+                con,
+                contract,
+                day,
+                None,
+                began,
+                note="no drop on a day the contract allows none: loaded 0 rows",
+            )
+
+    with _connection(warehouse, con) as c:
+        history = drop_history(c, contract, day)
+    report = validate_drop(contract, day, paths.landing_dir, history)
+    # The latest verdict of every drop, passed or not, for audits and monitoring (JSON only:
+    # Data Docs are rendered for rejected drops, into their quarantine folder).
+    report.write_report(drop_dir(paths.validation_dir, contract.name, day), data_docs=False)
+    if not report.passed:
+        target = quarantine_drop(report, paths.quarantine_dir)
+        log.warning("%s rejected; drop and report moved to %s", where, target)
+        raise DropRejected(
+            f"{report.message()}. Quarantined to {target}.",
+            table=contract.name,
+            day=day,
+            report=report,
+            quarantine=target,
+        )
+    log.info("%s", report.message())
+    return _load(warehouse, con, contract, day, report, began)
+
+
+def _raise_if_already_quarantined(paths: Paths, contract: TableContract, day: dt.date) -> None:
+    """A drop already moved to quarantine is not "missing": repeat its verdict (retries)."""
+    target = quarantine_folder(paths.quarantine_dir, contract.name, day)
+    leftover = interrupted_quarantine(paths.quarantine_dir, contract.name, day)
+    where = f"{contract.name} dt={day.isoformat()}"
+    if target.is_dir() and any(target.glob("*.parquet")):
+        previous = previous_rejection(paths.quarantine_dir, contract.name, day)
+        raise DropRejected(
+            f"{where} is in quarantine ({target}), not in landing; it was rejected as: "
+            f"{previous} (move the fixed drop to landing to validate it again)",
+            table=contract.name,
+            day=day,
+            quarantine=target,
+        )
+    if leftover is not None:
+        raise DropRejected(
+            f"{where} is not in landing: an interrupted quarantine left it in {leftover}; "
+            "move it back to landing to validate it again",
+            table=contract.name,
+            day=day,
+            quarantine=leftover,
+        )
+
+
+def _load(
+    warehouse: Path,
+    con: duckdb.DuckDBPyConnection | None,
+    contract: TableContract,
+    day: dt.date,
+    report: DropValidation | None,
+    began: float,
+    note: str = "",
+) -> IngestResult:
+    """Replace the day's partition with the validated rows (no report: an empty day)."""
+    schema = contract.arrow_schema()
+    if report is None:
+        rows = schema.empty_table()
+        files: list[str] = []
+    else:
+        if not report.passed or report.data is None:
+            raise RuntimeError(f"{contract.name} dt={day}: only a validated drop can be loaded")
+        rows = report.data.select(list(contract.column_names)).cast(schema)
+        root = f"{contract.name}/dt={day.isoformat()}"
+        files = [f"{root}/{name}" for name in report.file_names]
+    with _connection(warehouse, con) as c:
+        loaded = replace_partition(c, contract, day, rows, files)
+    if report is not None:
+        report.data = None  # loaded: do not keep a day's rows alive in the result
+    result = IngestResult(
+        table=contract.name,
+        day=day,
+        rows_loaded=loaded,
+        source_files=tuple(files),
+        seconds=time.perf_counter() - began,
+        validation=report,
+        note=note,
+    )
+    log.info("%s dt=%s: loaded %d rows in %.1fs", contract.name, day, loaded, result.seconds)
+    return result
+
+
+def ingest_day(
+    settings: Settings | Paths,
+    day: dt.date,
+    tables: Iterable[str] | None = None,
+) -> DayIngestResult:
+    """Ingest every landing table (or ``tables``) for ``day``; each table on its own.
+
+    Good drops are loaded even when another table's drop is rejected; then one
+    :class:`DropRejected` lists every rejected table, so the day's run fails.
+    """
+    names = list(tables) if tables is not None else list(LANDING_TABLES)
+    for name in names:
+        contract_for(name)  # unknown names fail before anything is loaded
+    loaded: dict[str, IngestResult] = {}
+    rejected: dict[str, DropRejected] = {}
+    for name in names:
+        try:
+            loaded[name] = ingest_drop(settings, name, day)
+        except DropRejected as error:
+            rejected[name] = error
+    if rejected:
+        head = (
+            f"dt={day.isoformat()}: {len(rejected)} of {len(names)} drop(s) rejected "
+            f"({', '.join(rejected)}); loaded: {', '.join(loaded) or 'none'}"
+        )
+        raise DropRejected(
+            "\n".join([head, *(f"- {error}" for error in rejected.values())]),
+            day=day,
+            rejections=rejected,
+            loaded=loaded,
+        )
+    return DayIngestResult(day=day, loaded=loaded)

@@ -1,0 +1,97 @@
+"""Whole-pipeline entry points that are not a single nightly run.
+
+``bootstrap_history`` gives a new installation its past in one go: the simulated drops
+(if the landing area has none), every day validated and loaded, and features and labels
+built for every as-of date at once. It writes exactly the rows the nightly path would have
+written day by day (tests/e2e/test_bootstrap.py checks this on a short range).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from churnops.settings import Settings
+
+log = logging.getLogger(__name__)
+Say = Callable[[str], None]
+
+
+@dataclass
+class BootstrapSummary:
+    start: dt.date
+    end: dt.date
+    simulated_days: int = 0
+    rows_loaded: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def render(self) -> str:
+        lines = [f"bootstrapped {self.start} .. {self.end}"]
+        for stage, seconds in self.seconds.items():
+            lines.append(f"  {stage:<10} {seconds:7.1f}s")
+        total = sum(self.rows_loaded.values())
+        lines.append(
+            f"  raw rows loaded: {total:,} ({', '.join(f'{k} {v:,}' for k, v in self.rows_loaded.items())})"
+        )
+        return "\n".join(lines)
+
+
+def _ingest_days(settings: Settings, start: dt.date, end: dt.date, say: Say) -> dict[str, int]:
+    """Validate and load every day of the range (bulk path when available)."""
+    from churnops import ingest
+
+    bulk = getattr(ingest, "ingest_range", None)
+    if bulk is not None:
+        result = bulk(settings, start, end)
+        return dict(result.rows_loaded)
+    totals: dict[str, int] = {}
+    days = (end - start).days + 1
+    for i in range(days):
+        day = start + dt.timedelta(days=i)
+        for table, rows in ingest.ingest_day(settings, day).rows_loaded.items():
+            totals[table] = totals.get(table, 0) + rows
+        if (i + 1) % 30 == 0 or i + 1 == days:
+            say(f"ingest: {day}  {i + 1}/{days} days")
+    return totals
+
+
+def bootstrap_history(
+    settings: Settings,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    say: Say = print,
+) -> BootstrapSummary:
+    """Simulate (if needed), ingest and build features for every day in [start, end]."""
+    from churnops.features import build_features
+    from churnops.landing import dropped_days
+
+    sim = settings.simulation
+    start = start or sim.history_start
+    end = end or sim.history_end
+    summary = BootstrapSummary(start, end)
+    wanted = {start + dt.timedelta(days=i) for i in range((end - start).days + 1)}
+
+    began = time.perf_counter()
+    have = set(dropped_days(settings.paths.landing_dir, "usage_daily"))
+    if not wanted <= have:
+        from churnops.simulate import simulate_days
+
+        first = min(wanted - have)
+        say(f"simulate: writing drops {first} .. {end} under {settings.paths.landing_dir}")
+        simulate_days(sim, first, end, settings.paths.landing_dir)
+        summary.simulated_days = (end - first).days + 1
+    summary.seconds["simulate"] = time.perf_counter() - began
+
+    began = time.perf_counter()
+    say(f"ingest: validating and loading {len(wanted)} days of drops")
+    summary.rows_loaded = _ingest_days(settings, start, end, say)
+    summary.seconds["ingest"] = time.perf_counter() - began
+
+    began = time.perf_counter()
+    say(f"features: dbt build for as-of dates {start} .. {end}")
+    build_features(settings, start, end)
+    summary.seconds["features"] = time.perf_counter() - began
+    return summary

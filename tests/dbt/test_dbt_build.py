@@ -1,0 +1,265 @@
+"""The dbt project end to end on a real DuckDB file filled from the simulator.
+
+A small simulated history is loaded into ``raw.*`` once per session (the way ingest loads
+it: ``replace_partition`` per table per day), then copied for each scenario:
+
+- a history bootstrap builds every as-of date at once (RANGE-window path for usage);
+- a "nightly" warehouse builds the same range minus its last days, then one run per night
+  (GROUP-BY path), in order. Both must hold identical feature and label rows;
+- rerunning a night must leave both tables identical;
+- a night whose drops are not loaded must fail before any mart is written.
+
+dbt runs in-process (``dbtRunner``) with its own target and log folders per build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from churnops.contracts import LANDING_TABLES
+from churnops.landing import drop_files
+from churnops.settings import SimulationSettings
+from churnops.warehouse import replace_partition
+
+pytestmark = pytest.mark.integration
+
+PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+START = dt.date(2025, 1, 1)
+DAYS = 120  # the labels of the first 30 as-of dates mature inside the history
+END = START + dt.timedelta(days=DAYS - 1)
+NIGHTS = 4  # nights built one by one after the bootstrap part of the "nightly" warehouse
+LABEL_HORIZON = dt.timedelta(days=90)
+MARTS = ("fct_customer_features", "fct_churn_labels")
+
+
+def _days(first: dt.date, last: dt.date) -> list[dt.date]:
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+@contextlib.contextmanager
+def _env(**values: str) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def dbt_build(warehouse: Path, work_dir: Path, dbt_vars: dict[str, str]) -> None:
+    """``dbt build`` in-process against ``warehouse``; fails the test with dbt's messages."""
+    from dbt.cli.main import dbtRunner
+
+    run_dir = work_dir / f"dbt-{len(list(work_dir.glob('dbt-*')))}"
+    argv = [
+        "build",
+        "--project-dir", str(PROJECT_DIR),
+        "--profiles-dir", str(PROJECT_DIR),
+        "--target", "local",
+        "--threads", "1",
+        "--target-path", str(run_dir / "target"),
+        "--log-path", str(run_dir / "logs"),
+        "--vars", json.dumps(dbt_vars),
+    ]  # fmt: skip
+    with _env(CHURNOPS_DUCKDB_PATH=str(warehouse), DBT_SEND_ANONYMOUS_USAGE_STATS="false"):
+        result = dbtRunner().invoke(argv)
+    if not result.success:
+        failures = [
+            f"{r.node.unique_id}: {r.status}: {r.message}"
+            for r in (getattr(result.result, "results", None) or [])
+            if str(r.status) in {"error", "fail", "runtime error"}
+        ]
+        raise AssertionError(f"dbt build {dbt_vars} failed: {failures or result.exception}")
+
+
+def query(warehouse: Path, sql: str) -> pd.DataFrame:
+    con = duckdb.connect(str(warehouse))
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()
+
+
+def mart(warehouse: Path, name: str) -> pd.DataFrame:
+    frame = query(warehouse, f"select * from marts.{name} order by as_of_date, customer_id")
+    return frame.reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def raw_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DuckDB file whose raw layer holds DAYS simulated daily drops of every table."""
+    from churnops.simulate import simulate_days
+
+    root = tmp_path_factory.mktemp("dbt-raw")
+    settings = SimulationSettings(customers=300, seed=23, history_start=START, history_days=DAYS)
+    simulate_days(settings, START, END, root / "landing")
+    # Not "raw.duckdb": DuckDB names the catalog after the file, which would shadow schema raw.
+    warehouse = root / "template.duckdb"
+    con = duckdb.connect(str(warehouse))
+    try:
+        for day in _days(START, END):
+            for name, contract in LANDING_TABLES.items():
+                files = drop_files(root / "landing", name, day)
+                assert files, f"the simulator wrote no {name} drop for {day}"
+                rows = pa.concat_tables([pq.read_table(f) for f in files])
+                replace_partition(con, contract, day, rows, [f.name for f in files])
+    finally:
+        con.close()
+    return warehouse
+
+
+def _copy(warehouse: Path, folder: Path) -> Path:
+    # dbt-duckdb keeps the database open in this process: write the WAL into the file
+    # first, or the copy misses the last build.
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("checkpoint")
+    finally:
+        con.close()
+    folder.mkdir(parents=True, exist_ok=True)
+    copy = folder / "warehouse.duckdb"
+    shutil.copyfile(warehouse, copy)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def bootstrap_warehouse(raw_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every as-of date of the history built by one dbt run."""
+    folder = tmp_path_factory.mktemp("dbt-bootstrap")
+    warehouse = _copy(raw_warehouse, folder)
+    dbt_build(warehouse, folder, {"as_of_start": START.isoformat(), "as_of_end": END.isoformat()})
+    return warehouse
+
+
+@pytest.fixture(scope="session")
+def nightly_warehouse(raw_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The history up to END - NIGHTS built at once, then one dbt run per night to END."""
+    folder = tmp_path_factory.mktemp("dbt-nightly")
+    warehouse = _copy(raw_warehouse, folder)
+    last_bootstrapped = END - dt.timedelta(days=NIGHTS)
+    dbt_build(
+        warehouse,
+        folder,
+        {"as_of_start": START.isoformat(), "as_of_end": last_bootstrapped.isoformat()},
+    )
+    for night in _days(last_bootstrapped + dt.timedelta(days=1), END):
+        dbt_build(warehouse, folder, {"as_of_date": night.isoformat()})
+    return warehouse
+
+
+def test_features_hold_one_row_per_active_customer_per_date(bootstrap_warehouse: Path) -> None:
+    counts = query(
+        bootstrap_warehouse,
+        "select as_of_date, count(*) as features from marts.fct_customer_features group by 1",
+    )
+    # Active on D: signed up on or before D (a customers record effective by then) and
+    # not churned on or before D; counted straight from the raw layer.
+    active = query(
+        bootstrap_warehouse,
+        """
+        select days.drop_date as as_of_date, count(distinct customers.customer_id) as active
+        from (select distinct drop_date from raw._loaded_drops) as days
+        inner join raw.customers as customers
+            on customers.effective_date <= days.drop_date
+            and customers.signup_date <= days.drop_date
+        where not exists (
+            select 1 from raw.churn_events as churn
+            where churn.customer_id = customers.customer_id
+              and churn.churn_date <= days.drop_date
+        )
+        group by 1
+        """,
+    )
+    usage = query(
+        bootstrap_warehouse,
+        "select usage_date as as_of_date, count(*) as usage_rows from raw.usage_daily group by 1",
+    )
+    merged = counts.merge(active, on="as_of_date", how="outer").merge(
+        usage, on="as_of_date", how="outer"
+    )
+    assert len(merged) == DAYS
+    assert merged["features"].notna().all(), "an as-of date of the range has no feature rows"
+    assert (merged["features"] == merged["active"]).all(), merged[
+        merged["features"] != merged["active"]
+    ]
+    # The source sends one usage row per active customer per day.
+    assert (merged["features"] == merged["usage_rows"]).all()
+
+
+def test_marts_have_unique_keys_and_complete_features(bootstrap_warehouse: Path) -> None:
+    for name in MARTS:
+        duplicates = query(
+            bootstrap_warehouse,
+            f"select as_of_date, customer_id from marts.{name} group by 1, 2 having count(*) > 1",
+        )
+        assert duplicates.empty, f"{name} has duplicate keys: {duplicates.head()}"
+    features = mart(bootstrap_warehouse, "fct_customer_features")
+    feature_columns = [c for c in features.columns if c not in ("as_of_date", "customer_id")]
+    assert len(feature_columns) == 46
+    assert not features[feature_columns].isna().any().any()
+
+
+def test_labels_cover_exactly_the_matured_as_of_dates(bootstrap_warehouse: Path) -> None:
+    labels = mart(bootstrap_warehouse, "fct_churn_labels")
+    features = mart(bootstrap_warehouse, "fct_customer_features")
+    label_dates = sorted(pd.to_datetime(labels["as_of_date"]).dt.date.unique())
+    assert label_dates == _days(START, END - LABEL_HORIZON)
+    # The population of each label date is that date's feature rows.
+    matured = features[pd.to_datetime(features["as_of_date"]).dt.date <= END - LABEL_HORIZON]
+    keys = ["as_of_date", "customer_id"]
+    pd.testing.assert_frame_equal(
+        labels[keys].reset_index(drop=True), matured[keys].reset_index(drop=True)
+    )
+    churned = labels[labels["churned_within_90d"] == 1]
+    assert 0 < len(churned) < len(labels) / 2
+    as_of = pd.to_datetime(churned["as_of_date"])
+    churn = pd.to_datetime(churned["churn_date"])
+    assert ((churn > as_of) & (churn <= as_of + LABEL_HORIZON)).all()
+    assert labels.loc[labels["churned_within_90d"] == 0, "churn_date"].isna().all()
+
+
+def test_bootstrap_equals_nightly(bootstrap_warehouse: Path, nightly_warehouse: Path) -> None:
+    for name in MARTS:
+        at_once = mart(bootstrap_warehouse, name)
+        night_by_night = mart(nightly_warehouse, name)
+        assert len(at_once) > 0
+        pd.testing.assert_frame_equal(at_once, night_by_night, check_exact=True)
+
+
+def test_rerun_of_a_night_leaves_the_marts_identical(
+    nightly_warehouse: Path, tmp_path: Path
+) -> None:
+    warehouse = _copy(nightly_warehouse, tmp_path)
+    before = {name: mart(warehouse, name) for name in MARTS}
+    for night in (END - dt.timedelta(days=2), END):
+        dbt_build(warehouse, tmp_path, {"as_of_date": night.isoformat()})
+    for name in MARTS:
+        pd.testing.assert_frame_equal(before[name], mart(warehouse, name), check_exact=True)
+
+
+def test_a_night_without_loaded_drops_fails_and_writes_nothing(
+    nightly_warehouse: Path, tmp_path: Path
+) -> None:
+    warehouse = _copy(nightly_warehouse, tmp_path)
+    before = {name: mart(warehouse, name) for name in MARTS}
+    unloaded = END + dt.timedelta(days=1)
+    with pytest.raises(AssertionError, match="assert_as_of_dates_are_loaded"):
+        dbt_build(warehouse, tmp_path, {"as_of_date": unloaded.isoformat()})
+    for name in MARTS:
+        pd.testing.assert_frame_equal(before[name], mart(warehouse, name), check_exact=True)
