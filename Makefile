@@ -18,7 +18,6 @@ export DO_NOT_TRACK := true
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export GX_ANALYTICS_ENABLED := false
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
-export CHURNOPS_DUCKDB_PATH ?= $(PROJECT_DIR)/.churnops/warehouse.duckdb
 
 .PHONY: help setup run test lint unit up backfill bench clean services
 
@@ -36,7 +35,8 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 
 # Cosmos renders the dbt task group from this manifest, so DAG parsing never runs dbt.
 $(MANIFEST): $(VENV)/.synced $(DBT_SOURCES)
-	cd $(PROJECT_DIR)/dbt_project && $(VENV)/bin/dbt parse --quiet --project-dir . --profiles-dir .
+	cd $(PROJECT_DIR)/dbt_project && CHURNOPS_DUCKDB_PATH=$${CHURNOPS_DUCKDB_PATH:-unused-by-parse.duckdb} \
+	  $(VENV)/bin/dbt parse --quiet --project-dir . --profiles-dir .
 
 setup: $(VENV)/.synced $(MANIFEST) ## Install uv if missing, create .venv from the lockfile, parse dbt
 
@@ -63,7 +63,7 @@ up: setup ## Start Airflow (standalone: scheduler, API server, UI) with the proj
 
 backfill: setup ## Backfill the nightly DAG: make backfill FROM=2025-03-01 TO=2025-03-07
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
-	$(CHURNOPS) airflow backfill create --dag-id churn_nightly --from-date $(FROM) --to-date $(TO)
+	$(CHURNOPS) backfill --from-date $(FROM) --to-date $(TO)
 
 bench: setup ## Print the benchmark figures (simulation, ...); BENCH=simulate to pick one
 	$(PY) bench/run.py $(BENCH)

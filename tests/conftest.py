@@ -22,6 +22,12 @@ for _name, _value in {
 }.items():
     os.environ.setdefault(_name, _value)
 
+# Tests never read a developer's CHURNOPS_* settings, and anything that falls back to
+# the default state dir writes into a throw-away folder, never the project's .churnops/.
+for _name in [n for n in os.environ if n.startswith("CHURNOPS_")]:
+    del os.environ[_name]
+os.environ["CHURNOPS_STATE_DIR"] = tempfile.mkdtemp(prefix="churnops-test-state-")
+
 # Airflow reads its configuration at import: point it at a throw-away home first, so
 # tests never touch a developer's ~/airflow or the project's .churnops/airflow.
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="churnops-test-airflow-"))

@@ -85,45 +85,36 @@ def cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
     """Run an ``airflow`` command in the project's Airflow environment (set up on first use)."""
     import os
-    import shutil
     import subprocess
 
-    from churnops.orchestration.environment import airflow_env, ensure_admin_password
+    from churnops.orchestration.local_airflow import LocalAirflow
 
-    env = {**os.environ, **airflow_env(settings)}
-    airflow = shutil.which("airflow", path=env.get("PATH")) or "airflow"
-    settings.paths.airflow_home.mkdir(parents=True, exist_ok=True)
-    password = ensure_admin_password(settings)
-    if not args.no_setup:
-        subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-        orch = settings.orchestration
-        subprocess.run(
-            [
-                airflow,
-                "pools",
-                "set",
-                orch.warehouse_pool,
-                str(orch.warehouse_pool_slots),
-                "DuckDB admits one writer: every task that writes the warehouse takes this slot",
-            ],
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+    client = LocalAirflow(settings)
+    password = client.prepare() if not args.no_setup else "(see the passwords file)"
     command = list(args.airflow_args)
     if command[:1] == ["standalone"]:
-        url = env["AIRFLOW__API__BASE_URL"]
-        print(f"Airflow UI: {url}  (sign in as admin / {password}; stop with Ctrl-C)", flush=True)
+        print(f"Airflow UI: {client.base_url}  (sign in as admin / {password}; Ctrl-C stops)")
         print(f"state: {settings.paths.airflow_home}", flush=True)
-        # standalone spawns scheduler, dag-processor, api-server and triggerer: own process
-        # group, so Ctrl-C stops all of them.
-        proc = subprocess.Popen([airflow, *command], env=env, start_new_session=True)
+        proc = client.start_standalone()
         try:
             return proc.wait()
         except KeyboardInterrupt:
-            os.killpg(proc.pid, 15)
+            os.killpg(proc.pid, 15)  # standalone's scheduler, workers, API server: all of them
             return proc.wait()
-    return subprocess.run([airflow, *command], env=env).returncode
+    return subprocess.run([client.airflow, *command], env=client.env).returncode
+
+
+def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
+    from churnops.orchestration.local_airflow import LocalAirflow
+
+    client = LocalAirflow(settings)
+    client.prepare()
+    extra = ["--reprocess-behavior", args.reprocess] if args.reprocess else []
+    print(
+        client.backfill(args.dag_id, args.from_date.isoformat(), args.to_date.isoformat(), *extra)
+    )
+    print("the scheduler runs the backfill: watch it in the Airflow UI (make up)")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,6 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--start", type=_date, help="first day (default: CHURNOPS_SIM_START)")
     boot.add_argument("--end", type=_date, help="last day (default: the end of the history)")
     boot.set_defaults(handler=cmd_bootstrap)
+
+    bf = commands.add_parser(
+        "backfill",
+        help="create an Airflow backfill of the nightly DAG (the scheduler runs it)",
+        description="`airflow backfill create` with the project's environment for the days "
+        "FROM..TO inclusive (Airflow's --to-date is passed as TO + 1, since the run of day D "
+        "has logical date D 02:30), retried while the scheduler locks the SQLite metadata DB.",
+    )
+    bf.add_argument("--from-date", type=_date, required=True)
+    bf.add_argument("--to-date", type=_date, required=True)
+    bf.add_argument("--dag-id", default="churn_nightly")
+    bf.add_argument("--reprocess", choices=["none", "completed", "failed"])
+    bf.set_defaults(handler=cmd_backfill)
 
     af = commands.add_parser(
         "airflow",

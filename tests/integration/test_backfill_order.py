@@ -1,4 +1,5 @@
-"""Nights run out of order, or twice, leave the same tables as running them once in order.
+"""Nights run out of order, or twice, or all at once by the history bootstrap, leave the
+same tables as running them once in order.
 
 This drives the same domain calls the nightly DAG's tasks make (ingest the day, check its
 feature window, build its features), with a queue that retries a night whose window is not
@@ -70,17 +71,37 @@ def snapshot(settings) -> dict[str, list[tuple]]:
     return tables
 
 
-def test_out_of_order_and_repeated_nights_equal_one_ordered_pass(tmp_path: Path, landing) -> None:
-    ordered = settings_for(tmp_path / "ordered", landing)
-    run_nights(ordered, DAYS, tmp_path / "target-a")
+@pytest.fixture(scope="module")
+def in_order(tmp_path_factory: pytest.TempPathFactory, landing: Path) -> dict[str, list[tuple]]:
+    """The reference: every night once, in order."""
+    root = tmp_path_factory.mktemp("ordered")
+    ordered = settings_for(root / "state", landing)
+    run_nights(ordered, DAYS, root / "target")
+    return snapshot(ordered)
 
+
+def test_out_of_order_and_repeated_nights_equal_one_ordered_pass(
+    tmp_path: Path, landing: Path, in_order: dict[str, list[tuple]]
+) -> None:
     shuffled = settings_for(tmp_path / "shuffled", landing)
     log = run_nights(shuffled, [DAYS[2], DAYS[0], DAYS[3], DAYS[1], DAYS[1]], tmp_path / "target-b")
     assert f"{DAYS[2]}: waits" in log, "a night ahead of its window must wait"
 
-    expected = snapshot(ordered)
-    assert len(expected["fct_customer_features"]) > 0
-    assert snapshot(shuffled) == expected
+    assert len(in_order["fct_customer_features"]) > 0
+    assert snapshot(shuffled) == in_order
+
+
+def test_history_bootstrap_equals_the_nightly_path(
+    tmp_path: Path, landing: Path, in_order: dict[str, list[tuple]]
+) -> None:
+    from churnops.pipeline import bootstrap_history
+
+    settings = settings_for(tmp_path / "bootstrap", landing)
+    lines: list[str] = []
+    summary = bootstrap_history(settings, DAYS[0], DAYS[-1], say=lines.append)
+    assert summary.simulated_days == 0, "drops were there: nothing to simulate"
+    assert any(line.startswith("features: dbt build") for line in lines)
+    assert snapshot(settings) == in_order
 
 
 def test_missing_window_days_are_named(tmp_path: Path, landing) -> None:

@@ -70,8 +70,10 @@ def run_dbt(
     argv += ["--target", settings.warehouse.dbt_target]
     if settings.warehouse.kind == "duckdb":
         argv += ["--threads", "1"]  # DuckDB admits one writer
-    if target_path:
-        argv += ["--target-path", target_path]
+    # Runs write their artifacts under the state dir: dbt_project/target holds only the
+    # parsed manifest Cosmos renders the DAG from, and a run must never rewrite it.
+    argv += ["--target-path", target_path or str(settings.paths.state_dir / "dbt" / "target")]
+    argv += ["--log-path", str(settings.paths.state_dir / "dbt" / "logs")]
     if dbt_vars_:
         argv += ["--vars", json.dumps(dbt_vars_)]
     argv += list(args)

@@ -3,6 +3,7 @@
 Importing this package is cheap; pyarrow, duckdb and great_expectations load on first use.
 """
 
+from churnops.ingest.bulk import RangeIngestResult, TableRangeResult, ingest_range
 from churnops.ingest.loader import (
     DayIngestResult,
     DropRejected,
@@ -16,7 +17,10 @@ __all__ = [
     "DayIngestResult",
     "DropRejected",
     "IngestResult",
+    "RangeIngestResult",
+    "TableRangeResult",
     "drop_history",
     "ingest_day",
     "ingest_drop",
+    "ingest_range",
 ]

@@ -43,6 +43,8 @@ from churnops.warehouse import LOADED_DROPS_TABLE, connect, ensure_raw_schema, r
 if TYPE_CHECKING:
     import duckdb
 
+    from churnops.ingest.bulk import RangeIngestResult
+
 log = logging.getLogger(__name__)
 
 
@@ -51,7 +53,9 @@ class DropRejected(ValueError):
 
     ``str(error)`` is the readable verdict. For one drop ``report`` holds the validation and
     ``quarantine`` where the drop went; for a day ``rejections`` maps every rejected table
-    to its own ``DropRejected`` and ``loaded`` the tables that did load.
+    to its own ``DropRejected`` and ``loaded`` the tables that did load; for a range
+    (``ingest_range``) ``rejections`` maps ``"<table> dt=<day>"`` to the drop's
+    ``DropRejected`` and ``range_result`` is the ``RangeIngestResult`` of what did load.
     """
 
     def __init__(
@@ -64,6 +68,7 @@ class DropRejected(ValueError):
         quarantine: Path | None = None,
         rejections: dict[str, DropRejected] | None = None,
         loaded: dict[str, IngestResult] | None = None,
+        range_result: RangeIngestResult | None = None,
     ) -> None:
         super().__init__(message)
         self.table = table
@@ -72,6 +77,7 @@ class DropRejected(ValueError):
         self.quarantine = quarantine
         self.rejections = rejections or {}
         self.loaded = loaded or {}
+        self.range_result = range_result
 
 
 @dataclass(frozen=True)

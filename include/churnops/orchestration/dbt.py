@@ -1,13 +1,18 @@
 """dbt inside Airflow through astronomer-cosmos: the feature models as a task group.
 
 The DAG is rendered from the dbt manifest (``dbt parse`` writes it during set-up), so
-parsing the DAG folder never runs dbt. Each model is one task that runs ``dbt build``
-for that model (the model, then its data tests), so the UI shows the model graph and a
-failing test stops exactly the models downstream of it.
+parsing the DAG folder never runs dbt. ``OrchestrationSettings.dbt_execution`` picks how
+the night runs dbt (measured on this 2-core machine, see the issue notes):
 
-Cosmos' WATCHER mode (one dbt run mirrored onto per-model sensors) was tried and
-rejected: its deferrable consumer sensors can run before the producer, which deadlocks
-``dag.test()``, the way this project's DAGs are tested.
+- ``watcher`` (default): Cosmos' WATCHER mode. One producer task runs ``dbt build`` once;
+  every model has its own task in the graph that turns green or red with that model.
+  One dbt start-up per night (~15 s at the demo size).
+- ``per_model``: Cosmos LOCAL mode, one ``dbt build --select <model>`` per task. Each task
+  pays dbt's start-up and a full re-parse (the as-of vars change every night): 12-18 s
+  per model, about 3.5 minutes per night for 14 models here.
+- ``build``: one plain task running ``dbt build``. No model graph, but the only shape
+  ``dag.test()`` can run: it executes tasks one by one, so a watcher sensor that happens to
+  run before its producer waits forever.
 """
 
 from __future__ import annotations
@@ -26,6 +31,35 @@ class ManifestMissing(RuntimeError):
 
 
 def features_task_group(settings: Settings, group_id: str = "features", **kwargs: Any) -> Any:
+    """The features stage for the run's day, in the configured execution mode."""
+    mode = settings.orchestration.dbt_execution
+    if mode == "build":
+        return _single_build_group(settings, group_id)
+    return _cosmos_group(settings, group_id, watcher=mode == "watcher", **kwargs)
+
+
+def _single_build_group(settings: Settings, group_id: str) -> Any:
+    from airflow.sdk import TaskGroup, task
+
+    @task(task_id="dbt_build", pool=settings.orchestration.warehouse_pool)
+    def dbt_build() -> dict[str, Any]:
+        """`dbt build` (models + data tests) for the run's day."""
+        from airflow.sdk import get_current_context
+
+        from churnops.features import build_features
+        from churnops.orchestration.defaults import run_day
+        from churnops.settings import load_settings
+
+        day = run_day(get_current_context())
+        run = build_features(load_settings(), day, day)
+        return {"day": day.isoformat(), "seconds": round(run.seconds, 1), "nodes": len(run.nodes)}
+
+    with TaskGroup(group_id, tooltip="dbt build: staging -> intermediate -> marts") as group:
+        dbt_build()
+    return group
+
+
+def _cosmos_group(settings: Settings, group_id: str, watcher: bool, **kwargs: Any) -> Any:
     """A Cosmos DbtTaskGroup building every dbt model and test for the run's day."""
     import cosmos  # noqa: F401  (cosmos must be imported before cosmos.constants)
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
@@ -38,7 +72,7 @@ def features_task_group(settings: Settings, group_id: str = "features", **kwargs
             "(it runs `dbt parse`) before Airflow parses the DAGs"
         )
     day = RUN_DAY_TEMPLATE
-    return DbtTaskGroup(
+    group = DbtTaskGroup(
         group_id=group_id,
         project_config=ProjectConfig(
             dbt_project_path=paths.dbt_project_dir,
@@ -52,17 +86,28 @@ def features_task_group(settings: Settings, group_id: str = "features", **kwargs
         ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
-            test_behavior=TestBehavior.BUILD,
+            # Watcher mirrors tests onto per-model test tasks; LOCAL builds model+tests per task.
+            test_behavior=TestBehavior.AFTER_EACH if watcher else TestBehavior.BUILD,
             emit_datasets=False,
         ),
         execution_config=ExecutionConfig(
-            execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER
+            execution_mode=ExecutionMode.WATCHER if watcher else ExecutionMode.LOCAL,
+            invocation_mode=InvocationMode.DBT_RUNNER,
         ),
         operator_args={
             "vars": {"as_of_start": day, "as_of_end": day},
+            # Same flags as churnops.features.build_features: unit tests run in CI only.
+            "dbt_cmd_flags": ["--exclude", "test_type:unit"],
             "env": dbt_env(settings),
             "append_env": True,
             "pool": settings.orchestration.warehouse_pool,
         },
         **kwargs,
     )
+    if watcher:
+        # Only the producer runs dbt and writes the warehouse; the per-model tasks only read
+        # its results, so they leave the one-slot warehouse pool free.
+        for task in group.iter_tasks():
+            if "producer" not in task.task_id:
+                task.pool = "default_pool"
+    return group

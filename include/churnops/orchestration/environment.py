@@ -28,7 +28,9 @@ QUIET_ENV = {
 def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
     """Environment variables for every Airflow process of this project (local profile).
 
-    Values already set in the real environment win, so a deployment can override any.
+    These win over the caller's environment: an inherited AIRFLOW_HOME or database URL
+    would otherwise silently point the project's Airflow at someone else's state. Other
+    AIRFLOW__* settings pass through untouched.
     """
     paths = settings.paths
     home = paths.airflow_home
@@ -42,7 +44,9 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         # 2 cores: a handful of task processes, not Airflow's default 32.
         "AIRFLOW__CORE__PARALLELISM": os.environ.get("CHURNOPS_AIRFLOW_PARALLELISM", "4"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # SQLite with a busy timeout: the scheduler, the API server and CLI commands (e.g.
+        # `backfill create`) write the same file and would otherwise fail with "locked".
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://localhost:{port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
@@ -54,7 +58,7 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
         "CHURNOPS_STATE_DIR": str(paths.state_dir),
         "CHURNOPS_PROJECT_DIR": str(paths.project_dir),
     }
-    return {k: os.environ.get(k, v) for k, v in env.items()}
+    return env
 
 
 def passwords_file(settings: Settings) -> Path:
@@ -78,5 +82,5 @@ def _jwt_secret(home: Path) -> str:
     path = home / "jwt_secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
+        path.write_text(secrets.token_urlsafe(64))  # >= 64 bytes for HS512
     return path.read_text().strip()

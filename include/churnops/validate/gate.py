@@ -89,6 +89,8 @@ class DropValidation:
     gx_result: Any = field(default=None, repr=False)
     # The drop's rows as read, kept only when the drop passed: what the loader loads.
     data: pa.Table | None = field(default=None, repr=False)
+    # How the drop was validated when not by its own GX run (a bulk load's range run).
+    validated_with: str = ""
 
     @property
     def passed(self) -> bool:
@@ -128,6 +130,7 @@ class DropValidation:
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "validated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "great_expectations_result": gx_json,
+            **({"validated_with": self.validated_with} if self.validated_with else {}),
         }
 
     def write_report(self, directory: Path, data_docs: bool = True) -> Path:

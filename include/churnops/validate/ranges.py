@@ -68,9 +68,9 @@ def range_misfit(contract: TableContract, drop: ReadDrop) -> str | None:
         found = schema.field(spec.name).type
         if not found.equals(arrow_type(spec.arrow_type)):
             return f"{spec.name} is {found}, not {spec.arrow_type}"
-        if spec.arrow_type in _INT_TYPES and not spec.nullable:
-            if drop.table.column(spec.name).null_count:
-                return f"nulls in the integer column {spec.name}"
+        integer = spec.arrow_type in _INT_TYPES and not spec.nullable
+        if integer and drop.table.column(spec.name).null_count:
+            return f"nulls in the integer column {spec.name}"
     min_rows = MIN_ROWS.get(contract.name)
     if min_rows and drop.table.num_rows < min_rows:
         return f"{drop.table.num_rows} rows, fewer than {min_rows}"
@@ -216,7 +216,8 @@ def _flagged_days(
             counts = np.zeros(len(days), dtype=np.int64)
         else:
             positions = np.asarray(indices, dtype=np.int64)
-            hits, counts = np.unique(row_day[positions], return_counts=True)
+            found = np.unique(row_day[positions], return_counts=True)
+            hits, counts = found[0], found[1]
             why = what
         for i, n in zip(hits.tolist(), counts.tolist(), strict=True):
             flagged.setdefault(days[i], []).append(f"{why} ({n:,} rows)" if n else why)
