@@ -16,6 +16,7 @@ from pathlib import Path
 
 PROFILES = ("local", "prod")
 SCENARIOS = ("baseline", "acquisition_campaign", "price_increase")
+DBT_EXECUTION_MODES = ("watcher", "per_model", "build")
 
 # include/churnops/settings.py -> project root (the package is installed editable from here).
 _DEFAULT_PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -46,6 +47,18 @@ def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number") from None
+
+
+def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (true/false)")
 
 
 def _env_date(env: Mapping[str, str], name: str, default: dt.date | None) -> dt.date | None:
@@ -180,9 +193,133 @@ class OrchestrationSettings:
     # How long the nightly waits for late landing drops, and how often it looks.
     drop_wait_minutes: int = 360
     drop_poke_seconds: int = 300
+    # How the nightly runs dbt: "watcher" (Cosmos runs dbt once and mirrors every model's
+    # status onto its own task), "per_model" (Cosmos runs one dbt invocation per model) or
+    # "build" (one task runs `dbt build`; no model graph in the UI).
+    dbt_execution: str = "watcher"
     # DuckDB admits one writing process; every task that writes it takes this pool's slot.
     warehouse_pool: str = "churnops_warehouse"
     warehouse_pool_slots: int = 1
+
+
+THRESHOLD_RULES = ("max_f1", "recall_target")
+CLASS_WEIGHTINGS = ("balanced", "none")
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """How the churn model is trained and evaluated.
+
+    Windows are in months of matured as-of dates (a month is 365.25 / 12 days), the latest
+    ``test_months`` being the test window. With less history than train + validation +
+    test, all three shrink at the same ratio down to ``min_history_months`` in total.
+    """
+
+    train_months: float = 12.0
+    validation_months: float = 3.0
+    test_months: float = 3.0
+    min_history_months: float = 6.0
+    # One as-of snapshot every N days, counted back from the latest matured as-of date:
+    # neighbouring days are near-copies of each other (the seed takes monthly snapshots
+    # at 500k customers; weekly suits the 20k demo).
+    snapshot_every_days: int = 7
+    label_horizon_days: int = 90  # the label: churned within this many days
+    min_train_positives: int = 200
+    min_eval_positives: int = 30  # in the validation and in the test window, each
+    min_segment_positives: int = 10  # a segment with fewer churners gets no AUC
+    # LightGBM
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_child_samples: int = 100
+    feature_fraction: float = 0.8
+    bagging_fraction: float = 0.8
+    bagging_freq: int = 1
+    lambda_l2: float = 1.0
+    max_rounds: int = 1000
+    early_stopping_rounds: int = 50
+    # balanced: churners weighted by negatives/positives (scale_pos_weight); the scores
+    # are recalibrated to probabilities on validation (see churnops.train.model).
+    class_weighting: str = "balanced"
+    # Operating threshold, chosen on the validation window: max_f1, or the highest
+    # threshold whose recall reaches recall_target.
+    threshold_rule: str = "max_f1"
+    recall_target: float = 0.75
+    seed: int = 42
+    num_threads: int = 2
+    # Hyper-parameter search; needs optuna, which is not a dependency (yet).
+    optuna: bool = False
+    optuna_trials: int = 30
+    reference_sample_rows: int = 50_000  # training sample kept for drift monitoring
+    shap_sample_rows: int = 5_000
+
+    def __post_init__(self) -> None:
+        for name in ("train_months", "validation_months", "test_months", "min_history_months"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"TrainParams.{name} must be positive")
+        if self.min_history_months > self.total_months:
+            raise SettingsError(
+                f"TrainParams.min_history_months={self.min_history_months} exceeds the "
+                f"windows' total ({self.total_months} months)"
+            )
+        if self.snapshot_every_days < 1:
+            raise SettingsError("TrainParams.snapshot_every_days must be at least 1")
+        if self.threshold_rule not in THRESHOLD_RULES:
+            raise SettingsError(
+                f"unknown threshold rule {self.threshold_rule!r}; known: {', '.join(THRESHOLD_RULES)}"
+            )
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise SettingsError(
+                f"unknown class weighting {self.class_weighting!r}; "
+                f"known: {', '.join(CLASS_WEIGHTINGS)}"
+            )
+        if not 0 < self.recall_target <= 1:
+            raise SettingsError("TrainParams.recall_target must be in (0, 1]")
+        if self.num_threads < 1:
+            raise SettingsError("TrainParams.num_threads must be at least 1")
+
+    @property
+    def total_months(self) -> float:
+        return self.train_months + self.validation_months + self.test_months
+
+
+@dataclass(frozen=True)
+class PromotionPolicy:
+    """When a challenger replaces the champion (``churnops.evaluate.decide``).
+
+    Both models are measured on the same test window. The challenger must beat the
+    champion's AUC by strictly more than ``min_auc_gain`` and regress on nothing beyond
+    the tolerances; without a champion, a model needs ``min_auc_first_champion``.
+    """
+
+    min_auc_gain: float = 0.02
+    max_recall_drop: float = 0.02
+    max_brier_rise: float = 0.01
+    max_segment_auc_drop: float = 0.03
+    min_auc_first_champion: float = 0.70
+    # A person signs off every promotion the rules would make ('await_approval').
+    require_approval: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("min_auc_gain", "max_recall_drop", "max_brier_rise", "max_segment_auc_drop"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"PromotionPolicy.{name} must not be negative")
+        if not 0 <= self.min_auc_first_champion <= 1:
+            raise SettingsError("PromotionPolicy.min_auc_first_champion must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class MlflowSettings:
+    """Tracking server, experiment and registered model.
+
+    ``tracking_uri`` None means the local default: SQLite under ``<state_dir>/mlflow`` with
+    artifacts beside it (``churnops.registry.tracking`` resolves it).
+    """
+
+    tracking_uri: str | None = None
+    # Where new experiments keep their artifacts; None: the tracking server's default.
+    artifact_location: str | None = None
+    experiment_name: str = "churn"
+    registered_model_name: str = "churn"
 
 
 @dataclass(frozen=True)
@@ -194,6 +331,9 @@ class Settings:
     simulation: SimulationSettings
     warehouse: WarehouseSettings
     orchestration: OrchestrationSettings = field(default_factory=OrchestrationSettings)
+    train: TrainParams = field(default_factory=TrainParams)
+    promotion: PromotionPolicy = field(default_factory=PromotionPolicy)
+    mlflow: MlflowSettings = field(default_factory=MlflowSettings)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -234,6 +374,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "CHURNOPS_MAX_ACTIVE_RUNS", orch_defaults.max_active_runs, minimum=1
         ),
         retries=_env_int(env, "CHURNOPS_TASK_RETRIES", orch_defaults.retries),
+        dbt_execution=_env_choice(
+            env, "CHURNOPS_DBT_EXECUTION", orch_defaults.dbt_execution, DBT_EXECUTION_MODES
+        ),
         drop_wait_minutes=_env_int(
             env, "CHURNOPS_DROP_WAIT_MINUTES", orch_defaults.drop_wait_minutes, minimum=1
         ),
@@ -250,4 +393,77 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         simulation=simulation,
         warehouse=warehouse,
         orchestration=orchestration,
+        train=_load_train_params(env),
+        promotion=_load_promotion_policy(env),
+        mlflow=_load_mlflow_settings(env, profile, paths),
+    )
+
+
+def _load_train_params(env: Mapping[str, str]) -> TrainParams:
+    d = TrainParams()
+    return TrainParams(
+        train_months=_env_float(env, "CHURNOPS_TRAIN_MONTHS", d.train_months),
+        validation_months=_env_float(env, "CHURNOPS_VALIDATION_MONTHS", d.validation_months),
+        test_months=_env_float(env, "CHURNOPS_TEST_MONTHS", d.test_months),
+        min_history_months=_env_float(env, "CHURNOPS_MIN_HISTORY_MONTHS", d.min_history_months),
+        snapshot_every_days=_env_int(
+            env, "CHURNOPS_SNAPSHOT_EVERY_DAYS", d.snapshot_every_days, minimum=1
+        ),
+        min_train_positives=_env_int(env, "CHURNOPS_MIN_TRAIN_POSITIVES", d.min_train_positives),
+        min_eval_positives=_env_int(env, "CHURNOPS_MIN_EVAL_POSITIVES", d.min_eval_positives),
+        learning_rate=_env_float(env, "CHURNOPS_LEARNING_RATE", d.learning_rate),
+        num_leaves=_env_int(env, "CHURNOPS_NUM_LEAVES", d.num_leaves, minimum=2),
+        max_rounds=_env_int(env, "CHURNOPS_MAX_ROUNDS", d.max_rounds, minimum=1),
+        early_stopping_rounds=_env_int(
+            env, "CHURNOPS_EARLY_STOPPING_ROUNDS", d.early_stopping_rounds, minimum=1
+        ),
+        class_weighting=_env_choice(
+            env, "CHURNOPS_CLASS_WEIGHTING", d.class_weighting, CLASS_WEIGHTINGS
+        ),
+        threshold_rule=_env_choice(
+            env, "CHURNOPS_THRESHOLD_RULE", d.threshold_rule, THRESHOLD_RULES
+        ),
+        recall_target=_env_float(env, "CHURNOPS_RECALL_TARGET", d.recall_target),
+        seed=_env_int(env, "CHURNOPS_TRAIN_SEED", d.seed),
+        num_threads=_env_int(env, "CHURNOPS_TRAIN_THREADS", d.num_threads, minimum=1),
+        optuna=_env_bool(env, "CHURNOPS_OPTUNA", d.optuna),
+        optuna_trials=_env_int(env, "CHURNOPS_OPTUNA_TRIALS", d.optuna_trials, minimum=1),
+        reference_sample_rows=_env_int(
+            env, "CHURNOPS_REFERENCE_SAMPLE_ROWS", d.reference_sample_rows, minimum=1
+        ),
+    )
+
+
+def _load_promotion_policy(env: Mapping[str, str]) -> PromotionPolicy:
+    d = PromotionPolicy()
+    return PromotionPolicy(
+        min_auc_gain=_env_float(env, "CHURNOPS_PROMOTION_MIN_AUC_GAIN", d.min_auc_gain),
+        max_recall_drop=_env_float(env, "CHURNOPS_PROMOTION_MAX_RECALL_DROP", d.max_recall_drop),
+        max_brier_rise=_env_float(env, "CHURNOPS_PROMOTION_MAX_BRIER_RISE", d.max_brier_rise),
+        max_segment_auc_drop=_env_float(
+            env, "CHURNOPS_PROMOTION_MAX_SEGMENT_AUC_DROP", d.max_segment_auc_drop
+        ),
+        min_auc_first_champion=_env_float(
+            env, "CHURNOPS_PROMOTION_MIN_AUC", d.min_auc_first_champion
+        ),
+        require_approval=_env_bool(env, "CHURNOPS_PROMOTION_REQUIRE_APPROVAL", d.require_approval),
+    )
+
+
+def _load_mlflow_settings(env: Mapping[str, str], profile: str, paths: Paths) -> MlflowSettings:
+    d = MlflowSettings()
+    tracking_uri = env.get("CHURNOPS_MLFLOW_TRACKING_URI") or None
+    artifact_location = env.get("CHURNOPS_MLFLOW_ARTIFACT_LOCATION") or None
+    if tracking_uri is None and profile == "prod":
+        # An `mlflow server` on its default port; the server owns the artifact store.
+        tracking_uri = "http://127.0.0.1:5000"
+    elif tracking_uri is None:
+        # Local: SQLite beside the artifacts, both under the state dir.
+        tracking_uri = f"sqlite:///{paths.mlflow_dir / 'mlflow.db'}"
+        artifact_location = artifact_location or (paths.mlflow_dir / "artifacts").as_uri()
+    return MlflowSettings(
+        tracking_uri=tracking_uri,
+        artifact_location=artifact_location,
+        experiment_name=env.get("CHURNOPS_MLFLOW_EXPERIMENT") or d.experiment_name,
+        registered_model_name=env.get("CHURNOPS_REGISTERED_MODEL") or d.registered_model_name,
     )
