@@ -1,0 +1,44 @@
+"""
+### churn_model_rollback: give the champion alias back to the previous champion
+
+Trigger with a reason when the current champion misbehaves. `champion` moves back to
+`previous_champion`; the move is appended to the audit log (when, from, to, why, which run
+and user). Fails with a clear message when there is no previous champion. Same as
+`churnops rollback --reason ...`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Param, dag, task
+
+from churnops.orchestration.defaults import default_args
+from churnops.settings import load_settings
+
+settings = load_settings()
+
+
+@task(retries=0)
+def rollback(params: dict | None = None) -> list[str]:
+    from churnops.orchestration.model import rollback_champion
+
+    return rollback_champion(params["reason"])
+
+
+@dag(
+    dag_id="churn_model_rollback",
+    schedule=None,
+    start_date=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(settings),
+    params={"reason": Param(type="string", minLength=3, description="Why roll back.")},
+    tags=["churnops", "model", "registry", "manual"],
+    doc_md=__doc__,
+)
+def churn_model_rollback() -> None:
+    rollback()
+
+
+churn_model_rollback()

@@ -1,0 +1,91 @@
+"""
+### churn_retrain: train a challenger and decide whether it replaces the champion
+
+Runs **monthly** (04:00 UTC on the 1st) **or** whenever the nightly monitoring emits the
+Asset `retrain_requested` (its `extra.reasons` say why), and by hand from the trigger form.
+
+1. `check_training_data`: features joined with matured 90-day labels, split by time into
+   train / validation / test windows (12/3/3 months by default, scaled down on short
+   histories; too little history fails here with what is missing).
+2. `retrain_and_decide`: LightGBM with class weights and early stopping; logged to MLflow
+   (params, metrics, model, feature list, data fingerprint, dbt manifest hash, plots, model
+   card) and registered as a new version of the registered model. The champion is scored on
+   the **same** test window and the promotion policy decides: promote (alias `champion`
+   moves, the old one becomes `previous_champion`), keep (the new version becomes
+   `challenger`, for shadow scoring) or await approval (manual policy: promote it with
+   `churn_model_promote` or `churnops promote VERSION`). Every decision and alias move is
+   recorded with its reasons (MLflow tags, `ops.model_decisions`, `ops.model_audit_log`).
+3. `announce_promotion`: emits the Asset `model_promoted` when a new champion was made.
+
+Only one retrain runs at a time (`max_active_runs=1`), and alias moves take a lock, so two
+decisions can never leave two champions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+
+from churnops.orchestration.assets import MODEL_PROMOTED, RETRAIN_REQUESTED
+from churnops.orchestration.defaults import default_args
+from churnops.settings import load_settings
+
+settings = load_settings()
+
+
+@task(pool=settings.orchestration.warehouse_pool)
+def check_training_data() -> dict:
+    from churnops.orchestration.model import check_training_data as check
+
+    return check()
+
+
+@task(pool=settings.orchestration.warehouse_pool, retries=0)
+def retrain_and_decide() -> dict:
+    """No automatic retry: a second attempt would register a second version."""
+    from churnops.orchestration.model import retrain_and_decide as run
+
+    return run()
+
+
+@task(outlets=[MODEL_PROMOTED])
+def announce_promotion(outcome: dict):
+    from airflow.sdk import Metadata
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if outcome["action"] != "promote":
+        raise AirflowSkipException(f"no new champion: {outcome['action']}")
+    yield Metadata(
+        MODEL_PROMOTED,
+        extra={"version": outcome["version"], "reasons": outcome["reasons"]},
+    )
+
+
+@dag(
+    dag_id="churn_retrain",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 4 1 * *", timezone="UTC"), assets=RETRAIN_REQUESTED
+    ),
+    start_date=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(settings),
+    params={
+        "reason": Param("", type="string", description="Why you retrain (kept in the audit)."),
+        "require_approval": Param(
+            None,
+            type=["null", "boolean"],
+            description="Override the policy: true = stop before promotion for a person.",
+        ),
+    },
+    tags=["churnops", "model", "training", "registry"],
+    doc_md=__doc__,
+)
+def churn_retrain() -> None:
+    outcome = retrain_and_decide()
+    check_training_data() >> outcome
+    announce_promotion(outcome)
+
+
+churn_retrain()

@@ -1,0 +1,80 @@
+"""Task bodies of the model DAGs (retrain, promote, rollback): Airflow's side of
+``churnops.train`` and ``churnops.registry``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.sdk import get_current_context
+
+from churnops.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+
+def actor() -> str:
+    """Who acts in the audit log: this DAG run (and the user who triggered it, if any)."""
+    context = get_current_context()
+    run = context["dag_run"]
+    user = getattr(run, "triggering_user_name", None)
+    who = f"airflow:{run.dag_id}/{run.run_id}"
+    return f"{who} by {user}" if user else who
+
+
+def trigger_reasons() -> str:
+    """Why this retrain runs: the asset events' reasons, the form's reason, or the schedule."""
+    context = get_current_context()
+    reasons: list[str] = []
+    for events in (context.get("triggering_asset_events") or {}).values():
+        for event in events:
+            extra = event.extra or {}
+            reasons.extend(str(r) for r in extra.get("reasons", []))
+    if context["params"].get("reason"):
+        reasons.append(str(context["params"]["reason"]))
+    return "; ".join(reasons) or f"{context['dag_run'].run_type} run"
+
+
+def check_training_data() -> dict[str, Any]:
+    """Fail early, and readably, when the warehouse lacks the history to train on."""
+    from churnops.train.frame import load_training_frame, time_split
+
+    settings = load_settings()
+    split = time_split(load_training_frame(settings, params=settings.train), settings.train)
+    windows = {k: str(v) for k, v in vars(split.windows).items()}
+    log.info("training windows: %s", windows)
+    return windows
+
+
+def retrain_and_decide() -> dict[str, Any]:
+    """Train, register, evaluate against the champion on the same window, decide, act."""
+    from churnops.train.pipeline import retrain
+
+    context = get_current_context()
+    approval = context["params"].get("require_approval")
+    outcome = retrain(
+        load_settings(), actor=actor(), reason=trigger_reasons(), require_approval=approval
+    )
+    log.info("%s", outcome.summary)
+    return {
+        "version": outcome.version,
+        "action": outcome.action,
+        "reasons": list(outcome.decision.reasons),
+        "champion_before": outcome.champion_version,
+        "champion_after": outcome.champion_after,
+        "test_auc": outcome.challenger_metrics.auc,
+    }
+
+
+def promote_version(version: str, reason: str) -> list[str]:
+    from churnops.registry import promote
+
+    moves = promote(load_settings(), version, reason, actor())
+    return [str(m) for m in moves]
+
+
+def rollback_champion(reason: str) -> list[str]:
+    from churnops.registry import rollback
+
+    moves = rollback(load_settings(), reason, actor())
+    return [str(m) for m in moves]
