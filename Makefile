@@ -44,7 +44,7 @@ run: setup ## Run the pipeline on the embedded default: simulated history -> ing
 	$(CHURNOPS) bootstrap
 
 test: setup services lint ## Lint, then run the whole test suite
-	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 
 unit: setup ## Run only the fast unit tests
