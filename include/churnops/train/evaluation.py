@@ -1,0 +1,208 @@
+"""A model's metrics on a split's test window (``ModelMetrics``).
+
+The operating threshold is chosen on the validation window, never on the test window:
+
+- ``max_f1`` (default): the threshold with the best F1 on validation;
+- ``recall_target``: the highest threshold whose validation recall reaches the target
+  (catch at least that share of churners, with as few false alarms as possible).
+
+Segments: plan_type, acquisition_channel, tenure (``new`` = is_new_customer, else
+``tenured``) and value (``top_decile`` of monthly_revenue_eur within the test window,
+else ``rest``). A segment with fewer churners than ``min_segment_positives`` (or no
+non-churners) gets no AUC: it is left out, not guessed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from churnops.evaluate.metrics import CalibrationBin, ModelMetrics
+from churnops.settings import TrainParams
+from churnops.train.frame import LABEL_COLUMN, FrameSplit
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from churnops.train.model import ChurnModel
+
+CALIBRATION_BINS = 10
+ROC_POINTS = 101
+SEGMENT_COLUMNS = ("plan_type", "acquisition_channel")
+BASELINE_NAME = "logistic regression on log(1 + tenure_days)"
+
+
+def evaluate_model(
+    model: ChurnModel,
+    split: FrameSplit,
+    *,
+    include_train: bool = True,
+    explain: bool = True,
+) -> ModelMetrics:
+    """Test-window metrics, threshold from validation, segments, calibration, baseline.
+
+    ``include_train``: also the train AUC (and so the train/test gap): only meaningful for
+    the model trained on this split. ``explain``: gain importance and mean |SHAP| per feature.
+    """
+    from sklearn.metrics import (
+        brier_score_loss,
+        f1_score,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+        roc_curve,
+    )
+
+    params = split.params
+    y_val = split.validation[LABEL_COLUMN].to_numpy()
+    val_scores = model.predict(split.validation)
+    threshold = choose_threshold(y_val, val_scores, params)
+
+    y_test = split.test[LABEL_COLUMN].to_numpy()
+    scores = model.predict(split.test)
+    flagged = scores >= threshold
+    fpr, tpr, _ = roc_curve(y_test, scores)
+
+    train_auc = None
+    if include_train:
+        train_auc = float(roc_auc_score(split.train[LABEL_COLUMN], model.predict(split.train)))
+
+    importance: dict[str, float] = {}
+    shap: dict[str, float] = {}
+    if explain:
+        gains = model.booster.feature_importance(importance_type="gain")
+        importance = _sorted_desc(dict(zip(model.features, map(float, gains), strict=True)))
+        sample = _sample(split.test, params.shap_sample_rows, params.seed)
+        mean_abs = model.contributions(sample).abs().mean()
+        shap = _sorted_desc({str(k): float(v) for k, v in mean_abs.items()})
+
+    segment_auc, segment_rows = segment_aucs(split.test, scores, params)
+    return ModelMetrics(
+        auc=float(roc_auc_score(y_test, scores)),
+        recall=float(recall_score(y_test, flagged, zero_division=0)),
+        precision=float(precision_score(y_test, flagged, zero_division=0)),
+        f1=float(f1_score(y_test, flagged, zero_division=0)),
+        brier=float(brier_score_loss(y_test, scores)),
+        threshold=float(threshold),
+        threshold_rule=params.threshold_rule
+        + (f"@{params.recall_target:g}" if params.threshold_rule == "recall_target" else ""),
+        test_start=split.windows.test_start,
+        test_end=split.windows.test_end,
+        test_rows=len(y_test),
+        test_positives=int(y_test.sum()),
+        validation_auc=float(roc_auc_score(y_val, val_scores)),
+        train_auc=train_auc,
+        baseline_auc=baseline_auc(split),
+        baseline=BASELINE_NAME,
+        segment_auc=segment_auc,
+        segment_rows=segment_rows,
+        calibration=calibration_bins(y_test, scores),
+        roc_curve=_thin_roc(fpr, tpr),
+        feature_importance=importance,
+        shap_importance=shap,
+    )
+
+
+def choose_threshold(y: np.ndarray, scores: np.ndarray, params: TrainParams) -> float:
+    """The operating threshold on the validation rows, by ``params.threshold_rule``."""
+    import numpy as np
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(y, scores)
+    # precision/recall have one more entry than thresholds (the recall-0 end point).
+    precision, recall = precision[:-1], recall[:-1]
+    if params.threshold_rule == "recall_target":
+        reaching = np.flatnonzero(recall >= params.recall_target - 1e-12)
+        # thresholds ascend, recall descends: the last index reaching the target is the
+        # highest threshold that still catches that share of churners.
+        return float(thresholds[reaching[-1]]) if len(reaching) else float(thresholds[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    return float(thresholds[int(np.argmax(f1))])
+
+
+def segment_aucs(
+    test: pd.DataFrame, scores: np.ndarray, params: TrainParams
+) -> tuple[dict[str, float], dict[str, int]]:
+    """AUC per segment of the test rows (see the module docstring), and the segment sizes."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    y = test[LABEL_COLUMN].to_numpy()
+    masks: dict[str, np.ndarray] = {}
+    for column in SEGMENT_COLUMNS:
+        values = test[column].astype(str).to_numpy()
+        for value in sorted(set(values)):
+            masks[f"{column}.{value}"] = values == value
+    is_new = test["is_new_customer"].to_numpy() == 1
+    masks["tenure.new"] = is_new
+    masks["tenure.tenured"] = ~is_new
+    revenue = test["monthly_revenue_eur"].to_numpy()
+    top_decile = revenue >= np.quantile(revenue, 0.9)
+    masks["value.top_decile"] = top_decile
+    masks["value.rest"] = ~top_decile
+
+    aucs: dict[str, float] = {}
+    rows: dict[str, int] = {}
+    for key, mask in masks.items():
+        rows[key] = int(mask.sum())
+        positives = int(y[mask].sum())
+        if positives >= params.min_segment_positives and positives < rows[key]:
+            aucs[key] = float(roc_auc_score(y[mask], scores[mask]))
+    return aucs, rows
+
+
+def calibration_bins(
+    y: np.ndarray, scores: np.ndarray, bins: int = CALIBRATION_BINS
+) -> tuple[CalibrationBin, ...]:
+    """Equal-width score bins on [0, 1]: mean predicted vs observed churn rate."""
+    import numpy as np
+
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(scores, edges[1:-1], right=False), 0, bins - 1)
+    result = []
+    for b in range(bins):
+        mask = index == b
+        n = int(mask.sum())
+        result.append(
+            CalibrationBin(
+                lower=float(edges[b]),
+                upper=float(edges[b + 1]),
+                rows=n,
+                mean_predicted=float(scores[mask].mean()) if n else math.nan,
+                observed_rate=float(y[mask].mean()) if n else math.nan,
+            )
+        )
+    return tuple(result)
+
+
+def baseline_auc(split: FrameSplit) -> float:
+    """AUC of the trivial model: a logistic regression on tenure alone, fit on train."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    def tenure(frame: pd.DataFrame) -> np.ndarray:
+        return np.log1p(frame["tenure_days"].clip(lower=0).to_numpy(dtype=float)).reshape(-1, 1)
+
+    baseline = LogisticRegression().fit(tenure(split.train), split.train[LABEL_COLUMN])
+    return float(
+        roc_auc_score(split.test[LABEL_COLUMN], baseline.predict_proba(tenure(split.test))[:, 1])
+    )
+
+
+def _thin_roc(fpr: np.ndarray, tpr: np.ndarray) -> tuple[tuple[float, float], ...]:
+    """The ROC curve at ROC_POINTS false-positive rates (enough to draw it, small to store)."""
+    import numpy as np
+
+    grid = np.linspace(0.0, 1.0, ROC_POINTS)
+    return tuple((float(x), float(y)) for x, y in zip(grid, np.interp(grid, fpr, tpr), strict=True))
+
+
+def _sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    return frame if len(frame) <= rows else frame.sample(n=rows, random_state=seed)
+
+
+def _sorted_desc(values: dict[str, float]) -> dict[str, float]:
+    return dict(sorted(((k, float(v)) for k, v in values.items()), key=lambda kv: -kv[1]))

@@ -1,0 +1,260 @@
+"""The training frame (features joined with matured labels) and its time-based split.
+
+Rows are (as_of_date, customer_id) pairs: the customer's features as of that day and
+whether they churned in the 90 days after it. Only as-of dates whose label window has
+closed are in ``marts.fct_churn_labels``, so every row's label is final.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from churnops.contracts import ACQUISITION_CHANNELS, PAYMENT_METHODS, PLAN_TYPES, REGIONS
+from churnops.settings import Settings, TrainParams
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+FEATURES_TABLE = "marts.fct_customer_features"
+LABELS_TABLE = "marts.fct_churn_labels"
+KEY_COLUMNS = ("as_of_date", "customer_id")
+LABEL_COLUMN = "churned_within_90d"
+# Categorical features and their fixed category lists: the codes LightGBM sees depend on
+# the list, so training and scoring must use the very same one (the landing contract's).
+CATEGORICAL_FEATURES: dict[str, tuple[str, ...]] = {
+    "plan_type": PLAN_TYPES,
+    "payment_method": PAYMENT_METHODS,
+    "region": REGIONS,
+    "acquisition_channel": ACQUISITION_CHANNELS,
+}
+# Columns of the feature table that are never features.
+NON_FEATURE_COLUMNS = frozenset(KEY_COLUMNS) | {LABEL_COLUMN}
+
+DAYS_PER_MONTH = 365.25 / 12
+
+
+class InsufficientHistory(RuntimeError):
+    """Too few matured as-of dates or churners to train and evaluate a model honestly."""
+
+
+def feature_columns(frame: pd.DataFrame) -> list[str]:
+    """Every column of the feature table except the keys and the label, in table order."""
+    return [c for c in frame.columns if c not in NON_FEATURE_COLUMNS]
+
+
+def load_training_frame(
+    settings: Settings,
+    as_of_start: dt.date | None = None,
+    as_of_end: dt.date | None = None,
+    *,
+    params: TrainParams | None = None,
+) -> pd.DataFrame:
+    """Features joined with matured labels, one snapshot every ``snapshot_every_days`` days.
+
+    Snapshots are counted back from the latest matured as-of date in [as_of_start,
+    as_of_end], so the newest labelled day is always in (the test window's end). Ordered
+    by as_of_date, customer_id.
+    """
+    from churnops.warehouse import connect
+
+    params = params or settings.train
+    if settings.warehouse.kind != "duckdb":
+        raise NotImplementedError(
+            f"training reads the DuckDB warehouse; warehouse kind {settings.warehouse.kind!r} "
+            "is not supported yet"
+        )
+    path = settings.warehouse.duckdb_path
+    if not path.exists():
+        raise InsufficientHistory(f"no warehouse at {path}: run `churnops bootstrap` first")
+    sql = f"""
+        with labelled_dates as (
+            select distinct as_of_date
+            from {LABELS_TABLE}
+            where as_of_date between coalesce(?, date '0001-01-01')
+                and coalesce(?, date '9999-12-31')
+        ),
+        snapshots as (
+            select as_of_date
+            from labelled_dates
+            where date_diff('day', as_of_date, (select max(as_of_date) from labelled_dates))
+                % ? = 0
+        )
+        select features.*, labels.{LABEL_COLUMN}
+        from {FEATURES_TABLE} as features
+        inner join {LABELS_TABLE} as labels
+            on features.as_of_date = labels.as_of_date
+            and features.customer_id = labels.customer_id
+        where features.as_of_date in (select as_of_date from snapshots)
+        order by features.as_of_date, features.customer_id
+    """
+    # Read-write on purpose: in-process dbt keeps its (read-write) handle on the file, and
+    # DuckDB refuses a second handle with another configuration in the same process.
+    with connect(path) as con:
+        try:
+            frame = con.execute(sql, [as_of_start, as_of_end, params.snapshot_every_days]).df()
+        except Exception as exc:
+            if "does not exist" in str(exc):
+                raise InsufficientHistory(
+                    f"the warehouse has no {FEATURES_TABLE} / {LABELS_TABLE} yet: build the "
+                    "features first (`churnops bootstrap`)"
+                ) from exc
+            raise
+    if frame.empty:
+        window = f"{as_of_start or 'the start'}..{as_of_end or 'the end'}"
+        raise InsufficientHistory(
+            f"no matured labels for as-of dates {window}: labels mature "
+            f"{params.label_horizon_days} days after their as-of date"
+        )
+    # Plain dates: windows are compared with datetime.date throughout.
+    frame["as_of_date"] = frame["as_of_date"].dt.date
+    frame[LABEL_COLUMN] = frame[LABEL_COLUMN].astype("int8")
+    for column in CATEGORICAL_FEATURES:
+        if column in frame.columns:  # one object per distinct value, not per row
+            frame[column] = frame[column].astype("category")
+    log.info(
+        "training frame: %d rows, %d as-of dates %s..%s, %d churners",
+        len(frame),
+        frame["as_of_date"].nunique(),
+        frame["as_of_date"].min(),
+        frame["as_of_date"].max(),
+        int(frame[LABEL_COLUMN].sum()),
+    )
+    return frame
+
+
+@dataclass(frozen=True)
+class SplitWindows:
+    """The as-of windows of a split (inclusive). ``scale`` < 1 when history was short."""
+
+    train_start: dt.date
+    train_end: dt.date  # the last as-of date whose label window closes before validation
+    validation_start: dt.date
+    validation_end: dt.date
+    test_start: dt.date
+    test_end: dt.date
+    scale: float
+    train_months: float
+    validation_months: float
+    test_months: float
+    gap_rows_dropped: int
+
+    def describe(self) -> str:
+        shrunk = "" if self.scale >= 1 else f" (history short: windows at {self.scale:.0%})"
+        return (
+            f"train {self.train_start}..{self.train_end}, validation {self.validation_start}.."
+            f"{self.validation_end}, test {self.test_start}..{self.test_end}{shrunk}; "
+            f"{self.gap_rows_dropped:,} train rows dropped whose label window reaches into "
+            "validation"
+        )
+
+
+@dataclass(frozen=True)
+class FrameSplit:
+    """Train / validation / test rows of a training frame, split by as_of_date."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    windows: SplitWindows
+    params: TrainParams
+
+    @property
+    def features(self) -> list[str]:
+        return feature_columns(self.train)
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """Per part: (rows, churners)."""
+        return {
+            name: (len(part), int(part[LABEL_COLUMN].sum()))
+            for name, part in (
+                ("train", self.train),
+                ("validation", self.validation),
+                ("test", self.test),
+            )
+        }
+
+
+def time_split(frame: pd.DataFrame, params: TrainParams) -> FrameSplit:
+    """Split by as_of_date: train, then validation, then test = the latest as-of dates.
+
+    Windows follow ``params`` (12/3/3 months by default). With less history they shrink at
+    the same ratio, down to ``min_history_months`` in total; below that, or with too few
+    churners in any part, :class:`InsufficientHistory` says what is there and what is needed.
+    """
+    dates = sorted(set(frame["as_of_date"]))
+    first, last = dates[0], dates[-1]
+    span_days = (last - first).days + 1
+    wanted_days = params.total_months * DAYS_PER_MONTH
+    minimum_days = params.min_history_months * DAYS_PER_MONTH
+    if span_days < minimum_days:
+        raise InsufficientHistory(
+            f"{len(dates)} snapshot as-of dates over {span_days} days "
+            f"({span_days / DAYS_PER_MONTH:.1f} months, {first}..{last}) of matured labels; "
+            f"training needs at least {params.min_history_months:g} months "
+            f"({minimum_days:.0f} days; {params.total_months:g} for full-size windows). "
+            f"Labels mature {params.label_horizon_days} days after their as-of date."
+        )
+    scale = min(1.0, span_days / wanted_days)
+    test_days = max(1, round(params.test_months * scale * DAYS_PER_MONTH))
+    validation_days = max(1, round(params.validation_months * scale * DAYS_PER_MONTH))
+    train_days = max(1, round(params.train_months * scale * DAYS_PER_MONTH))
+
+    test_start = last - dt.timedelta(days=test_days - 1)
+    validation_start = test_start - dt.timedelta(days=validation_days)
+    validation_end = test_start - dt.timedelta(days=1)
+    train_start = max(first, validation_start - dt.timedelta(days=train_days))
+    # The gap: a train row's label looks 90 days ahead of its as-of date. Rows whose label
+    # window reaches past the start of validation would carry churn that happens inside
+    # the validation period into training (leakage, and an optimistic early stopping), so
+    # they are dropped: keep as_of_date + horizon <= validation_start.
+    train_cutoff = validation_start - dt.timedelta(days=params.label_horizon_days)
+
+    as_of = frame["as_of_date"]
+    in_train_window = (as_of >= train_start) & (as_of < validation_start)
+    train_mask = in_train_window & (as_of <= train_cutoff)
+    gap_rows = int((in_train_window & ~train_mask).sum())
+    train = frame.loc[train_mask].reset_index(drop=True)
+    validation = frame.loc[(as_of >= validation_start) & (as_of <= validation_end)].reset_index(
+        drop=True
+    )
+    test = frame.loc[as_of >= test_start].reset_index(drop=True)
+
+    problems = []
+    for name, part, needed in (
+        ("train", train, params.min_train_positives),
+        ("validation", validation, params.min_eval_positives),
+        ("test", test, params.min_eval_positives),
+    ):
+        positives = int(part[LABEL_COLUMN].sum()) if len(part) else 0
+        negatives = len(part) - positives
+        if positives < needed or negatives == 0:
+            problems.append(
+                f"{name}: {len(part):,} rows on {part['as_of_date'].nunique()} as-of dates with "
+                f"{positives:,} churners (needs at least {needed:,} churners and some non-churners)"
+            )
+    windows = SplitWindows(
+        train_start=train_start,
+        train_end=min(train_cutoff, validation_start - dt.timedelta(days=1)),
+        validation_start=validation_start,
+        validation_end=validation_end,
+        test_start=test_start,
+        test_end=last,
+        scale=scale,
+        train_months=params.train_months * scale,
+        validation_months=params.validation_months * scale,
+        test_months=params.test_months * scale,
+        gap_rows_dropped=gap_rows,
+    )
+    if problems:
+        raise InsufficientHistory(
+            f"history {first}..{last} ({span_days / DAYS_PER_MONTH:.1f} months, "
+            f"{len(dates)} snapshot as-of dates) split as {windows.describe()} leaves too few "
+            "labelled churners: " + "; ".join(problems)
+        )
+    log.info("split: %s", windows.describe())
+    return FrameSplit(train, validation, test, windows, params)

@@ -1,0 +1,369 @@
+"""Training, champion/challenger and the MLflow registry on a real (small) simulated warehouse.
+
+One warehouse for the module: 3,000 customers over 460 days with the ``price_increase``
+scenario from 2025-07-03 (concept drift: billing starts to matter much more). The story:
+
+1. a model trained on as-of dates up to 2025-07-20 (its training rows all before the
+   change) becomes the first champion;
+2. a retrain on the same data is not better: the champion stays, the decision says why;
+3. a retrain on post-change as-of dates, with the old champion re-scored on the same
+   post-change test window, wins clearly (about +0.05 AUC here, margin 0.02) and is
+   promoted: the old champion becomes previous_champion;
+4. rollback gives the champion alias back; the audit log has every move.
+
+Real MLflow (SQLite + local artifacts under the tmp state dir), real LightGBM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from churnops.settings import Settings, load_settings
+
+pytestmark = pytest.mark.integration
+
+SCENARIO_START = dt.date(2025, 7, 3)
+PRE_CHANGE_END = dt.date(2025, 7, 20)
+ACTOR = "pytest"
+
+
+@dataclass
+class Story:
+    settings: Settings
+    first: object
+    same_data: object
+    after_change: object
+    rollback_moves: list
+    aliases_after_promotion: dict[str, str]
+    aliases_after_rollback: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    from churnops.pipeline import bootstrap_history
+
+    state = tmp_path_factory.mktemp("training-registry")
+    settings = load_settings(
+        {
+            "CHURNOPS_STATE_DIR": str(state),
+            "CHURNOPS_SIM_CUSTOMERS": "3000",
+            "CHURNOPS_SIM_DAYS": "460",
+            "CHURNOPS_SIM_SCENARIO": "price_increase",
+            "CHURNOPS_SIM_SCENARIO_START": SCENARIO_START.isoformat(),
+        }
+    )
+    bootstrap_history(settings, say=lambda _line: None)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def story(settings: Settings) -> Story:
+    from churnops.registry import current_aliases, rollback
+    from churnops.train.pipeline import retrain
+
+    first = retrain(settings, actor=ACTOR, reason="first model", as_of_end=PRE_CHANGE_END)
+    same_data = retrain(settings, actor=ACTOR, reason="same data", as_of_end=PRE_CHANGE_END)
+    after_change = retrain(settings, actor=ACTOR, reason="price change", as_of_start=SCENARIO_START)
+    after_promotion = current_aliases(settings)
+    moves = rollback(settings, "the new model misbehaves in the canary", "ana")
+    return Story(
+        settings,
+        first,
+        same_data,
+        after_change,
+        moves,
+        after_promotion,
+        current_aliases(settings),
+    )
+
+
+def test_local_profile_tracks_to_sqlite_with_artifacts_in_the_state_dir(story: Story) -> None:
+    from churnops.registry import mlflow_client
+
+    settings = story.settings
+    assert settings.mlflow.tracking_uri == f"sqlite:///{settings.paths.mlflow_dir}/mlflow.db"
+    assert (settings.paths.mlflow_dir / "mlflow.db").exists()
+    experiment = mlflow_client(settings).get_experiment_by_name("churn")
+    assert experiment is not None
+    assert experiment.artifact_location == (settings.paths.mlflow_dir / "artifacts/churn").as_uri()
+    assert any((settings.paths.mlflow_dir / "artifacts" / "churn").rglob("model.lgb"))
+
+
+def test_first_training_becomes_champion(story: Story) -> None:
+    first = story.first
+    assert first.action == "promote"
+    assert first.version == "1" and first.champion_version is None
+    assert first.challenger_metrics.auc >= 0.70
+    assert first.windows.test_end <= PRE_CHANGE_END
+    assert "There was no champion" in first.summary
+    assert "v1 is the new champion" in first.summary
+
+
+def test_a_retrain_on_the_same_data_keeps_the_champion_and_says_why(story: Story) -> None:
+    same = story.same_data
+    assert same.action == "keep"
+    assert same.champion_version == "1" and same.version == "2"
+    # Same rows, same seed: the same model, so exactly no gain.
+    assert same.champion_metrics is not None
+    assert same.challenger_metrics.auc == pytest.approx(same.champion_metrics.auc, abs=1e-12)
+    assert any(r.endswith("<= margin 0.020") for r in same.decision.reasons)
+    assert "the champion stays: the challenger is not better by more than 0.020 AUC" in (
+        same.decision.reasons
+    )
+    assert "v1 stays champion; v2 is the challenger" in same.summary
+
+
+def test_a_post_change_challenger_beats_the_re_scored_champion(story: Story) -> None:
+    after = story.after_change
+    champion = after.champion_metrics
+    challenger = after.challenger_metrics
+    assert after.action == "promote", after.summary
+    assert after.windows.train_start >= SCENARIO_START
+    assert champion is not None and champion.same_window_as(challenger)
+    assert challenger.auc - champion.auc > 0.03, after.summary
+    assert champion.train_auc is None  # re-scored, not trained on this window
+    assert story.aliases_after_promotion == {
+        "champion": "3",
+        "previous_champion": "1",
+        "challenger": "2",
+    }
+
+
+def test_rollback_restores_the_previous_champion(story: Story) -> None:
+    from churnops.registry import NoRollbackTarget, rollback
+
+    assert story.aliases_after_rollback == {"champion": "1", "challenger": "2"}
+    assert [m.describe() for m in story.rollback_moves] == [
+        "champion: v3 -> v1 (rollback by ana: the new model misbehaves in the canary)",
+        "previous_champion: v1 -> nobody (rollback by ana: the new model misbehaves in the canary)",
+    ]
+    with pytest.raises(NoRollbackTarget, match="no version holds the 'previous_champion' alias"):
+        rollback(story.settings, "again", "ana")
+
+
+def test_the_audit_log_has_every_move_and_every_decision(story: Story) -> None:
+    from churnops.registry import mlflow_client, read_audit_log, read_decisions
+
+    settings = story.settings
+    moves = [(m.alias, m.from_version, m.to_version, m.action) for m in read_audit_log(settings)]
+    assert moves[::-1] == [
+        ("champion", None, "1", "promote"),
+        ("challenger", None, "2", "challenger"),
+        ("previous_champion", None, "1", "promote"),
+        ("champion", "1", "3", "promote"),
+        ("champion", "3", "1", "rollback"),
+        ("previous_champion", "1", None, "rollback"),
+    ]
+    assert {m.actor for m in read_audit_log(settings)} == {ACTOR, "ana"}
+
+    decisions = read_decisions(settings)
+    assert [(d.challenger_version, d.champion_version, d.action) for d in decisions[::-1]] == [
+        ("1", None, "promote"),
+        ("2", "1", "keep"),
+        ("3", "1", "promote"),
+    ]
+    keep = decisions[1]
+    assert keep.reasons == story.same_data.decision.reasons
+    assert keep.champion_metrics is not None
+    assert keep.challenger_metrics["auc"] == pytest.approx(story.same_data.challenger_metrics.auc)
+
+    client = mlflow_client(settings)
+    v3 = client.get_model_version("churn", "3").tags
+    assert v3["decision"] == "promote" and "champion_since" in v3 and "champion_until" in v3
+    assert v3["rolled_back"].endswith("by ana: the new model misbehaves in the canary")
+    v2 = client.get_model_version("churn", "2").tags
+    assert v2["decision"] == "keep" and "challenger_since" in v2
+
+
+def test_a_training_run_records_everything_needed_to_trust_and_reproduce(story: Story) -> None:
+    from churnops.registry import mlflow_client
+    from churnops.registry.runs import REFERENCE_SCORE_COLUMN
+
+    settings = story.settings
+    client = mlflow_client(settings)
+    registered = story.after_change.registered
+    run = client.get_run(registered.run_id)
+    metrics, params, tags = run.data.metrics, run.data.params, run.data.tags
+    assert metrics["test_auc"] == pytest.approx(story.after_change.challenger_metrics.auc)
+    for name in ("test_recall", "test_precision", "test_f1", "test_brier", "train_auc"):
+        assert name in metrics
+    assert "train_test_auc_gap" in metrics and "segment_auc.plan_type.basic" in metrics
+    assert params["train.snapshot_every_days"] == "7" and params["lgb.deterministic"] == "True"
+    assert len(tags["data.sha256"]) == 64 and int(tags["data.train_positives"]) > 0
+    assert tags["data.as_of_range"].startswith(str(story.after_change.windows.train_start))
+    assert len(tags["dbt_manifest_sha256"]) == 64  # the bootstrap's dbt run wrote it
+    assert tags["code_version"] and tags["actor"] == ACTOR and tags["trigger"] == "price change"
+
+    artifacts = _artifact_paths(client, registered.run_id)
+    assert {
+        "features.json",
+        "metrics.json",
+        "model_card.md",
+        "reference/features.parquet",
+        "plots/roc.png",
+        "plots/calibration.png",
+        "plots/importance.png",
+        "plots/shap_summary.png",
+    } <= artifacts
+
+    local = Path(client.download_artifacts(registered.run_id, "reference/features.parquet"))
+    reference = pd.read_parquet(local)
+    assert 0 < len(reference) <= 50_000
+    assert reference["as_of_date"].max() <= story.after_change.windows.train_end
+    assert REFERENCE_SCORE_COLUMN in reference and "churned_within_90d" in reference
+    features = json.loads(
+        Path(client.download_artifacts(registered.run_id, "features.json")).read_text()
+    )
+    assert len(features["features"]) == 46 and "customer_id" not in features["features"]
+
+    version = client.get_model_version("churn", registered.version)
+    assert version.tags["test_auc"] == f"{story.after_change.challenger_metrics.auc:.4f}"
+    assert version.tags["as_of_range"] == tags["data.as_of_range"]
+
+
+def test_the_champion_loads_as_a_native_booster_and_scores_like_at_training(story: Story) -> None:
+    import lightgbm as lgb
+
+    from churnops.registry import champion_metrics, load_champion
+    from churnops.train import load_training_frame
+
+    settings = story.settings
+    champion = load_champion(settings)  # v1 again, after the rollback
+    assert champion.version == "1"
+    assert isinstance(champion.booster, lgb.Booster)
+    assert len(champion.features) == 46
+    registered = champion_metrics(settings)
+    assert registered is not None
+    assert registered.auc == pytest.approx(story.first.challenger_metrics.auc)
+
+    frame = load_training_frame(settings, as_of_end=PRE_CHANGE_END)
+    test = frame[frame["as_of_date"] >= registered.test_start]
+    assert roc_auc_score(test["churned_within_90d"], champion.predict(test)) == pytest.approx(
+        registered.auc, abs=1e-9
+    )
+
+
+# ------------------------------------------------------------------ behaviour of the model
+@pytest.fixture(scope="module")
+def scoring_rows(story: Story) -> pd.DataFrame:
+    from churnops.train import load_training_frame
+
+    frame = load_training_frame(story.settings, as_of_end=PRE_CHANGE_END)
+    return frame[frame["as_of_date"] == frame["as_of_date"].max()].reset_index(drop=True)
+
+
+def _mean_risk(story: Story, rows: pd.DataFrame) -> float:
+    from churnops.registry import load_version
+
+    return float(load_version(story.settings, "1").predict(rows).mean())
+
+
+def test_more_cancellation_tickets_raise_the_risk(story: Story, scoring_rows: pd.DataFrame) -> None:
+    worse = scoring_rows.copy()
+    for column in ("cancellation_tickets_90d", "support_tickets_90d", "support_tickets_30d"):
+        worse[column] += 2
+    worse["days_since_last_ticket"] = 3
+    assert _mean_risk(story, worse) > 1.2 * _mean_risk(story, scoring_rows)
+
+
+def test_fewer_logins_raise_the_risk(story: Story, scoring_rows: pd.DataFrame) -> None:
+    worse = scoring_rows.copy()
+    for column in ("logins_7d", "logins_30d", "logins_90d", "login_frequency_30d"):
+        worse[column] = worse[column] * 0.2
+    for column in ("active_days_7d", "active_days_30d"):
+        worse[column] = (worse[column] * 0.2).round().astype(int)
+    worse["session_minutes_30d"] *= 0.2
+    assert _mean_risk(story, worse) > 1.2 * _mean_risk(story, scoring_rows)
+
+
+def test_late_payments_raise_the_risk(story: Story, scoring_rows: pd.DataFrame) -> None:
+    worse = scoring_rows.copy()
+    worse["late_payments_90d"] += 2
+    worse["unpaid_overdue_invoices"] += 1
+    worse["avg_days_late_90d"] += 10
+    assert _mean_risk(story, worse) > _mean_risk(story, scoring_rows)
+
+
+def test_the_customer_id_changes_nothing(story: Story, scoring_rows: pd.DataFrame) -> None:
+    from churnops.registry import load_version
+
+    model = load_version(story.settings, "1")
+    shuffled = scoring_rows.copy()
+    shuffled["customer_id"] = shuffled["customer_id"].to_numpy()[::-1] + 1_000_000
+    assert "customer_id" not in model.features
+    assert (model.predict(shuffled) == model.predict(scoring_rows)).all()
+
+
+def test_the_model_beats_the_trivial_baseline(story: Story) -> None:
+    for outcome in (story.first, story.after_change):
+        metrics = outcome.challenger_metrics
+        assert metrics.baseline_auc is not None
+        assert metrics.auc > metrics.baseline_auc + 0.1, metrics.summary()
+
+
+# ------------------------------------------------------------------ the lock
+def test_concurrent_promotions_serialise(story: Story) -> None:
+    """Two promotions at once: one champion, and the other one is its previous_champion."""
+    import dataclasses
+
+    from churnops.registry import current_aliases, mlflow_client, promote, read_audit_log
+
+    settings = dataclasses.replace(
+        story.settings,
+        mlflow=dataclasses.replace(story.settings.mlflow, registered_model_name="churn_lock"),
+    )
+    client = mlflow_client(settings)
+    source = client.get_model_version("churn", "1")
+    client.create_registered_model("churn_lock")
+    for _ in range(3):
+        client.create_model_version("churn_lock", source.source, run_id=source.run_id)
+    promote(settings, "1", "start", ACTOR)
+
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def promote_after_barrier(version: str) -> None:
+        try:
+            barrier.wait()
+            promote(settings, version, f"race {version}", ACTOR)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=promote_after_barrier, args=(v,)) for v in ("2", "3")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    aliases = current_aliases(settings)
+    assert {aliases["champion"], aliases["previous_champion"]} == {"2", "3"}
+    champion_moves = [m for m in read_audit_log(settings) if m.alias == "champion"]
+    assert [(m.from_version, m.to_version) for m in champion_moves[:2]][::-1] in (
+        [("1", "2"), ("2", "3")],
+        [("1", "3"), ("3", "2")],
+    )
+
+
+def test_a_stale_decision_is_refused(story: Story) -> None:
+    from churnops.registry import StaleDecision, promote
+
+    with pytest.raises(StaleDecision, match="made against champion v3, but the champion is now v1"):
+        promote(story.settings, "2", "late", ACTOR, expected_champion="3")
+
+
+def _artifact_paths(client, run_id: str, path: str | None = None) -> set[str]:
+    found: set[str] = set()
+    for item in client.list_artifacts(run_id, path):
+        if item.is_dir:
+            found |= _artifact_paths(client, run_id, item.path)
+        else:
+            found.add(item.path)
+    return found

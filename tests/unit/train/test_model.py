@@ -1,0 +1,136 @@
+"""Training and evaluation on an in-memory frame with a known churn mechanism."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churnops.contracts import PLAN_TYPES
+from churnops.settings import TrainParams
+from churnops.train import (
+    FrameSplit,
+    OptunaUnavailable,
+    TrainedModel,
+    evaluate_model,
+    prepare_features,
+    time_split,
+    train_model,
+)
+from churnops.train.card import model_card
+from churnops.train.evaluation import calibration_bins, choose_threshold
+from churnops.train.plots import write_plots
+from tests.unit.train.synthetic import synthetic_frame
+
+pytestmark = pytest.mark.unit
+
+PARAMS = TrainParams(min_train_positives=50, min_eval_positives=20, max_rounds=200)
+
+
+@pytest.fixture(scope="module")
+def split() -> FrameSplit:
+    return time_split(synthetic_frame(weeks=60), PARAMS)
+
+
+@pytest.fixture(scope="module")
+def trained(split: FrameSplit) -> TrainedModel:
+    return train_model(split)
+
+
+def test_categoricals_get_the_contract_codes_whatever_the_frame_holds() -> None:
+    frame = pd.DataFrame(
+        {"plan_type": ["premium", "basic", "gold"], "tenure_days": [1, 2, 3]},
+    )
+    prepared = prepare_features(frame, ["tenure_days", "plan_type"])
+    assert list(prepared.columns) == ["tenure_days", "plan_type"]
+    assert prepared["plan_type"].iloc[0] == PLAN_TYPES.index("premium")
+    assert prepared["plan_type"].iloc[1] == PLAN_TYPES.index("basic")
+    assert math.isnan(prepared["plan_type"].iloc[2])  # unknown -> missing, not a new code
+    assert (prepared.dtypes == "float64").all()
+    with pytest.raises(KeyError, match="lacks model features: logins_30d"):
+        prepare_features(frame, ["logins_30d"])
+
+
+def test_training_is_deterministic(split: FrameSplit, trained: TrainedModel) -> None:
+    again = train_model(split)
+    assert again.booster.model_to_string() == trained.booster.model_to_string()
+    assert again.calibration_slope == trained.calibration_slope
+
+
+def test_the_model_learns_the_mechanism(split: FrameSplit, trained: TrainedModel) -> None:
+    metrics = evaluate_model(trained, split)
+    assert metrics.auc > 0.75
+    assert metrics.auc > (metrics.baseline_auc or 0) + 0.1  # tenure carries no signal here
+    assert trained.features[0] != "customer_id" and "customer_id" not in trained.features
+    top = list(metrics.shap_importance)[:3]
+    assert set(top) == {"cancellation_tickets_90d", "logins_30d", "late_payments_90d"}
+    assert metrics.train_auc is not None and metrics.auc_gap is not None
+    assert trained.scale_pos_weight > 5  # churners are rare and weighted up
+
+
+def test_scores_are_calibrated_probabilities(split: FrameSplit, trained: TrainedModel) -> None:
+    metrics = evaluate_model(trained, split, explain=False)
+    predicted = trained.predict(split.test)
+    assert predicted.min() > 0 and predicted.max() < 1
+    # Platt scaling on validation: the mean prediction tracks the churn rate, although
+    # churners were weighted ~x10 in training.
+    assert predicted.mean() == pytest.approx(metrics.positive_rate, abs=0.02)
+    assert len(metrics.calibration) == 10
+    assert sum(b.rows for b in metrics.calibration) == metrics.test_rows
+
+
+def test_segments_cover_plan_channel_tenure_and_value(
+    split: FrameSplit, trained: TrainedModel
+) -> None:
+    metrics = evaluate_model(trained, split, explain=False)
+    for key in ("plan_type.basic", "acquisition_channel.organic", "tenure.tenured", "value.rest"):
+        assert 0.5 < metrics.segment_auc[key] <= 1.0
+    assert metrics.segment_rows["value.top_decile"] == pytest.approx(
+        0.1 * metrics.test_rows, rel=0.05
+    )
+    # Too few new customers churn in the window: no AUC rather than a noisy one.
+    assert metrics.segment_rows["tenure.new"] > 0
+    assert "tenure.new" not in metrics.segment_auc or metrics.segment_rows["tenure.new"] > 100
+
+
+def test_threshold_rules() -> None:
+    y = np.array([0, 0, 0, 0, 1, 0, 1, 1, 1, 1])
+    scores = np.linspace(0.05, 0.95, 10)
+    best_f1 = choose_threshold(y, scores, TrainParams())
+    assert best_f1 == pytest.approx(scores[4])  # F1 1.0 except for one negative above it
+    recall_all = choose_threshold(y, scores, TrainParams(threshold_rule="recall_target"))
+    # Recall target 0.75 of 5 churners: 4 must be caught; the highest such threshold.
+    assert recall_all == pytest.approx(scores[6])
+    strict = TrainParams(threshold_rule="recall_target", recall_target=1.0)
+    assert choose_threshold(y, scores, strict) == pytest.approx(scores[4])
+
+
+def test_calibration_bins_are_equal_width_and_count_every_row() -> None:
+    bins = calibration_bins(np.array([0, 1, 1, 0]), np.array([0.05, 0.95, 1.0, 0.0]))
+    assert [b.rows for b in bins] == [2, 0, 0, 0, 0, 0, 0, 0, 0, 2]
+    assert bins[9].observed_rate == 1.0 and bins[0].observed_rate == 0.0
+    assert math.isnan(bins[5].mean_predicted)
+
+
+def test_optuna_flag_fails_clearly(split: FrameSplit) -> None:
+    with pytest.raises(OptunaUnavailable, match="optuna is not installed"):
+        train_model(split, dataclasses.replace(PARAMS, optuna=True))
+
+
+def test_plots_and_card(split: FrameSplit, trained: TrainedModel, tmp_path: Path) -> None:
+    metrics = evaluate_model(trained, split)
+    paths = write_plots(trained, metrics, split.test, tmp_path)
+    assert set(paths) == {"roc", "calibration", "importance", "shap_summary"}
+    for path in paths.values():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert path.stat().st_size > 10_000
+    card = model_card(trained, metrics, split, version="7")
+    assert card.startswith("# Model card: churn version 7")
+    w = split.windows
+    assert f"| test | {w.test_start} .. {w.test_end} | {len(split.test):,} |" in card
+    assert f"| AUC | {metrics.auc:.3f} |" in card
+    assert "## Limits" in card and "## Segments (test window)" in card
