@@ -84,10 +84,9 @@ def cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
     """Run an ``airflow`` command in the project's Airflow environment (set up on first use)."""
-    import os
     import subprocess
 
-    from churnops.orchestration.local_airflow import LocalAirflow
+    from churnops.orchestration.local_airflow import LocalAirflow, stop_process_tree
 
     client = LocalAirflow(settings)
     password = client.prepare() if not args.no_setup else "(see the passwords file)"
@@ -99,9 +98,57 @@ def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
         try:
             return proc.wait()
         except KeyboardInterrupt:
-            os.killpg(proc.pid, 15)  # standalone's scheduler, workers, API server: all of them
-            return proc.wait()
+            stop_process_tree(proc)  # scheduler, workers, API server: all of them
+            return 0
     return subprocess.run([client.airflow, *command], env=client.env).returncode
+
+
+def _actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from churnops.train.pipeline import retrain
+
+    outcome = retrain(
+        settings,
+        actor=_actor(),
+        reason=args.reason or "trained from the command line",
+        require_approval=True if args.require_approval else None,
+    )
+    print(outcome.summary)
+    return 0
+
+
+def cmd_promote(settings: Settings, args: argparse.Namespace) -> int:
+    from churnops.registry import promote
+
+    for move in promote(settings, args.version, args.reason, _actor()):
+        print(move)
+    return 0
+
+
+def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
+    from churnops.registry import rollback
+
+    for move in rollback(settings, args.reason, _actor()):
+        print(move)
+    return 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from churnops.status import collect_status, render_status
+
+    report = collect_status(settings)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(render_status(report, color=sys.stdout.isatty()))
+    return 0
 
 
 def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
@@ -163,6 +210,32 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--start", type=_date, help="first day (default: CHURNOPS_SIM_START)")
     boot.add_argument("--end", type=_date, help="last day (default: the end of the history)")
     boot.set_defaults(handler=cmd_bootstrap)
+
+    tr = commands.add_parser(
+        "train",
+        help="train a challenger, compare it with the champion, promote or keep",
+        description="The retrain DAG's work from the command line: train on the warehouse's "
+        "matured labels, register the version in MLflow, decide against the champion on the "
+        "same test window, and move the aliases (or not) with the reasons recorded.",
+    )
+    tr.add_argument("--reason", help="why (kept in the audit log)")
+    tr.add_argument(
+        "--require-approval", action="store_true", help="stop before promotion for a person"
+    )
+    tr.set_defaults(handler=cmd_train)
+
+    pr = commands.add_parser("promote", help="make a registered version the champion")
+    pr.add_argument("version")
+    pr.add_argument("--reason", required=True)
+    pr.set_defaults(handler=cmd_promote)
+
+    rb = commands.add_parser("rollback", help="give the champion alias back to the previous one")
+    rb.add_argument("--reason", required=True)
+    rb.set_defaults(handler=cmd_rollback)
+
+    st = commands.add_parser("status", help="the MLOps status report")
+    st.add_argument("--json", action="store_true", help="machine-readable")
+    st.set_defaults(handler=cmd_status)
 
     bf = commands.add_parser(
         "backfill",

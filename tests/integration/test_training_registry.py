@@ -367,3 +367,19 @@ def _artifact_paths(client, run_id: str, path: str | None = None) -> set[str]:
         else:
             found.add(item.path)
     return found
+
+
+def test_status_reports_the_champion_the_decisions_and_the_moves(story: Story) -> None:
+    from churnops.status import collect_status, render_status
+
+    report = collect_status(story.settings)
+    assert report["champion"]["version"] == "1"
+    assert report["champion"]["since"] is not None
+    assert report["champion"]["test_auc_at_training"] == pytest.approx(
+        story.first.challenger_metrics.auc
+    )
+    assert report["audit_log"][0]["action"] == "rollback"  # newest first
+    assert [d["action"] for d in report["recent_decisions"]] == ["promote", "keep", "promote"]
+    text = render_status(report)
+    assert "Production model : v1" in text
+    assert "champion: v3 -> v1 (rollback by ana" in text

@@ -82,3 +82,15 @@ def test_cli_reports_bad_input_without_a_traceback(tmp_path: Path, capsys, monke
     monkeypatch.setenv("CHURNOPS_STATE_DIR", str(tmp_path))
     assert main(["simulate", "--days", "1", "--corrupt", "2025-01-01:gremlins"]) == 2
     assert "churnops simulate: unknown corruption kind 'gremlins'" in capsys.readouterr().err
+
+
+def test_status_on_an_empty_installation(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("CHURNOPS_STATE_DIR", str(tmp_path))
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "Production model : none yet (train one: churnops train)" in out
+    assert main(["status", "--json"]) == 0
+    import json
+
+    report = json.loads(capsys.readouterr().out)
+    assert report["champion"] is None and report["audit_log"] == []

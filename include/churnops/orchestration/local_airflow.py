@@ -142,15 +142,22 @@ class LocalAirflow:
             dag_id, first.isoformat(), (last + dt.timedelta(days=1)).isoformat(), *extra
         )
 
-    def wait_for_runs(self, dag_id: str, count: int, timeout: float) -> list[dict]:
-        """Wait until ``count`` runs of ``dag_id`` have finished; return all runs."""
+    def wait_for_runs(
+        self, dag_id: str, count: int, timeout: float, run_id_prefix: str = ""
+    ) -> list[dict]:
+        """Wait until ``count`` runs of ``dag_id`` (whose run id starts with the prefix, e.g.
+        ``backfill__``) have finished; return those runs."""
+
+        def matching() -> list[dict]:
+            return [r for r in self.runs(dag_id) if str(r.get("run_id")).startswith(run_id_prefix)]
+
         self.wait_until(
-            lambda: sum(r.get("state") in FINISHED for r in self.runs(dag_id)) >= count,
+            lambda: sum(r.get("state") in FINISHED for r in matching()) >= count,
             timeout,
             f"{count} finished runs of {dag_id}",
             every=5.0,
         )
-        return self.runs(dag_id)
+        return matching()
 
 
 @contextlib.contextmanager
@@ -166,11 +173,30 @@ def running_airflow(
         client.wait_until(client.healthy, boot_timeout, "Airflow to report healthy")
         yield client
     finally:
+        stop_process_tree(proc)
+
+
+def stop_process_tree(proc: subprocess.Popen[bytes], grace: float = 30.0) -> None:
+    """Stop standalone and everything it spawned: its process group, plus any child that
+    started a session of its own (the API server's workers do), which killpg would miss."""
+    import psutil
+
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=grace)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
