@@ -163,6 +163,14 @@ GROUPS: dict[str, Callable[[Path], list[tuple[str, dict]]]] = {
 }
 
 
+def _figure(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
 def main(selected: list[str]) -> int:
     names = selected or list(GROUPS)
     unknown = [n for n in names if n not in GROUPS]
@@ -175,7 +183,7 @@ def main(selected: list[str]) -> int:
             print(f"\n== {name}", flush=True)
             for label, figures in GROUPS[name](Path(tmp)):
                 extra = "  ".join(
-                    f"{k}={v:,.1f}" if isinstance(v, float) else f"{k}={v:,}"
+                    f"{k}={_figure(v)}"
                     for k, v in figures.items()
                     if k not in {"seconds", "peak_rss_mb"}
                 )
