@@ -45,7 +45,12 @@ def _ingest_days(settings: Settings, start: dt.date, end: dt.date, say: Say) -> 
 
     bulk = getattr(ingest, "ingest_range", None)
     if bulk is not None:
-        result = bulk(settings, start, end)
+        result = bulk(
+            settings,
+            start,
+            end,
+            progress=lambda table, done, total: say(f"ingest: {table:<16} {done:>4}/{total} days"),
+        )
         return dict(result.rows_loaded)
     totals: dict[str, int] = {}
     days = (end - start).days + 1
