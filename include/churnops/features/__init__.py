@@ -7,11 +7,12 @@ same rows.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from churnops.settings import Settings
@@ -48,6 +49,22 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     }
 
 
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """profiles.yml reads the warehouse from the environment: set it for this dbt call only,
+    so a later ``load_settings()`` in the same process never sees another run's warehouse."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def dbt_vars(start: dt.date, end: dt.date) -> dict[str, str]:
     return {"as_of_start": start.isoformat(), "as_of_end": end.isoformat()}
 
@@ -64,7 +81,6 @@ def run_dbt(
 
     from dbt.cli.main import dbtRunner
 
-    os.environ.update(dbt_env(settings))
     project = str(settings.paths.dbt_project_dir)
     argv = [command, "--project-dir", project, "--profiles-dir", project]
     argv += ["--target", settings.warehouse.dbt_target]
@@ -78,7 +94,8 @@ def run_dbt(
         argv += ["--vars", json.dumps(dbt_vars_)]
     argv += list(args)
     began = time.perf_counter()
-    result = dbtRunner().invoke(argv)
+    with _environment(dbt_env(settings)):
+        result = dbtRunner().invoke(argv)
     seconds = time.perf_counter() - began
     nodes: dict[str, str] = {}
     failures: list[str] = []
