@@ -98,19 +98,14 @@ def _bench_settings(state: str):
 
 def prepare_history(state: str, days: int) -> dict:
     """Untimed set-up: the nightly's 90-day window of drops, simulated and loaded."""
-    from churnops import ingest
+    from churnops.ingest import ingest_range
     from churnops.simulate import simulate_days
 
     settings = _bench_settings(state)
     start = settings.simulation.history_start
     night = start + dt.timedelta(days=days)
     simulate_days(settings.simulation, start, night, settings.paths.landing_dir)
-    bulk = getattr(ingest, "ingest_range", None)
-    if bulk is not None:
-        bulk(settings, start, night - dt.timedelta(days=1))
-    else:
-        for i in range(days):
-            ingest.ingest_day(settings, start + dt.timedelta(days=i))
+    ingest_range(settings, start, night - dt.timedelta(days=1))
     return {"night": night.isoformat()}
 
 

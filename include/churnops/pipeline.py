@@ -40,27 +40,16 @@ class BootstrapSummary:
 
 
 def _ingest_days(settings: Settings, start: dt.date, end: dt.date, say: Say) -> dict[str, int]:
-    """Validate and load every day of the range (bulk path when available)."""
-    from churnops import ingest
+    """Validate and load every day of the range in bulk (same verdicts as day by day)."""
+    from churnops.ingest import ingest_range
 
-    bulk = getattr(ingest, "ingest_range", None)
-    if bulk is not None:
-        result = bulk(
-            settings,
-            start,
-            end,
-            progress=lambda table, done, total: say(f"ingest: {table:<16} {done:>4}/{total} days"),
-        )
-        return dict(result.rows_loaded)
-    totals: dict[str, int] = {}
-    days = (end - start).days + 1
-    for i in range(days):
-        day = start + dt.timedelta(days=i)
-        for table, rows in ingest.ingest_day(settings, day).rows_loaded.items():
-            totals[table] = totals.get(table, 0) + rows
-        if (i + 1) % 30 == 0 or i + 1 == days:
-            say(f"ingest: {day}  {i + 1}/{days} days")
-    return totals
+    result = ingest_range(
+        settings,
+        start,
+        end,
+        progress=lambda table, done, total: say(f"ingest: {table:<16} {done:>4}/{total} days"),
+    )
+    return dict(result.rows_loaded)
 
 
 def bootstrap_history(
