@@ -14,12 +14,8 @@ dbt runs in-process (``dbtRunner``) with its own target and log folders per buil
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import json
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -48,44 +44,17 @@ def _days(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-@contextlib.contextmanager
-def _env(**values: str) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def dbt_build(warehouse: Path, work_dir: Path, dbt_vars: dict[str, str]) -> None:
-    """``dbt build`` in-process against ``warehouse``; fails the test with dbt's messages."""
-    from dbt.cli.main import dbtRunner
+    """``dbt build`` in-process against ``warehouse``, unit tests included (the nightly
+    leaves them out: this suite is where they run). Raises DbtFailed with dbt's messages."""
+    from churnops.features import run_dbt
+    from churnops.settings import load_settings
 
+    settings = load_settings(
+        {"CHURNOPS_STATE_DIR": str(work_dir), "CHURNOPS_DUCKDB_PATH": str(warehouse)}
+    )
     run_dir = work_dir / f"dbt-{len(list(work_dir.glob('dbt-*')))}"
-    argv = [
-        "build",
-        "--project-dir", str(PROJECT_DIR),
-        "--profiles-dir", str(PROJECT_DIR),
-        "--target", "local",
-        "--threads", "1",
-        "--target-path", str(run_dir / "target"),
-        "--log-path", str(run_dir / "logs"),
-        "--vars", json.dumps(dbt_vars),
-    ]  # fmt: skip
-    with _env(CHURNOPS_DUCKDB_PATH=str(warehouse), DBT_SEND_ANONYMOUS_USAGE_STATS="false"):
-        result = dbtRunner().invoke(argv)
-    if not result.success:
-        failures = [
-            f"{r.node.unique_id}: {r.status}: {r.message}"
-            for r in (getattr(result.result, "results", None) or [])
-            if str(r.status) in {"error", "fail", "runtime error"}
-        ]
-        raise AssertionError(f"dbt build {dbt_vars} failed: {failures or result.exception}")
+    run_dbt(settings, "build", dbt_vars_=dbt_vars, target_path=str(run_dir / "target"))
 
 
 def query(warehouse: Path, sql: str) -> pd.DataFrame:
@@ -259,7 +228,9 @@ def test_a_night_without_loaded_drops_fails_and_writes_nothing(
     warehouse = _copy(nightly_warehouse, tmp_path)
     before = {name: mart(warehouse, name) for name in MARTS}
     unloaded = END + dt.timedelta(days=1)
-    with pytest.raises(AssertionError, match="assert_as_of_dates_are_loaded"):
+    from churnops.features import DbtFailed
+
+    with pytest.raises(DbtFailed, match="assert_as_of_dates_are_loaded"):
         dbt_build(warehouse, tmp_path, {"as_of_date": unloaded.isoformat()})
     for name in MARTS:
         pd.testing.assert_frame_equal(before[name], mart(warehouse, name), check_exact=True)
