@@ -351,19 +351,13 @@ def _explain(
                 column=c,
                 unexpected_count=n,
                 row_count=n,
-                detail="missing from the file",
+                detail=detail,
             )
-            for c in missing
-        ] + [
-            Failure(
-                rule=rule,
-                file=all_files,
-                column=c,
-                unexpected_count=n,
-                row_count=n,
-                detail="not in the contract",
+            for names, detail in (
+                (missing, "missing from the file"),
+                (extra, "not in the contract"),
             )
-            for c in extra
+            for c in names
         ]
     if kind == "type":
         found = drop.table.schema.field(column).type
