@@ -20,6 +20,13 @@ just ended), or `as_of_date` from the trigger form.
    the rolling windows, and the marts `fct_customer_features` (as of D) and
    `fct_churn_labels` (for D - 90, whose 90-day window closes tonight). Every write is the
    whole partition for D.
+3. **score**: the model behind the MLflow alias `champion` scores every active customer
+   as of D into `scoring.predictions` (probability, risk band, serving model, and for the
+   `high` band the three features pushing the score up most). A `challenger`, when there
+   is one, scores the same customers into `scoring.shadow_predictions`; with a canary
+   share set (`CHURNOPS_CANARY_SHARE`), a stable hash-chosen share of customers is served
+   the challenger's score. The night's partition is replaced in one transaction. Without
+   a champion the task is skipped with a message and earlier predictions stay.
 
 **Reruns and backfills are idempotent**: `make backfill FROM=2025-03-01 TO=2025-03-07`
 (= `airflow backfill create --dag-id churn_nightly --from-date ... --to-date ...`) gives
@@ -69,6 +76,14 @@ def check_window_loaded() -> str:
     return window_loaded()
 
 
+@task(pool=orchestration.warehouse_pool)
+def score() -> dict:
+    """Score every active customer of the run's day with the champion (and the challenger)."""
+    from churnops.orchestration.scoring import score_night
+
+    return score_night()
+
+
 @dag(
     dag_id="churn_nightly",
     schedule=CronDataIntervalTimetable(orchestration.nightly_cron, timezone="UTC"),
@@ -84,13 +99,13 @@ def check_window_loaded() -> str:
             description="Process this day instead of the run's data interval (YYYY-MM-DD).",
         )
     },
-    tags=["churnops", "nightly", "ingest", "features"],
+    tags=["churnops", "nightly", "ingest", "features", "scoring"],
     doc_md=__doc__,
 )
 def churn_nightly() -> None:
     with TaskGroup("ingest", tooltip="validate each landing drop, load or quarantine it") as ingest:
         wait_for_drops() >> validate_and_load() >> check_window_loaded()
-    ingest >> features_task_group(settings)
+    ingest >> features_task_group(settings) >> score()
 
 
 churn_nightly()

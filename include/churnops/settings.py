@@ -322,6 +322,139 @@ class MlflowSettings:
     registered_model_name: str = "churn"
 
 
+RISK_BANDS_DEFAULT = (("high", 0.30), ("medium", 0.10), ("low", 0.0))
+DRIFT_METHODS = ("wasserstein", "ks", "psi", "jensenshannon", "chisquare")
+
+
+def _parse_bands(raw: str) -> tuple[tuple[str, float], ...]:
+    """``high:0.30,medium:0.10,low:0`` -> bands, highest floor first."""
+    bands = []
+    for part in raw.split(","):
+        name, _, floor = part.strip().partition(":")
+        try:
+            bands.append((name.strip(), float(floor)))
+        except ValueError:
+            raise SettingsError(
+                f"CHURNOPS_RISK_BANDS part {part!r} is not NAME:FLOOR (e.g. high:0.30)"
+            ) from None
+    return tuple(sorted(bands, key=lambda b: -b[1]))
+
+
+@dataclass(frozen=True)
+class ScoringPolicy:
+    """How the nightly scores are served (``churnops.score``).
+
+    Risk bands: a customer is in the first band whose floor their churn probability
+    reaches, bands ordered from the highest floor down; the lowest floor must be 0 so every
+    probability has a band. The default floors suit calibrated probabilities around an 8 %
+    base rate: ``high`` >= 0.30 (about four times the base rate), ``medium`` >= 0.10.
+    """
+
+    risk_bands: tuple[tuple[str, float], ...] = RISK_BANDS_DEFAULT
+    # Customers in this band get reason codes: their top features pushing the score up.
+    reason_band: str = "high"
+    reason_count: int = 3
+    # Share (0..1) of customers served the challenger's score, by a stable customer hash.
+    canary_share: float = 0.0
+    # Salt of the canary hash: change it to draw a different (still stable) canary group.
+    canary_salt: str = "churnops-canary"
+    predict_threads: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.risk_bands:
+            raise SettingsError("ScoringPolicy.risk_bands must name at least one band")
+        floors = [floor for _, floor in self.risk_bands]
+        if floors != sorted(floors, reverse=True) or len(set(floors)) != len(floors):
+            raise SettingsError("risk band floors must be distinct, listed from highest to lowest")
+        if floors[-1] != 0.0:
+            raise SettingsError("the lowest risk band's floor must be 0 so every score has a band")
+        if self.reason_band not in {name for name, _ in self.risk_bands}:
+            raise SettingsError(f"reason band {self.reason_band!r} is not one of the risk bands")
+        if not 0.0 <= self.canary_share <= 1.0:
+            raise SettingsError("the canary share must be between 0 and 1 (0-100 %)")
+        if self.reason_count < 0:
+            raise SettingsError("ScoringPolicy.reason_count must not be negative")
+
+
+@dataclass(frozen=True)
+class DriftPolicy:
+    """How each night's features and scores are compared with the champion's training data.
+
+    Defaults follow the seed: numeric features by normed Wasserstein distance (drifted at
+    >= 0.1; Evidently's own choice for samples over 1,000 rows, where p-value tests flag
+    every negligible shift), categorical ones by Jensen-Shannon distance (>= 0.1). A
+    p-value method (``ks``, ``chisquare``) flags drift at p < ``threshold`` (seed: 0.01).
+    ``feature_methods`` overrides method and threshold per feature.
+    """
+
+    num_method: str = "wasserstein"
+    num_threshold: float = 0.1
+    cat_method: str = "jensenshannon"
+    cat_threshold: float = 0.1
+    feature_methods: tuple[tuple[str, str, float], ...] = ()  # (feature, method, threshold)
+    # Rows of the night's frame compared (fixed seed); 0 = all of them.
+    sample_rows: int = 50_000
+    seed: int = 7
+    # The report's verdict: the dataset drifts when this share of features drifts.
+    drift_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        for method in (self.num_method, self.cat_method, *(m for _, m, _ in self.feature_methods)):
+            if method not in DRIFT_METHODS:
+                raise SettingsError(
+                    f"unknown drift method {method!r}; known: {', '.join(DRIFT_METHODS)}"
+                )
+
+    def method_for(self, feature: str, categorical: bool) -> tuple[str, float]:
+        for name, method, threshold in self.feature_methods:
+            if name == feature:
+                return method, threshold
+        if categorical:
+            return self.cat_method, self.cat_threshold
+        return self.num_method, self.num_threshold
+
+
+def _parse_feature_methods(raw: str) -> tuple[tuple[str, str, float], ...]:
+    """``tenure_days=ks:0.01,plan_type=chisquare:0.01``."""
+    parsed = []
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        feature, _, rule = part.partition("=")
+        method, _, threshold = rule.partition(":")
+        try:
+            parsed.append((feature.strip(), method.strip(), float(threshold)))
+        except ValueError:
+            raise SettingsError(
+                f"CHURNOPS_DRIFT_FEATURE_METHODS part {part!r} is not FEATURE=METHOD:THRESHOLD"
+            ) from None
+    return tuple(parsed)
+
+
+@dataclass(frozen=True)
+class RetrainingPolicy:
+    """When monitoring asks for a retrain (``churnops.triggers``); seed defaults.
+
+    Any one trigger fires: AUC of the served scores on the latest matured cohort below
+    ``min_cohort_auc``; drift on ``max_drifted_features`` or more features; more than
+    ``max_new_labels`` labelled rows since the champion's training cutoff. The monthly
+    trigger is the retrain DAG's own schedule. After a request, ``cooldown_days`` pass
+    before the next one, so one drift episode does not retrain every night.
+    """
+
+    min_cohort_auc: float = 0.78
+    max_drifted_features: int = 3
+    max_new_labels: int = 10_000
+    cooldown_days: int = 14
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where failures and fired triggers are announced: an Airflow connection (http(s)
+    webhook or smtp e-mail). Without that connection, a clear log line instead."""
+
+    conn_id: str = "churnops_alerts"
+    email_to: str = ""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything churnops can be told, for one profile."""
@@ -334,6 +467,10 @@ class Settings:
     train: TrainParams = field(default_factory=TrainParams)
     promotion: PromotionPolicy = field(default_factory=PromotionPolicy)
     mlflow: MlflowSettings = field(default_factory=MlflowSettings)
+    scoring: ScoringPolicy = field(default_factory=ScoringPolicy)
+    drift: DriftPolicy = field(default_factory=DriftPolicy)
+    retraining: RetrainingPolicy = field(default_factory=RetrainingPolicy)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -396,6 +533,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         train=_load_train_params(env),
         promotion=_load_promotion_policy(env),
         mlflow=_load_mlflow_settings(env, profile, paths),
+        scoring=_load_scoring_policy(env),
+        drift=_load_drift_policy(env),
+        retraining=_load_retraining_policy(env),
+        alerts=AlertSettings(
+            conn_id=env.get("CHURNOPS_ALERT_CONN_ID") or AlertSettings.conn_id,
+            email_to=env.get("CHURNOPS_ALERT_EMAIL_TO") or "",
+        ),
     )
 
 
@@ -466,4 +610,43 @@ def _load_mlflow_settings(env: Mapping[str, str], profile: str, paths: Paths) ->
         artifact_location=artifact_location,
         experiment_name=env.get("CHURNOPS_MLFLOW_EXPERIMENT") or d.experiment_name,
         registered_model_name=env.get("CHURNOPS_REGISTERED_MODEL") or d.registered_model_name,
+    )
+
+
+def _load_scoring_policy(env: Mapping[str, str]) -> ScoringPolicy:
+    d = ScoringPolicy()
+    raw_bands = env.get("CHURNOPS_RISK_BANDS")
+    return ScoringPolicy(
+        risk_bands=_parse_bands(raw_bands) if raw_bands else d.risk_bands,
+        reason_band=env.get("CHURNOPS_REASON_BAND") or d.reason_band,
+        reason_count=_env_int(env, "CHURNOPS_REASON_COUNT", d.reason_count),
+        canary_share=_env_float(env, "CHURNOPS_CANARY_SHARE", d.canary_share),
+        canary_salt=env.get("CHURNOPS_CANARY_SALT") or d.canary_salt,
+        predict_threads=_env_int(env, "CHURNOPS_PREDICT_THREADS", d.predict_threads, minimum=1),
+    )
+
+
+def _load_drift_policy(env: Mapping[str, str]) -> DriftPolicy:
+    d = DriftPolicy()
+    return DriftPolicy(
+        num_method=env.get("CHURNOPS_DRIFT_NUM_METHOD") or d.num_method,
+        num_threshold=_env_float(env, "CHURNOPS_DRIFT_NUM_THRESHOLD", d.num_threshold),
+        cat_method=env.get("CHURNOPS_DRIFT_CAT_METHOD") or d.cat_method,
+        cat_threshold=_env_float(env, "CHURNOPS_DRIFT_CAT_THRESHOLD", d.cat_threshold),
+        feature_methods=_parse_feature_methods(env.get("CHURNOPS_DRIFT_FEATURE_METHODS", "")),
+        sample_rows=_env_int(env, "CHURNOPS_DRIFT_SAMPLE_ROWS", d.sample_rows),
+        seed=_env_int(env, "CHURNOPS_DRIFT_SEED", d.seed),
+        drift_share=_env_float(env, "CHURNOPS_DRIFT_SHARE", d.drift_share),
+    )
+
+
+def _load_retraining_policy(env: Mapping[str, str]) -> RetrainingPolicy:
+    d = RetrainingPolicy()
+    return RetrainingPolicy(
+        min_cohort_auc=_env_float(env, "CHURNOPS_RETRAIN_MIN_COHORT_AUC", d.min_cohort_auc),
+        max_drifted_features=_env_int(
+            env, "CHURNOPS_RETRAIN_DRIFTED_FEATURES", d.max_drifted_features, minimum=1
+        ),
+        max_new_labels=_env_int(env, "CHURNOPS_RETRAIN_NEW_LABELS", d.max_new_labels),
+        cooldown_days=_env_int(env, "CHURNOPS_RETRAIN_COOLDOWN_DAYS", d.cooldown_days),
     )

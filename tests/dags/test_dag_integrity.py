@@ -87,6 +87,13 @@ def test_nightly_dag_shape(dagbag) -> None:
     # the features only start once the day is loaded and its 90-day window complete
     gate = dag.get_task("ingest.check_window_loaded")
     assert models <= gate.get_flat_relative_ids(upstream=False)
+    # scoring reads the night's features: it runs after every model, and writes the
+    # warehouse through its pool
+    score = dag.get_task("score")
+    assert {m for m in models if "fct_customer_features" in m} <= score.get_flat_relative_ids(
+        upstream=True
+    )
+    assert score.pool == "churnops_warehouse"
 
 
 PARSE_PROBE = textwrap.dedent(
@@ -115,7 +122,7 @@ PARSE_PROBE = textwrap.dedent(
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
-def test_parsing_opens_no_connection_and_is_fast(path: Path) -> None:
+def test_parsing_opens_no_connection_and_fits_airflows_import_timeout(path: Path) -> None:
     """Parse each file in a fresh interpreter whose DB, DuckDB and socket connects all raise."""
     result = subprocess.run(
         [sys.executable, "-c", PARSE_PROBE, str(path)],
@@ -126,8 +133,9 @@ def test_parsing_opens_no_connection_and_is_fast(path: Path) -> None:
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["errors"] == {}
     assert report["dags"] == [path.stem]
-    # Cold: the first parse in a process also pays Airflow's one-off plugin discovery
-    # (Cosmos opens the manifest through ObjectStoragePath, which asks for lineage plugins).
-    # Warm: every further parse, which is what a long-running dag-processor pays per file.
-    assert report["cold"] < 3.0, f"{path.name} cold parse {report['cold']:.2f}s"
-    assert report["warm"] < 1.0, f"{path.name} warm parse {report['warm']:.2f}s"
+    # The dag-processor abandons a file that takes longer than this to import; how fast
+    # parsing is (cold and warm) is measured by `make bench BENCH=dags`, not asserted here.
+    from airflow.configuration import conf
+
+    limit = conf.getfloat("core", "dagbag_import_timeout")
+    assert report["cold"] < limit, f"{path.name} cold parse {report['cold']:.2f}s"
