@@ -40,11 +40,8 @@ $(MANIFEST): $(VENV)/.synced $(DBT_SOURCES)
 
 setup: $(VENV)/.synced $(MANIFEST) ## Install uv if missing, create .venv from the lockfile, parse dbt
 
-run: setup ## Run the pipeline on the embedded default: history -> ingest -> features -> champion
-	$(CHURNOPS) bootstrap
-	$(CHURNOPS) train --reason "first model, trained by make run"
-	$(CHURNOPS) status
-	@echo "next: make up (Airflow UI), MLflow: .venv/bin/mlflow ui --backend-store-uri sqlite:///.churnops/mlflow/mlflow.db"
+run: setup ## The closed loop on the embedded default: history, champion, nightly Airflow runs, drift, retrain
+	$(CHURNOPS) loop
 
 test: setup services lint ## Lint, then run the whole test suite
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS); rc=$$?; \

@@ -27,6 +27,19 @@ just ended), or `as_of_date` from the trigger form.
    share set (`CHURNOPS_CANARY_SHARE`), a stable hash-chosen share of customers is served
    the challenger's score. The night's partition is replaced in one transaction. Without
    a champion the task is skipped with a message and earlier predictions stay.
+4. **monitor**
+   - `drift_and_performance`: the night's features and served scores against the
+     champion's training sample (stored with its registered version): per-feature drift
+     (normed Wasserstein for numbers, Jensen-Shannon for categories, threshold 0.1; p < 0.01
+     for test methods; per feature in `CHURNOPS_DRIFT_FEATURE_METHODS`) and prediction
+     drift, saved as an Evidently report (HTML + JSON, see the **Drift reports** page) and
+     in `monitoring.feature_drift` / `drift_summary`. Then AUC, recall, precision and F1 of
+     every cohort whose 90-day labels matured (`monitoring.cohort_performance`).
+   - `request_retrain`: the retraining policy (cohort AUC < 0.78, drift on 3+ features,
+     over 10,000 new churn labels since the champion's data, a 14-day cooldown). When it
+     fires, the Asset `retrain_requested` is emitted with the reasons and `churn_retrain`
+     starts; an alert goes to the `churnops_alerts` connection. Otherwise it is skipped
+     with the reasons in its log.
 
 **Reruns and backfills are idempotent**: `make backfill FROM=2025-03-01 TO=2025-03-07`
 (= `airflow backfill create --dag-id churn_nightly --from-date ... --to-date ...`) gives
@@ -40,6 +53,7 @@ import datetime as dt
 
 from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, dag, task
 
+from churnops.orchestration.assets import RETRAIN_REQUESTED
 from churnops.orchestration.dbt import features_task_group
 from churnops.orchestration.defaults import default_args
 from churnops.settings import load_settings
@@ -84,6 +98,22 @@ def score() -> dict:
     return score_night()
 
 
+@task(pool=orchestration.warehouse_pool)
+def drift_and_performance() -> dict:
+    """Drift report of the night against the champion's training data; matured cohorts."""
+    from churnops.orchestration.monitoring import monitor_night_task
+
+    return monitor_night_task()
+
+
+@task(pool=orchestration.warehouse_pool, outlets=[RETRAIN_REQUESTED])
+def request_retrain():
+    """Emit retrain_requested when the retraining policy fires (skipped otherwise)."""
+    from churnops.orchestration.monitoring import request_retrain_task
+
+    yield from request_retrain_task()
+
+
 @dag(
     dag_id="churn_nightly",
     schedule=CronDataIntervalTimetable(orchestration.nightly_cron, timezone="UTC"),
@@ -99,13 +129,17 @@ def score() -> dict:
             description="Process this day instead of the run's data interval (YYYY-MM-DD).",
         )
     },
-    tags=["churnops", "nightly", "ingest", "features", "scoring"],
+    tags=["churnops", "nightly", "ingest", "features", "scoring", "monitoring"],
     doc_md=__doc__,
 )
 def churn_nightly() -> None:
     with TaskGroup("ingest", tooltip="validate each landing drop, load or quarantine it") as ingest:
         wait_for_drops() >> validate_and_load() >> check_window_loaded()
-    ingest >> features_task_group(settings) >> score()
+    with TaskGroup(
+        "monitor", tooltip="drift, matured-label performance, retrain trigger"
+    ) as monitor:
+        drift_and_performance() >> request_retrain()
+    ingest >> features_task_group(settings) >> score() >> monitor
 
 
 churn_nightly()

@@ -1,5 +1,5 @@
 """A small simulated history with a trained champion: the shared start of the scoring,
-monitoring and status tests (about 45 s: 2,000 customers over 380 days)."""
+monitoring and status tests (about 45 s: 2,000 customers over 420 days)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from churnops.settings import Settings, load_settings
 
-TRAINED_ENV = {"CHURNOPS_SIM_CUSTOMERS": "2000", "CHURNOPS_SIM_DAYS": "380"}
+TRAINED_ENV = {"CHURNOPS_SIM_CUSTOMERS": "2000", "CHURNOPS_SIM_DAYS": "420"}
 
 
 def trained_state(state: Path, **env: str) -> Settings:

@@ -103,6 +103,33 @@ def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
     return subprocess.run([client.airflow, *command], env=client.env).returncode
 
 
+def cmd_loop(settings: Settings, args: argparse.Namespace) -> int:
+    """The closed loop (make run): history, first champion, nightly Airflow runs in which
+    an acquisition campaign shows up as drift, the retrain it triggers; then the status."""
+    from churnops.orchestration.closed_loop import run_closed_loop
+    from churnops.status import collect_status, render_status
+
+    outcome = run_closed_loop(
+        settings,
+        nights=args.nights,
+        campaign_lead_days=args.campaign_lead_days,
+        say=lambda line: print(line, flush=True),
+    )
+    print()
+    print(render_status(collect_status(settings), color=sys.stdout.isatty()))
+    reports = settings.paths.reports_dir / "drift"
+    print(
+        "\nwhere to look:\n"
+        "  Airflow UI (every run above, the Drift reports page): make up\n"
+        f"  drift reports (Evidently HTML + JSON): {reports}\n"
+        "  MLflow (runs, versions, aliases): .venv/bin/mlflow ui --backend-store-uri "
+        f"{settings.mlflow.tracking_uri}\n"
+        f"closed loop in {outcome.seconds['total'] / 60:.1f} min"
+    )
+    failed = [r for r in outcome.nightly_runs + outcome.retrain_runs if r.get("state") != "success"]
+    return 1 if failed else 0
+
+
 def _actor() -> str:
     import getpass
 
@@ -223,6 +250,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--require-approval", action="store_true", help="stop before promotion for a person"
     )
     tr.set_defaults(handler=cmd_train)
+
+    lp = commands.add_parser(
+        "loop",
+        help="the closed loop: history, champion, nightly Airflow runs, drift, retrain (make run)",
+    )
+    lp.add_argument("--nights", type=int, default=3, help="nightly Airflow runs after the history")
+    lp.add_argument(
+        "--campaign-lead-days",
+        type=int,
+        default=14,
+        help="the acquisition campaign starts this many days before the history ends "
+        "(unless CHURNOPS_SIM_SCENARIO chooses a scenario)",
+    )
+    lp.set_defaults(handler=cmd_loop)
 
     pr = commands.add_parser("promote", help="make a registered version the champion")
     pr.add_argument("version")

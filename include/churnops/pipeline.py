@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from churnops.settings import Settings
 
 log = logging.getLogger(__name__)
-Say = Callable[[str], None]
+Say = Callable[[str], object]
 
 
 @dataclass
@@ -43,12 +43,10 @@ def _ingest_days(settings: Settings, start: dt.date, end: dt.date, say: Say) -> 
     """Validate and load every day of the range in bulk (same verdicts as day by day)."""
     from churnops.ingest import ingest_range
 
-    result = ingest_range(
-        settings,
-        start,
-        end,
-        progress=lambda table, done, total: say(f"ingest: {table:<16} {done:>4}/{total} days"),
-    )
+    def progress(table: str, done: int, total: int) -> None:
+        say(f"ingest: {table:<16} {done:>4}/{total} days")
+
+    result = ingest_range(settings, start, end, progress=progress)
     return dict(result.rows_loaded)
 
 

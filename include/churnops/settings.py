@@ -249,6 +249,10 @@ class TrainParams:
     # Hyper-parameter search; needs optuna, which is not a dependency (yet).
     optuna: bool = False
     optuna_trials: int = 30
+    # Only as-of dates whose 90-day feature window lies wholly inside the loaded feed: the
+    # first 89 days after the feed starts have truncated windows (their calls_90d counts
+    # days that exist), unlike anything scored later. Off only for deliberately tiny tests.
+    full_windows_only: bool = True
     reference_sample_rows: int = 50_000  # training sample kept for drift monitoring
     shap_sample_rows: int = 5_000
 
@@ -575,6 +579,7 @@ def _load_train_params(env: Mapping[str, str]) -> TrainParams:
         reference_sample_rows=_env_int(
             env, "CHURNOPS_REFERENCE_SAMPLE_ROWS", d.reference_sample_rows, minimum=1
         ),
+        full_windows_only=_env_bool(env, "CHURNOPS_TRAIN_FULL_WINDOWS_ONLY", d.full_windows_only),
     )
 
 

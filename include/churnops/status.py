@@ -1,7 +1,8 @@
 """The MLOps status report (``churnops status``): who is champion, since when, why.
 
-Reads only: the MLflow registry (aliases and versions) and the warehouse's audit and
-decision tables. Works on an empty installation (everything "none yet").
+Reads only: the MLflow registry (aliases and versions) and the warehouse's audit,
+decision, scoring and monitoring tables. Works on an empty installation (everything
+"none yet").
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         "champion": None,
         "recent_decisions": [],
         "audit_log": [],
+        "last_nightly_run": None,
+        "drift": None,
+        "latest_cohort": None,
+        "triggers": [],
     }
     if not settings.warehouse.duckdb_path.exists() and not settings.paths.mlflow_dir.exists():
         return report
@@ -70,12 +75,61 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         }
         for m in audit[:10]  # newest first
     ]
+    report.update(_monitoring(settings))
+    if report["champion"] and report["latest_cohort"]:
+        report["champion"]["auc_latest_matured_cohort"] = report["latest_cohort"]["auc"]
     return report
+
+
+def _monitoring(settings: Settings) -> dict[str, Any]:
+    """The last scoring run, the latest drift verdict, cohort and retraining evaluations."""
+    from churnops.monitor.store import (
+        COHORT_PERFORMANCE_TABLE,
+        DRIFT_SUMMARY_TABLE,
+        RETRAIN_REQUESTS_TABLE,
+        query,
+    )
+    from churnops.score.store import SCORING_RUNS_TABLE
+
+    last_run = query(
+        settings,
+        f"select as_of_date, state, rows_scored, canary_rows, shadow_rows, champion_version, "
+        f"challenger_version, seconds, finished_at, message from {SCORING_RUNS_TABLE} "
+        "order by finished_at desc limit 1",
+    )
+    drift = query(
+        settings,
+        f"select as_of_date, model_version, features_total, features_drifted, share_drifted, "
+        f"drifted_features, prediction_drifted, html_path from {DRIFT_SUMMARY_TABLE} "
+        "order by as_of_date desc, computed_at desc limit 1",
+    )
+    cohort = query(
+        settings,
+        f"select as_of_date, model_versions, rows, churners, auc, recall, precision, f1 "
+        f"from {COHORT_PERFORMANCE_TABLE} order by as_of_date desc limit 1",
+    )
+    triggers = query(
+        settings,
+        f"select as_of_date, fired, held_by_cooldown, reasons, champion_version "
+        f"from {RETRAIN_REQUESTS_TABLE} where triggered order by as_of_date desc limit 5",
+    )
+    return {
+        "last_nightly_run": last_run[0] if last_run else None,
+        "drift": drift[0] if drift else None,
+        "latest_cohort": cohort[0] if cohort else None,
+        "triggers": triggers,
+    }
 
 
 def render_status(report: dict[str, Any], color: bool = False) -> str:
     def bold(text: str) -> str:
         return f"\033[1m{text}\033[0m" if color else text
+
+    def paint(text: str, ok: bool | None) -> str:
+        """Green for fine, red for needs attention, plain when unknown or no colours."""
+        if not color or ok is None:
+            return text
+        return f"\033[{32 if ok else 31}m{text}\033[0m"
 
     lines = [bold(f"MODEL STATUS: {report['model_name']}"), "=" * 60]
     champion = report["champion"]
@@ -85,8 +139,63 @@ def render_status(report: dict[str, Any], color: bool = False) -> str:
             f"Production model : v{champion['version']} (champion since {champion['since'] or '?'})"
         )
         lines.append(f"AUC at training  : {auc:.3f}" if auc is not None else "AUC at training  : ?")
+        cohort = report["latest_cohort"]
+        if cohort and cohort["auc"] is not None:
+            lines.append(
+                "AUC latest cohort: "
+                + paint(f"{cohort['auc']:.3f}", cohort["auc"] >= 0.78)
+                + f" (scored {cohort['as_of_date']}, labels matured; {cohort['rows']:,} "
+                f"customers, {cohort['churners']:,} churned)"
+            )
+        else:
+            lines.append("AUC latest cohort: no matured cohort yet (labels take 90 days)")
     else:
         lines.append("Production model : none yet (train one: churnops train)")
+    drift = report["drift"]
+    if drift:
+        drifted = drift["features_drifted"]
+        lines.append(
+            "Drift state      : "
+            + paint(
+                f"{drifted} of {drift['features_total']} features drifted",
+                drifted < 3,
+            )
+            + f" on {drift['as_of_date']} (v{drift['model_version']}"
+            + (", prediction drifted)" if drift["prediction_drifted"] else ")")
+        )
+        if drift["drifted_features"]:
+            lines.append(
+                "                   "
+                + ", ".join(drift["drifted_features"][:8])
+                + (" ..." if len(drift["drifted_features"]) > 8 else "")
+            )
+    else:
+        lines.append("Drift state      : no drift report yet")
+    run = report["last_nightly_run"]
+    if run:
+        lines.append(
+            f"Last nightly run : {run['as_of_date']}, "
+            + paint(run["state"], run["state"] == "scored")
+            + f", {run['rows_scored']:,} scored in {run['seconds']:.1f} s "
+            f"(finished {run['finished_at']:%Y-%m-%d %H:%M} UTC)"
+        )
+    else:
+        lines.append("Last nightly run : none yet")
+    triggers = report["triggers"]
+    if triggers:
+        t = triggers[0]
+        state = "fired: retrain requested" if t["fired"] else "held by the cooldown"
+        lines.append(f"Triggers fired   : {t['as_of_date']} " + paint(state, not t["fired"]))
+        lines.extend(f"                   {reason}" for reason in t["reasons"])
+    else:
+        lines.append("Triggers fired   : none")
+    decisions = report["recent_decisions"]
+    if decisions:
+        d = decisions[0]
+        lines.append(
+            f"Action taken     : {d['action']} (v{d['challenger']} vs v{d['champion'] or '-'}, "
+            f"{d['at']:%Y-%m-%d %H:%M})"
+        )
     aliases = report["aliases"]
     lines.append(
         "Aliases          : "

@@ -12,9 +12,13 @@ OWNER = "ml-platform"
 
 
 def default_args(settings: Settings) -> dict[str, Any]:
-    """Retries with exponential backoff: a late or locked source usually heals by itself."""
+    """Retries with exponential backoff: a late or locked source usually heals by itself.
+    A task that fails for good is announced through the alert connection (or logged)."""
+    from churnops.orchestration.alerts import failure_notifier
+
     orch = settings.orchestration
     return {
+        "on_failure_callback": failure_notifier(),
         "owner": OWNER,
         "retries": orch.retries,
         "retry_delay": dt.timedelta(minutes=orch.retry_delay_minutes),

@@ -55,7 +55,21 @@ class LoadedModel:
 
 
 def load_version(settings: Settings, version: str | int) -> LoadedModel:
-    """The native LightGBM booster of a registered version, with its calibration."""
+    """The native LightGBM booster of a registered version, with its calibration.
+
+    A registered version never changes, so a process loads each one once (a nightly task
+    process scores one night; a backfill loop or a test scores many).
+    """
+    key = (settings.mlflow.tracking_uri, settings.mlflow.registered_model_name, str(version))
+    if key not in _LOADED:
+        _LOADED[key] = _load_version(settings, version)
+    return _LOADED[key]
+
+
+_LOADED: dict[tuple[str | None, str, str], LoadedModel] = {}
+
+
+def _load_version(settings: Settings, version: str | int) -> LoadedModel:
     import mlflow
 
     client = mlflow_client(settings)

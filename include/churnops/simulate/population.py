@@ -44,7 +44,7 @@ PROMO_DISCOUNT_SHARE = 0.30
 PROMO_DAYS = 90
 
 # ---- hazard model (log scale); calibrated so 90-day churn of the base is about 8% ----
-BASE_DAILY_HAZARD = 0.00017
+BASE_DAILY_HAZARD = 0.00022
 PLAN_EFFECT = np.array([0.35, 0.0, -0.25])
 PAYMENT_EFFECT = np.array([0.10, -0.35, 0.15, 0.45])  # card, direct_debit, paypal, invoice
 CHANNEL_EFFECT = np.array([0.0, 0.30, 0.40, -0.35, 0.10, 0.55])
@@ -59,15 +59,19 @@ PROMO_END_EFFECT = 0.45  # the 90 days after a sign-up discount ends
 FRAILTY_SD = 0.25  # what no feature can see
 
 DISENGAGEMENT_MEAN_DAYS = 1200.0
+# Whatever else a customer is like, once disengaged they leave within months: without this
+# floor, engaged-looking customers who disengaged would linger for years, and their share
+# of the base would grow for as long as the feed runs (a baseline that drifts by itself).
+DISENGAGED_MIN_DAILY_HAZARD = 1 / 90
 DISENGAGEMENT_RAMP_DAYS = 21.0
 # Behaviour turns before the customer leaves: the hazard jumps this long after the onset.
 DISENGAGED_HAZARD_DELAY_DAYS = 20
 
 # ---- scenarios ----
-CAMPAIGN_DAYS = 60
-CAMPAIGN_DAILY_SIGNUP_SHARE = 0.004  # extra sign-ups a day, as a share of the base size
-PRICE_INCREASE_BILL_EFFECT = 1.00  # replaces BILL_EFFECT from the scenario's start
-PRICE_INCREASE_RELIABILITY_EFFECT = -0.95
+CAMPAIGN_DAYS = 45
+CAMPAIGN_DAILY_SIGNUP_SHARE = 0.01  # extra sign-ups a day, as a share of the base size
+PRICE_INCREASE_BILL_EFFECT = 1.60  # replaces BILL_EFFECT from the scenario's start
+PRICE_INCREASE_RELIABILITY_EFFECT = -1.40
 PRICE_INCREASE_PROMO_END_EFFECT = 1.0
 
 
@@ -160,9 +164,10 @@ def _draw_block(
     frailty = rng.standard_normal(n) * FRAILTY_SD
     exposure = rng.exponential(1.0, n)  # the cumulative hazard at which each one churns
 
-    # Life events are scheduled from the day the customer first appears in the feed.
+    # Disengagement can start any time after sign-up (for the base, also before the feed
+    # starts: their past decides who is still a customer on day 0, see _base_block).
     first_day = np.maximum(signup_day, feed_day)
-    onset = first_day - 30 * (signup_day < feed_day) + rng.exponential(DISENGAGEMENT_MEAN_DAYS, n)
+    onset = signup_day + rng.exponential(DISENGAGEMENT_MEAN_DAYS, n)
     onset_day = np.where(rng.random(n) < 0.9, onset, NEVER).astype(np.int64)
     onset_day = np.maximum(onset_day, signup_day + 14)
 
@@ -208,12 +213,30 @@ def _draw_block(
     }
 
 
+BASE_BURN_IN_YEARS = 15
+
+
 def _base_block(settings: SimulationSettings) -> dict[str, np.ndarray]:
+    """The base on day 0: in the state the model's own dynamics lead to (a burn-in).
+
+    Candidates sign up at a constant rate over the 15 years before the feed, live through
+    the same hazards as everyone later (disengagement, churn), and the first
+    ``customers`` who are still customers on day 0 are the base. So tenure, the share
+    of disengaged customers and the churn rate start where they stay: a baseline feed does
+    not drift by itself while the base settles.
+    """
     rng = rng_for(settings, STREAM_BASE, 0)
     n = settings.customers
-    # Tenure of the existing base: long-lived customers thin out, capped at eight years.
-    tenure = np.minimum(rng.exponential(700.0, n).astype(np.int64) + 1, 8 * 365)
-    return _draw_block(rng, n, -tenure, 0, campaign=False)
+    survivors: list[dict[str, np.ndarray]] = []
+    found = 0
+    while found < n:  # about one candidate in four survives; draw 6n at a time
+        m = 6 * n
+        tenure = rng.integers(1, BASE_BURN_IN_YEARS * 365, m)
+        block = _draw_block(rng, m, -tenure, 0, campaign=False)
+        alive = np.flatnonzero(_churn_days(settings, block, 0) > 0)[: n - found]
+        survivors.append({k: v[alive] for k, v in block.items()})
+        found += len(alive)
+    return {k: np.concatenate([b[k] for b in survivors]) for k in survivors[0]}
 
 
 def _arrival_block(settings: SimulationSettings, day: int) -> list[dict[str, np.ndarray]]:
@@ -298,7 +321,7 @@ def _churn_days(
     """Exact first day on which each customer's cumulative hazard reaches their exposure."""
     signup = cols["signup_day"].astype(np.int64)
     n = len(signup)
-    start = np.maximum(signup + 1, 0)  # no churn on the sign-up day or before the feed
+    start = signup + 1  # no churn on the sign-up day; the base's past counts (burn-in)
     static, billing_before, billing_after = log_hazard_parts(settings, cols)
     price_start = (
         scenario_start_day(settings) if settings.scenario == "price_increase" else int(NEVER)
@@ -325,6 +348,7 @@ def _churn_days(
     after_price = seg_start >= price_start
     promo_end_col = promo_end[:, None]
     in_promo_end = (seg_start >= promo_end_col) & (seg_start < promo_end_col + 90)
+    disengaged = seg_start >= cols["onset_day"][:, None] + DISENGAGED_HAZARD_DELAY_DAYS
     log_h = (
         static[:, None]
         + np.where(after_price, billing_after[:, None], billing_before[:, None])
@@ -334,13 +358,10 @@ def _churn_days(
             np.where(after_price, PRICE_INCREASE_PROMO_END_EFFECT, PROMO_END_EFFECT),
             0.0,
         )
-        + np.where(
-            seg_start >= cols["onset_day"][:, None] + DISENGAGED_HAZARD_DELAY_DAYS,
-            DISENGAGED_EFFECT,
-            0.0,
-        )
+        + np.where(disengaged, DISENGAGED_EFFECT, 0.0)
     )
     hazard = BASE_DAILY_HAZARD * np.exp(log_h)
+    hazard = np.where(disengaged, np.maximum(hazard, DISENGAGED_MIN_DAILY_HAZARD), hazard)
     seg_total = hazard * seg_len
     cum_before = np.cumsum(seg_total, axis=1) - seg_total
     exposure = cols["exposure"][:, None]

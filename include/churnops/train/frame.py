@@ -71,12 +71,22 @@ def load_training_frame(
     path = settings.warehouse.duckdb_path
     if not path.exists():
         raise InsufficientHistory(f"no warehouse at {path}: run `churnops bootstrap` first")
+    from churnops.features import WINDOW_DAYS
+    from churnops.warehouse import LOADED_DROPS_TABLE
+
+    # The first as-of date whose feature window is whole (see TrainParams.full_windows_only).
+    full_window_floor = (
+        f"(select min(drop_date) + {WINDOW_DAYS - 1} from {LOADED_DROPS_TABLE})"
+        if params.full_windows_only
+        else "date '0001-01-01'"
+    )
     sql = f"""
         with labelled_dates as (
             select distinct as_of_date
             from {LABELS_TABLE}
             where as_of_date between coalesce(?, date '0001-01-01')
                 and coalesce(?, date '9999-12-31')
+              and as_of_date >= {full_window_floor}
         ),
         snapshots as (
             select as_of_date
@@ -109,6 +119,12 @@ def load_training_frame(
         raise InsufficientHistory(
             f"no matured labels for as-of dates {window}: labels mature "
             f"{params.label_horizon_days} days after their as-of date"
+            + (
+                f", and only as-of dates at least {WINDOW_DAYS - 1} days after the feed's "
+                "first loaded day count (their feature windows are whole)"
+                if params.full_windows_only
+                else ""
+            )
         )
     # Plain dates: windows are compared with datetime.date throughout.
     frame["as_of_date"] = frame["as_of_date"].dt.date
