@@ -386,9 +386,10 @@ class DriftPolicy:
 
     Defaults follow the seed: numeric features by normed Wasserstein distance (drifted at
     >= 0.1; Evidently's own choice for samples over 1,000 rows, where p-value tests flag
-    every negligible shift), categorical ones by Jensen-Shannon distance (>= 0.1). A
-    p-value method (``ks``, ``chisquare``) flags drift at p < ``threshold`` (seed: 0.01).
-    ``feature_methods`` overrides method and threshold per feature.
+    every negligible shift), categorical ones (and numbers with at most 5 distinct values)
+    by Jensen-Shannon distance (>= 0.1). A p-value method flags drift at p <= ``threshold``
+    (``ks``) or p < ``threshold`` (``chisquare``), as Evidently does (seed: 0.01). Verdicts
+    use every row of the night; only the HTML report draws a sample. ``feature_methods`` overrides method and threshold per feature.
     """
 
     num_method: str = "wasserstein"
@@ -396,7 +397,7 @@ class DriftPolicy:
     cat_method: str = "jensenshannon"
     cat_threshold: float = 0.1
     feature_methods: tuple[tuple[str, str, float], ...] = ()  # (feature, method, threshold)
-    # Rows of the night's frame compared (fixed seed); 0 = all of them.
+    # Rows of each frame drawn in the HTML report (fixed seed); verdicts use all rows; 0 = all.
     sample_rows: int = 50_000
     seed: int = 7
     # The report's verdict: the dataset drifts when this share of features drifts.

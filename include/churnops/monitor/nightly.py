@@ -1,0 +1,98 @@
+"""Monitor one night: drift of the served night against the champion's training data,
+and the performance of every cohort whose labels matured.
+
+The drift is measured for the model that served the night (``served_by = 'champion'``
+rows of ``scoring.predictions``): its reference is the sample of its own training rows
+stored with its registered version, so the comparison is with exactly what it learned from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from churnops.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from churnops.monitor.drift import DriftResult
+    from churnops.monitor.performance import CohortPerformance
+
+log = logging.getLogger(__name__)
+
+
+class NightNotScored(RuntimeError):
+    """No champion-served predictions for the night: there is nothing to monitor."""
+
+
+@dataclass(frozen=True)
+class MonitoringResult:
+    drift: DriftResult
+    cohorts: list[CohortPerformance]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "as_of_date": self.drift.as_of_date.isoformat(),
+            "model_version": self.drift.model_version,
+            "drifted_features": self.drift.drifted_features,
+            "share_drifted": round(self.drift.share_drifted, 4),
+            "prediction_drifted": self.drift.prediction_drifted,
+            "report": str(self.drift.html_path),
+            "cohorts": [c.describe() for c in self.cohorts],
+        }
+
+
+def served_night(settings: Settings, as_of_date: dt.date) -> tuple[str, pd.DataFrame]:
+    """(champion version, the night's features with its served score) for the night."""
+    import duckdb
+
+    from churnops.monitor.store import warehouse
+    from churnops.score.nightly import FEATURES_TABLE
+    from churnops.train.frame import CATEGORICAL_FEATURES
+
+    with warehouse(settings) as con:
+        try:
+            versions = con.execute(
+                "select model_version, count(*) from scoring.predictions "
+                "where as_of_date = ? and served_by = 'champion' group by 1 order by 2 desc",
+                [as_of_date],
+            ).fetchall()
+        except duckdb.CatalogException:  # nothing was ever scored here
+            versions = []
+        if not versions:
+            raise NightNotScored(
+                f"no champion-served predictions for {as_of_date}: score the night first "
+                "(the nightly DAG's score task)"
+            )
+        version = versions[0][0]
+        current = con.execute(
+            f"""
+            select f.*, p.churn_probability
+            from {FEATURES_TABLE} as f
+            inner join scoring.predictions as p
+                on p.as_of_date = f.as_of_date and p.customer_id = f.customer_id
+            where f.as_of_date = ? and p.served_by = 'champion' and p.model_version = ?
+            """,
+            [as_of_date, version],
+        ).df()
+    for column in CATEGORICAL_FEATURES:
+        if column in current.columns:
+            current[column] = current[column].astype("category")
+    return str(version), current
+
+
+def monitor_night(settings: Settings, as_of_date: dt.date) -> MonitoringResult:
+    """Drift report (HTML, JSON, tables) for the night, then the matured cohorts."""
+    from churnops.monitor.drift import drift_report, persist_drift
+    from churnops.monitor.performance import update_cohort_performance
+    from churnops.monitor.reference import load_reference
+
+    version, current = served_night(settings, as_of_date)
+    reference = load_reference(settings, version)
+    drift = drift_report(settings, as_of_date, version, reference, current)
+    persist_drift(settings, drift)
+    cohorts = update_cohort_performance(settings, as_of_date)
+    return MonitoringResult(drift, cohorts)

@@ -1,0 +1,166 @@
+"""How the served scores did, once their labels have matured.
+
+A scoring night D is a cohort: the customers scored that night and the scores they were
+actually served (champion, or challenger for the canary). Its labels (churned within 90
+days) mature on D + 90, when the nightly builds ``fct_churn_labels`` for D. Each night
+computes every matured cohort that has no row yet, and recomputes the cohort that matured
+tonight, so backfills and reruns converge on the same table.
+
+Recall, precision and F1 use each row's serving model's operating threshold (the one
+chosen on its validation window when it was trained, a tag on the registered version).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from churnops.monitor.store import (
+    COHORT_PERFORMANCE_TABLE,
+    ensure_monitoring_schema,
+    now,
+    warehouse,
+)
+from churnops.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LABELS_TABLE = "marts.fct_churn_labels"
+
+
+@dataclass(frozen=True)
+class CohortPerformance:
+    as_of_date: dt.date
+    model_versions: str
+    rows: int
+    churners: int
+    auc: float | None
+    recall: float | None
+    precision: float | None
+    f1: float | None
+    threshold: float
+
+    def describe(self) -> str:
+        auc = "n/a (one class only)" if self.auc is None else f"{self.auc:.3f}"
+        return (
+            f"cohort {self.as_of_date} (served by v{self.model_versions}): AUC {auc}, "
+            f"recall {self.recall or 0:.3f}, precision {self.precision or 0:.3f} on "
+            f"{self.rows:,} customers, {self.churners:,} churned"
+        )
+
+
+def _thresholds(settings: Settings, versions: set[str]) -> dict[str, float]:
+    from churnops.registry.champion import TAG_THRESHOLD
+    from churnops.registry.tracking import mlflow_client
+
+    client = mlflow_client(settings)
+    name = settings.mlflow.registered_model_name
+    found = {}
+    for version in versions:
+        tags = client.get_model_version(name, version).tags
+        # A version registered without one: 0.5 on the calibrated probability.
+        found[version] = float(tags.get(TAG_THRESHOLD, 0.5))
+    return found
+
+
+def update_cohort_performance(settings: Settings, as_of_date: dt.date) -> list[CohortPerformance]:
+    """Compute the cohorts matured by night ``as_of_date`` that need it; persist them."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
+
+    horizon = settings.train.label_horizon_days
+    matured_by = as_of_date - dt.timedelta(days=horizon)
+    with warehouse(settings) as con:
+        ensure_monitoring_schema(con)
+        tables = {
+            r[0]
+            for r in con.execute(
+                "select table_schema || '.' || table_name from information_schema.tables"
+            ).fetchall()
+        }
+        if not {"scoring.predictions", LABELS_TABLE} <= tables:
+            return []
+        frame: pd.DataFrame = con.execute(
+            f"""
+            select p.as_of_date, p.model_version, p.churn_probability,
+                   l.churned_within_90d as churned
+            from scoring.predictions as p
+            inner join {LABELS_TABLE} as l
+                on l.as_of_date = p.as_of_date and l.customer_id = p.customer_id
+            where p.as_of_date <= ?
+              and (p.as_of_date = ? or p.as_of_date not in (
+                    select as_of_date from {COHORT_PERFORMANCE_TABLE}))
+            """,
+            [matured_by, matured_by],
+        ).df()
+    if frame.empty:
+        return []
+    thresholds = _thresholds(settings, set(frame["model_version"]))
+    frame["threshold"] = frame["model_version"].map(thresholds)
+    frame["flagged"] = frame["churn_probability"] >= frame["threshold"]
+    results = []
+    for as_of, cohort in frame.groupby("as_of_date", sort=True):
+        labels = cohort["churned"].astype(int).to_numpy()
+        both_classes = len(np.unique(labels)) == 2
+        flagged = cohort["flagged"].to_numpy()
+        results.append(
+            CohortPerformance(
+                as_of_date=pd.Timestamp(str(as_of)).date(),
+                model_versions=",".join(sorted(cohort["model_version"].unique(), key=int)),
+                rows=len(cohort),
+                churners=int(labels.sum()),
+                auc=float(roc_auc_score(labels, cohort["churn_probability"]))
+                if both_classes
+                else None,
+                recall=float(recall_score(labels, flagged, zero_division=0)),
+                precision=float(precision_score(labels, flagged, zero_division=0)),
+                f1=float(f1_score(labels, flagged, zero_division=0)),
+                # One threshold per cohort for the chart: the one most rows were served at.
+                threshold=float(cohort["threshold"].mode().iloc[0]),
+            )
+        )
+    computed_at = now()
+    with warehouse(settings) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for r in results:
+                con.execute(
+                    f"DELETE FROM {COHORT_PERFORMANCE_TABLE} WHERE as_of_date = ?", [r.as_of_date]
+                )
+                con.execute(
+                    f"INSERT INTO {COHORT_PERFORMANCE_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        r.as_of_date,
+                        r.model_versions,
+                        r.rows,
+                        r.churners,
+                        r.auc,
+                        r.recall,
+                        r.precision,
+                        r.f1,
+                        r.threshold,
+                        computed_at,
+                    ],
+                )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    for r in results:
+        log.info("%s", r.describe())
+    return results
+
+
+def latest_cohort(settings: Settings, on_or_before: dt.date) -> CohortPerformance | None:
+    """The newest matured cohort at or before ``on_or_before`` (None before any matured)."""
+    from churnops.monitor.store import query
+
+    rows = query(
+        settings,
+        f"select * exclude (computed_at) from {COHORT_PERFORMANCE_TABLE} "
+        "where as_of_date <= ? order by as_of_date desc limit 1",
+        [on_or_before],
+    )
+    return CohortPerformance(**rows[0]) if rows else None

@@ -1,0 +1,78 @@
+"""The reference a night's drift is measured against: the model version's training sample.
+
+``churnops.registry.log_training_run`` stores it as the run artifact
+``reference/features.parquet`` (keys, features, label and the model's score, at most
+``TrainParams.reference_sample_rows`` rows). It never changes for a version, so it is
+downloaded once per version and kept under ``<reports_dir>/reference/v<version>.parquet``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from churnops.registry.aliases import RegistryError
+from churnops.registry.runs import REFERENCE_ARTIFACT
+from churnops.registry.tracking import mlflow_client
+from churnops.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+
+class ReferenceMissing(RegistryError):
+    """A model version has no training sample to measure drift against."""
+
+
+def reference_cache_path(settings: Settings, model_version: str | int) -> Path:
+    return settings.paths.reports_dir / "reference" / f"v{model_version}.parquet"
+
+
+def load_reference(settings: Settings, model_version: str | int) -> pd.DataFrame:
+    """The version's training sample (downloaded on first use, then read from the cache)."""
+    import pandas as pd
+
+    cache = reference_cache_path(settings, model_version)
+    if not cache.exists():
+        _download(settings, str(model_version), cache)
+    return pd.read_parquet(cache)
+
+
+def _download(settings: Settings, version: str, cache: Path) -> None:
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow_client(settings)
+    name = settings.mlflow.registered_model_name
+    try:
+        model_version = client.get_model_version(name, version)
+    except MlflowException as exc:
+        raise ReferenceMissing(f"{name} v{version} is not a registered version: {exc}") from exc
+    run_id = model_version.run_id
+    if not run_id:
+        raise ReferenceMissing(
+            f"{name} v{version} has no training run, so no {REFERENCE_ARTIFACT} to measure "
+            "drift against"
+        )
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    # Downloaded next to the cache and renamed into place: a crash or a concurrent
+    # download never leaves a half-written parquet where the next night would read it.
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=cache.parent) as tmp:
+        try:
+            downloaded = Path(client.download_artifacts(run_id, REFERENCE_ARTIFACT, tmp))
+        except (MlflowException, OSError) as exc:
+            raise ReferenceMissing(
+                f"{name} v{version} (run {run_id}) has no {REFERENCE_ARTIFACT}: it was not "
+                "logged by churnops.registry.log_training_run, so drift cannot be measured "
+                f"against its training data ({exc})"
+            ) from exc
+        if not downloaded.is_file():
+            raise ReferenceMissing(
+                f"{name} v{version} (run {run_id}): {REFERENCE_ARTIFACT} is not a file"
+            )
+        os.replace(downloaded, cache)
+    log.info("reference sample of %s v%s cached at %s", name, version, cache)

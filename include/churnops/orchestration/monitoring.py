@@ -1,0 +1,58 @@
+"""Task bodies of the nightly monitoring: Airflow's side of ``churnops.monitor`` and
+``churnops.triggers``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from airflow.sdk import Metadata, get_current_context
+from airflow.sdk.exceptions import AirflowSkipException
+
+from churnops.orchestration.assets import RETRAIN_REQUESTED
+from churnops.orchestration.defaults import run_day
+from churnops.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+
+def monitor_night_task() -> dict[str, Any]:
+    """Drift report and matured-cohort performance for the run's day."""
+    from churnops.monitor.nightly import monitor_night
+
+    result = monitor_night(load_settings(), run_day(get_current_context()))
+    drift = result.drift
+    log.info(
+        "drift report %s: %d of %d features drifted (%s); prediction drifted: %s",
+        drift.html_path,
+        len(drift.drifted_features),
+        len(drift.input_features),
+        ", ".join(drift.drifted_features) or "none",
+        "yes" if drift.prediction_drifted else "no",
+    )
+    return result.as_dict()
+
+
+def request_retrain_task() -> Iterator[Metadata]:
+    """Evaluate the retraining policy; when it fires, emit ``retrain_requested`` with the
+    reasons in the event's extra (the retrain DAG starts from it) and send an alert.
+    Otherwise the task is skipped: a successful task with an outlet would emit the event."""
+    from churnops.orchestration.alerts import notify_trigger
+    from churnops.triggers.signals import evaluate_retraining
+
+    context = get_current_context()
+    day = run_day(context)
+    signals, decision = evaluate_retraining(load_settings(), day, run_id=context["dag_run"].run_id)
+    log.info("%s", decision.summary())
+    if not decision.fire:
+        raise AirflowSkipException(decision.summary())
+    notify_trigger(decision.reasons, day, context)
+    yield Metadata(
+        RETRAIN_REQUESTED,
+        extra={
+            "as_of_date": day.isoformat(),
+            "champion_version": signals.champion_version,
+            "reasons": list(decision.reasons),
+        },
+    )

@@ -1,0 +1,102 @@
+"""The retraining policy: a pure function from tonight's monitoring signals to a decision
+with its reasons (seed defaults in ``churnops.settings.RetrainingPolicy``).
+
+Any one trigger fires:
+
+- **performance**: the served scores' AUC on the latest matured cohort is below the floor;
+- **drift**: at least ``max_drifted_features`` features drifted from the champion's
+  training data tonight;
+- **new labels**: more than ``max_new_labels`` churn outcomes have matured since the
+  champion's training data ends. Every active customer gets a (mostly negative) label every
+  day, so counting label rows would fire daily at any scale; the churn outcomes are the
+  new information a retrain would learn from (at the seed's 500,000 customers and 8 %
+  churn in 90 days, 10,000 of them take about three weeks).
+
+The monthly retrain is the retrain DAG's own schedule, not a trigger here. After a
+request, ``cooldown_days`` pass before the next one: one drift episode lasts many nights,
+and the retrain it caused needs time to land and to be judged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from churnops.settings import RetrainingPolicy
+
+
+@dataclass(frozen=True)
+class RetrainSignals:
+    """What monitoring knows on night ``as_of_date``."""
+
+    as_of_date: dt.date
+    champion_version: str | None
+    drifted_features: tuple[str, ...] = ()
+    latest_cohort: dt.date | None = None
+    latest_cohort_auc: float | None = None
+    new_churn_labels: int = 0
+    labels_since: dt.date | None = None  # the champion's training data cutoff
+    last_request: dt.date | None = None  # the night of the last retrain request
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    fire: bool  # request a retrain now
+    triggered: bool  # some trigger held (fire, or held back by the cooldown)
+    reasons: tuple[str, ...]
+    held_by_cooldown: bool
+
+    def summary(self) -> str:
+        if self.fire:
+            return "retrain requested: " + "; ".join(self.reasons)
+        if self.held_by_cooldown:
+            return "retrain not requested (cooldown): " + "; ".join(self.reasons)
+        return "no retrain needed: " + "; ".join(self.reasons)
+
+
+def decide_retraining(signals: RetrainSignals, policy: RetrainingPolicy) -> RetrainDecision:
+    """Fire when any trigger holds and no request was made within the cooldown."""
+    if signals.champion_version is None:
+        return RetrainDecision(False, False, ("no champion to monitor",), False)
+    triggers: list[str] = []
+    quiet: list[str] = []
+
+    auc = signals.latest_cohort_auc
+    if auc is None:
+        quiet.append("no matured cohort yet")
+    elif auc < policy.min_cohort_auc:
+        triggers.append(
+            f"AUC {auc:.3f} on the matured cohort {signals.latest_cohort} is below "
+            f"{policy.min_cohort_auc:.2f}"
+        )
+    else:
+        quiet.append(f"cohort {signals.latest_cohort} AUC {auc:.3f} >= {policy.min_cohort_auc:.2f}")
+
+    drifted = signals.drifted_features
+    if len(drifted) >= policy.max_drifted_features:
+        triggers.append(
+            f"drift on {len(drifted)} features (>= {policy.max_drifted_features}): "
+            + ", ".join(drifted)
+        )
+    else:
+        quiet.append(f"{len(drifted)} features drifted (< {policy.max_drifted_features})")
+
+    since = f" since {signals.labels_since}" if signals.labels_since else ""
+    if signals.new_churn_labels > policy.max_new_labels:
+        triggers.append(
+            f"{signals.new_churn_labels:,} new churn labels{since} (> {policy.max_new_labels:,})"
+        )
+    else:
+        quiet.append(f"{signals.new_churn_labels:,} new churn labels{since}")
+
+    if not triggers:
+        return RetrainDecision(False, False, tuple(quiet), False)
+    if signals.last_request is not None:
+        days = (signals.as_of_date - signals.last_request).days
+        if 0 <= days < policy.cooldown_days:
+            cooldown = (
+                f"last request on {signals.last_request}, {days} day(s) ago, within the "
+                f"{policy.cooldown_days}-day cooldown"
+            )
+            return RetrainDecision(False, True, (*triggers, cooldown), True)
+    return RetrainDecision(True, True, tuple(triggers), False)

@@ -1,0 +1,104 @@
+"""The retraining policy's inputs, read from the warehouse and the registry for one night,
+and the record of every evaluation (``monitoring.retrain_requests``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from churnops.monitor.store import (
+    DRIFT_SUMMARY_TABLE,
+    RETRAIN_REQUESTS_TABLE,
+    ensure_monitoring_schema,
+    now,
+    query,
+    warehouse,
+)
+from churnops.settings import Settings
+from churnops.triggers.policy import RetrainDecision, RetrainSignals, decide_retraining
+
+LABELS_TABLE = "marts.fct_churn_labels"
+
+
+def _training_cutoff(settings: Settings, version: str) -> dt.date | None:
+    """The last as-of date of the version's training data (its ``as_of_range`` tag)."""
+    from churnops.registry.tracking import mlflow_client
+
+    tags = (
+        mlflow_client(settings)
+        .get_model_version(settings.mlflow.registered_model_name, version)
+        .tags
+    )
+    as_of_range = tags.get("as_of_range", "")
+    return dt.date.fromisoformat(as_of_range.split("..")[-1]) if ".." in as_of_range else None
+
+
+def read_signals(settings: Settings, as_of_date: dt.date) -> RetrainSignals:
+    from churnops.monitor.performance import latest_cohort
+    from churnops.registry import current_aliases
+
+    champion = current_aliases(settings).get("champion")
+    if champion is None:
+        return RetrainSignals(as_of_date, None)
+    drift = query(
+        settings,
+        f"select drifted_features from {DRIFT_SUMMARY_TABLE} "
+        "where as_of_date = ? and model_version = ?",
+        [as_of_date, champion],
+    )
+    cohort = latest_cohort(settings, as_of_date)
+    cutoff = _training_cutoff(settings, champion)
+    # New churn outcomes: customers whose churn shows in a label after the cutoff (each
+    # churner is positive on every as-of date of the 90 days before leaving: count once).
+    new_labels = query(
+        settings,
+        f"select count(distinct customer_id) as n from {LABELS_TABLE} "
+        "where churned_within_90d and as_of_date > ? and as_of_date <= ?",
+        [cutoff or dt.date.min, as_of_date],
+    )
+    last = query(
+        settings,
+        f"select max(as_of_date) as night from {RETRAIN_REQUESTS_TABLE} "
+        "where fired and as_of_date < ?",
+        [as_of_date],
+    )
+    return RetrainSignals(
+        as_of_date=as_of_date,
+        champion_version=champion,
+        drifted_features=tuple(drift[0]["drifted_features"]) if drift else (),
+        latest_cohort=cohort.as_of_date if cohort else None,
+        latest_cohort_auc=cohort.auc if cohort else None,
+        new_churn_labels=int(new_labels[0]["n"]) if new_labels else 0,
+        labels_since=cutoff,
+        last_request=last[0]["night"] if last else None,
+    )
+
+
+def evaluate_retraining(
+    settings: Settings, as_of_date: dt.date, run_id: str | None = None
+) -> tuple[RetrainSignals, RetrainDecision]:
+    """Read the signals, decide, and record the evaluation (replacing the night's row)."""
+    signals = read_signals(settings, as_of_date)
+    decision = decide_retraining(signals, settings.retraining)
+    with warehouse(settings) as con:
+        ensure_monitoring_schema(con)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"DELETE FROM {RETRAIN_REQUESTS_TABLE} WHERE as_of_date = ?", [as_of_date])
+            con.execute(
+                f"INSERT INTO {RETRAIN_REQUESTS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    as_of_date,
+                    signals.champion_version,
+                    decision.fire,
+                    decision.triggered,
+                    list(decision.reasons),
+                    decision.held_by_cooldown,
+                    now(),
+                    run_id,
+                ],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return signals, decision

@@ -1,0 +1,106 @@
+"""The retraining policy at its edges (seed defaults: AUC < 0.78, drift on >= 3 features,
+> 10,000 new churn labels, 14-day cooldown)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+
+from churnops.settings import RetrainingPolicy, load_settings
+from churnops.triggers import RetrainSignals, decide_retraining
+
+NIGHT = dt.date(2026, 3, 1)
+POLICY = RetrainingPolicy()
+QUIET = RetrainSignals(
+    as_of_date=NIGHT,
+    champion_version="3",
+    drifted_features=("tenure_days", "invoice_amount_avg_90d"),
+    latest_cohort=dt.date(2025, 12, 1),
+    latest_cohort_auc=0.78,
+    new_churn_labels=10_000,
+    labels_since=dt.date(2025, 11, 1),
+)
+
+
+def test_nothing_at_the_edges_fires() -> None:
+    decision = decide_retraining(QUIET, POLICY)
+    assert not decision.fire and not decision.triggered
+    assert any("0.780 >= 0.78" in r for r in decision.reasons)
+    assert "2 features drifted (< 3)" in decision.reasons
+
+
+def test_auc_just_below_the_floor_fires_with_the_cohort_named() -> None:
+    decision = decide_retraining(dataclasses.replace(QUIET, latest_cohort_auc=0.7799), POLICY)
+    assert decision.fire
+    assert decision.reasons == ("AUC 0.780 on the matured cohort 2025-12-01 is below 0.78",)
+
+
+def test_a_third_drifted_feature_fires_and_names_them_all() -> None:
+    signals = dataclasses.replace(QUIET, drifted_features=("tenure_days", "a", "b"))
+    decision = decide_retraining(signals, POLICY)
+    assert decision.fire
+    assert decision.reasons == ("drift on 3 features (>= 3): tenure_days, a, b",)
+
+
+def test_one_more_new_label_than_the_limit_fires() -> None:
+    decision = decide_retraining(dataclasses.replace(QUIET, new_churn_labels=10_001), POLICY)
+    assert decision.fire
+    assert decision.reasons == ("10,001 new churn labels since 2025-11-01 (> 10,000)",)
+
+
+def test_every_trigger_that_holds_is_a_reason() -> None:
+    signals = dataclasses.replace(
+        QUIET,
+        latest_cohort_auc=0.70,
+        drifted_features=("a", "b", "c", "d"),
+        new_churn_labels=20_000,
+    )
+    assert len(decide_retraining(signals, POLICY).reasons) == 3
+
+
+def test_no_matured_cohort_is_not_a_trigger() -> None:
+    decision = decide_retraining(
+        dataclasses.replace(QUIET, latest_cohort=None, latest_cohort_auc=None), POLICY
+    )
+    assert not decision.fire
+    assert "no matured cohort yet" in decision.reasons
+
+
+def test_no_champion_means_nothing_to_monitor() -> None:
+    signals = dataclasses.replace(QUIET, champion_version=None, latest_cohort_auc=0.5)
+    decision = decide_retraining(signals, POLICY)
+    assert not decision.fire and not decision.triggered
+
+
+@pytest.mark.parametrize(
+    ("days_ago", "fires"), [(0, False), (1, False), (13, False), (14, True), (30, True)]
+)
+def test_the_cooldown_holds_a_trigger_back_for_fourteen_days(days_ago: int, fires: bool) -> None:
+    signals = dataclasses.replace(
+        QUIET,
+        drifted_features=("a", "b", "c"),
+        last_request=NIGHT - dt.timedelta(days=days_ago),
+    )
+    decision = decide_retraining(signals, POLICY)
+    assert decision.fire is fires
+    assert decision.triggered
+    assert decision.held_by_cooldown is not fires
+    if not fires:
+        assert "within the 14-day cooldown" in decision.reasons[-1]
+
+
+def test_the_policy_comes_from_settings() -> None:
+    settings = load_settings(
+        {
+            "CHURNOPS_RETRAIN_MIN_COHORT_AUC": "0.8",
+            "CHURNOPS_RETRAIN_DRIFTED_FEATURES": "2",
+            "CHURNOPS_RETRAIN_NEW_LABELS": "50000",
+            "CHURNOPS_RETRAIN_COOLDOWN_DAYS": "0",
+        }
+    )
+    decision = decide_retraining(QUIET, settings.retraining)
+    assert decision.fire
+    assert decision.reasons[0].startswith("AUC 0.780 on the matured cohort")
+    assert decision.reasons[1].startswith("drift on 2 features (>= 2)")
