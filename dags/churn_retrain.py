@@ -23,8 +23,6 @@ decisions can never leave two champions.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from churnops.orchestration.assets import MODEL_PROMOTED, RETRAIN_REQUESTED
@@ -67,7 +65,8 @@ def announce_promotion(outcome: dict):
     schedule=AssetOrTimeSchedule(
         timetable=CronTriggerTimetable("0 4 1 * *", timezone="UTC"), assets=RETRAIN_REQUESTED
     ),
-    start_date=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+    # No start_date: the first monthly run is the next 1st of a month, not one for the
+    # month just past the moment the DAG is deployed (CronTriggerTimetable's run_immediately).
     catchup=False,
     max_active_runs=1,
     default_args=default_args(settings),

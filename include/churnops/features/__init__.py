@@ -69,6 +69,23 @@ def dbt_vars(start: dt.date, end: dt.date) -> dict[str, str]:
     return {"as_of_start": start.isoformat(), "as_of_end": end.isoformat()}
 
 
+def _release_duckdb(settings: Settings) -> None:
+    """Close the DuckDB database dbt-duckdb keeps open for the life of the process.
+
+    DuckDB lets one process hold the file: left open after an in-process dbt run, the
+    handle would lock every other process out (an Airflow task started by the same
+    command, the portal) until this process exits.
+    """
+    if settings.warehouse.kind != "duckdb":
+        return
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    with DuckDBConnectionManager._LOCK:
+        if DuckDBConnectionManager._ENV is not None:
+            DuckDBConnectionManager._ENV.close()
+            DuckDBConnectionManager._ENV = None
+
+
 def run_dbt(
     settings: Settings,
     command: str,
@@ -95,7 +112,10 @@ def run_dbt(
     argv += list(args)
     began = time.perf_counter()
     with _environment(dbt_env(settings)):
-        result = dbtRunner().invoke(argv)
+        try:
+            result = dbtRunner().invoke(argv)
+        finally:
+            _release_duckdb(settings)
     seconds = time.perf_counter() - began
     nodes: dict[str, str] = {}
     failures: list[str] = []
