@@ -235,3 +235,23 @@ def test_the_canary_is_a_stable_share_of_20k_customers_on_consecutive_nights(
     (first, first_all), (second, second_all) = canaries
     both = first_all & second_all
     assert first & both == second & both
+
+
+def test_status_reports_the_last_nightly_run_and_the_champion(settings: Settings) -> None:
+    from churnops.score import score_day
+    from churnops.status import collect_status, render_status
+
+    night = _night(settings)
+    result = score_day(settings, night)
+    report = collect_status(settings)
+    run = report["last_nightly_run"]
+    assert (run["as_of_date"], run["state"], run["rows_scored"]) == (
+        night,
+        "scored",
+        result.rows_scored,
+    )
+    assert report["champion"]["version"] == "1"
+    text = render_status(report, color=True)
+    assert f"Last nightly run : {night}" in text and "\033[32mscored\033[0m" in text
+    assert f"{result.rows_scored:,} scored" in text
+    assert "Production model : v1" in text

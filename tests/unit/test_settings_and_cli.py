@@ -89,8 +89,13 @@ def test_status_on_an_empty_installation(tmp_path: Path, capsys, monkeypatch) ->
     assert main(["status"]) == 0
     out = capsys.readouterr().out
     assert "Production model : none yet (train one: churnops train)" in out
+    assert "Drift state      : no drift report yet" in out
+    assert "Last nightly run : none yet" in out
+    assert "Triggers fired   : none" in out
     assert main(["status", "--json"]) == 0
     import json
 
     report = json.loads(capsys.readouterr().out)
     assert report["champion"] is None and report["audit_log"] == []
+    assert report["last_nightly_run"] is None and report["drift"] is None
+    assert report["triggers"] == []
