@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from churnops.monitor.performance import CohortPerformance
 from churnops.monitor.store import (
     COHORT_PERFORMANCE_TABLE,
     DRIFT_SUMMARY_TABLE,
@@ -83,19 +84,6 @@ class Night:
 
 
 @dataclass(frozen=True)
-class Cohort:
-    """One matured scoring cohort of ``monitoring.cohort_performance``."""
-
-    as_of_date: dt.date
-    model_versions: str
-    rows: int
-    churners: int
-    auc: float | None
-    recall: float | None
-    precision: float | None
-
-
-@dataclass(frozen=True)
 class RetrainRequest:
     """One evaluation of the retraining policy (``monitoring.retrain_requests``)."""
 
@@ -126,7 +114,7 @@ class IndexData:
     """Everything the index page shows."""
 
     nights: list[Night]  # newest first
-    cohorts: list[Cohort]  # oldest first
+    cohorts: list[CohortPerformance]  # oldest first
     requests: list[RetrainRequest]  # newest first
     min_cohort_auc: float
     max_drifted_features: int
@@ -221,8 +209,8 @@ def load_index(settings: Settings) -> IndexData:
         )
         cohort_rows = _rows(
             con,
-            "SELECT as_of_date, model_versions, rows, churners, auc, recall, precision"
-            f" FROM {COHORT_PERFORMANCE_TABLE} ORDER BY as_of_date DESC LIMIT ?",
+            f"SELECT * EXCLUDE (computed_at) FROM {COHORT_PERFORMANCE_TABLE}"
+            " ORDER BY as_of_date DESC LIMIT ?",
             [TREND_POINTS],
         )
         request_rows = _rows(
@@ -259,18 +247,7 @@ def load_index(settings: Settings) -> IndexData:
                 report_available=available,
             )
         )
-    cohorts = [
-        Cohort(
-            as_of_date=row["as_of_date"],
-            model_versions=str(row["model_versions"]),
-            rows=int(row["rows"]),
-            churners=int(row["churners"]),
-            auc=row["auc"],
-            recall=row["recall"],
-            precision=row["precision"],
-        )
-        for row in reversed(cohort_rows)
-    ]
+    cohorts = [CohortPerformance(**row) for row in reversed(cohort_rows)]
     requests = [
         RetrainRequest(
             as_of_date=row["as_of_date"],
