@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         "loop",
         help="the closed loop: history, champion, nightly Airflow runs, drift, retrain (make run)",
     )
-    lp.add_argument("--nights", type=int, default=3, help="nightly Airflow runs after the history")
+    lp.add_argument("--nights", type=int, default=2, help="nightly Airflow runs after the history")
     lp.add_argument(
         "--campaign-lead-days",
         type=int,

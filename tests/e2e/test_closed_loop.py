@@ -49,9 +49,17 @@ def loop(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_both_nights_ran_through_the_scheduler_and_scored_everyone(loop) -> None:
+    """`airflow backfill create` over the nights, executed by the real scheduler with
+    Cosmos' watcher tasks: each night loaded its drops, built its features, scored."""
     settings, outcome, lines = loop
     assert [r["state"] for r in outcome.nightly_runs] == ["success", "success"], lines
+    assert all(r["run_id"].startswith("backfill__") for r in outcome.nightly_runs)
     with duckdb.connect(str(settings.warehouse.duckdb_path), read_only=True) as con:
+        loaded = con.execute(
+            "select drop_date, count(*) from raw._loaded_drops where drop_date >= ? group by 1",
+            [outcome.nights[0]],
+        ).fetchall()
+        assert sorted(loaded) == [(night, 6) for night in outcome.nights]  # all six tables
         scored = dict(
             con.execute(
                 "select as_of_date, count(*) from scoring.predictions group by 1"

@@ -32,7 +32,7 @@ def nightly_env(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path):
             "CHURNOPS_DUCKDB_PATH": str(state / "warehouse.duckdb"),
             # dag.test() runs tasks one at a time: Cosmos' watcher sensors need their
             # producer running beside them, so here dbt runs as one task (the scheduler
-            # test in test_backfill_cli.py covers the watcher shape).
+            # test in test_closed_loop.py covers the watcher shape).
             "CHURNOPS_DBT_EXECUTION": "build",
         }
     )

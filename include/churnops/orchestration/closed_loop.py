@@ -56,7 +56,7 @@ def with_campaign(settings: Settings, lead_days: int) -> Settings:
 def run_closed_loop(
     settings: Settings,
     *,
-    nights: int = 3,
+    nights: int = 2,
     campaign_lead_days: int = 14,
     port: int | None = None,
     say: Say = print,
