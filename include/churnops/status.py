@@ -183,10 +183,14 @@ def render_status(report: dict[str, Any], color: bool = False) -> str:
         lines.append("Last nightly run : none yet")
     triggers = report["triggers"]
     if triggers:
-        t = triggers[0]
-        state = "fired: retrain requested" if t["fired"] else "held by the cooldown"
-        lines.append(f"Triggers fired   : {t['as_of_date']} " + paint(state, not t["fired"]))
-        lines.extend(f"                   {reason}" for reason in t["reasons"])
+        for i, t in enumerate(triggers[:3]):  # newest first
+            label = "Triggers fired   : " if i == 0 else " " * 19
+            state = "retrain requested" if t["fired"] else "held by the cooldown"
+            reasons = "; ".join(r for r in t["reasons"] if "cooldown" not in r)
+            if len(reasons) > 160:
+                reasons = reasons[:157] + "..."
+            lines.append(f"{label}{t['as_of_date']} " + paint(state, not t["fired"]))
+            lines.append(f"                     {reasons}")
     else:
         lines.append("Triggers fired   : none")
     decisions = report["recent_decisions"]
