@@ -1,15 +1,32 @@
 """churnops benchmarks: `make bench` (all) or `make bench BENCH=simulate` (one group).
 
-Each measurement runs in a fresh child process so its peak memory (max RSS) is its own.
-Figures are printed as a table; nothing here asserts a time (speed is measured, not tested).
-Data goes to a temporary folder that is deleted afterwards.
+Groups: see ``GROUPS`` at the end. Each measurement runs in a fresh child
+process so its peak memory (max RSS) is its own. Figures are printed as a table; nothing
+here asserts a time (speed is measured, not tested). Data goes to a temporary folder that
+is deleted afterwards. ``CHURNOPS_BENCH_CUSTOMERS`` sets the size (default 500,000).
+
+``train``: the retrain at full size, a year of monthly as-of snapshots (12 snapshots 30
+days apart; the seed quotes 55 minutes for it). Its untimed set-up is the real pipeline:
+510 days of drops simulated and loaded (the first snapshot's 90-day window, the year, and
+the last snapshot's 90-day label window), then features and labels built for 15 as-of
+dates, one dbt build each. At 500,000 customers that takes about half an hour, so it can
+be kept: with ``CHURNOPS_BENCH_TRAIN_STATE=/some/dir`` the state lives there, progress is
+recorded after each step (60 days loaded, one date built) and a rerun skips what is done,
+so the timed part can be repeated on its own (a state made by another version of the
+simulator or the dbt models is refused, not reused). Timed: loading the training frame +
+time split, LightGBM training, test-window evaluation (one process), then the whole
+``churnops.train.pipeline.retrain`` with MLflow logging and registration (another process,
+with a registry of its own so each bench run starts from an empty one).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import multiprocessing as mp
 import os
+import queue as queue_module
 import resource
 import sys
 import tempfile
@@ -34,7 +51,20 @@ def measure(fn: Callable[..., dict], *args: object) -> dict:
     queue: mp.Queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(fn, args, queue))
     proc.start()
-    figures = queue.get()
+    while True:  # a child that dies (an exception, killed) sends nothing: do not wait forever
+        try:
+            figures = queue.get(timeout=5)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                try:
+                    figures = queue.get(timeout=1)
+                    break
+                except queue_module.Empty:
+                    raise RuntimeError(
+                        f"{getattr(fn, '__name__', fn)} failed in its child process "
+                        f"(exit code {proc.exitcode}): see its traceback above"
+                    ) from None
     proc.join()
     return figures
 
@@ -152,9 +182,668 @@ def bench_nightly(tmp: Path) -> list[tuple[str, dict]]:
     ]
 
 
+# ----------------------------------------------------------------------------- train
+TRAIN_SNAPSHOTS = 12  # a year of monthly as-of snapshots, as the seed trains on
+TRAIN_SNAPSHOT_EVERY_DAYS = 30
+TRAIN_STATE_ENV = "CHURNOPS_BENCH_TRAIN_STATE"
+# Days simulated then loaded per step of the set-up: a step is the unit of resumption.
+TRAIN_SETUP_STEP_DAYS = 60
+TRAIN_PROGRESS_FILE = "bench-train-progress.json"
+
+
+def _train_plan(state: str) -> dict:
+    """The set-up's dates: raw days to load, as-of dates to build, the 12 snapshots.
+
+    The first snapshot is the first day whose 90-day feature window is all in the feed.
+    dbt building as-of date D writes fct_customer_features for D and fct_churn_labels for
+    D - 90 (the label window that closes on D), so each snapshot S needs a build of S and,
+    later, of S + 90; S + 90 is itself a snapshot for all but the last three, so building
+    every 30 days from the first snapshot to the last + 90, oldest first, is enough.
+    """
+    from churnops.features import WINDOW_DAYS
+
+    settings = _bench_settings(state)
+    horizon = settings.train.label_horizon_days
+    feed_start = settings.simulation.history_start
+    first = feed_start + dt.timedelta(days=WINDOW_DAYS - 1)
+    step = dt.timedelta(days=TRAIN_SNAPSHOT_EVERY_DAYS)
+    snapshots = [first + i * step for i in range(TRAIN_SNAPSHOTS)]
+    last_build = snapshots[-1] + dt.timedelta(days=horizon)
+    builds = [first + i * step for i in range((last_build - first) // step + 1)]
+    if builds[-1] != last_build:
+        raise ValueError("the label horizon must be a multiple of the snapshot step")
+    return {
+        "feed_start": feed_start,
+        "feed_end": last_build,
+        "snapshots": snapshots,
+        "builds": builds,
+    }
+
+
+def _train_params(settings):
+    """TrainParams for 12 monthly snapshots: every row the split can use, in train.
+
+    Snapshots are 30 days apart and span 331 days. Test = the latest snapshot and
+    validation = the one before it (1 month each: 500k rows and ~40k churners apiece, plenty
+    for an AUC and for early stopping); train = 9 months, so its window reaches back to the
+    first snapshot (the windows total 11 months > 331 days, so time_split scales them by
+    0.99: 271 train days, 30 + 30 evaluation days). Train rows must have their label window
+    closed before validation starts, which drops the 3 snapshots in between: train keeps 7.
+    The default 12/3/3 months would shrink to 2 test, 2 validation and only 5 train snapshots.
+    """
+    return dataclasses.replace(
+        settings.train,
+        snapshot_every_days=TRAIN_SNAPSHOT_EVERY_DAYS,
+        train_months=9.0,
+        validation_months=1.0,
+        test_months=1.0,
+    )
+
+
+def _data_fingerprint(settings) -> str:
+    """A hash of the code that decides the set-up's rows: the simulator and the dbt models.
+
+    A kept state made by other code would give figures (the AUC above all) for data the
+    current code does not produce, so a mismatch stops the run instead.
+    """
+    import hashlib
+
+    import churnops.simulate
+
+    dbt = settings.paths.dbt_project_dir
+    files = sorted(Path(churnops.simulate.__file__).parent.glob("*.py"))
+    files += sorted(p for d in ("models", "macros") for p in (dbt / d).rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _read_progress(state: Path) -> dict:
+    path = state / TRAIN_PROGRESS_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write_progress(state: Path, progress: dict) -> None:
+    path = state / TRAIN_PROGRESS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(progress, indent=2))
+    os.replace(tmp, path)
+
+
+def prepare_training_history(state: str) -> dict:
+    """Untimed set-up: raw drops simulated and loaded, features and labels for 12 snapshots.
+
+    Resumable: after each step (a block of days simulated and loaded, one as-of date built)
+    the state dir's progress file records it, and a rerun skips what is recorded.
+    """
+    from churnops.features import build_features
+    from churnops.ingest import ingest_range
+    from churnops.simulate import simulate_days
+
+    # dbt's per-node log would bury the progress lines (errors are still printed).
+    os.environ.setdefault("DBT_QUIET", "true")
+    settings = _bench_settings(state)
+    plan = _train_plan(state)
+    root = Path(state)
+    root.mkdir(parents=True, exist_ok=True)
+    progress = _read_progress(root)
+    customers = progress.setdefault("customers", BENCH_CUSTOMERS)
+    if customers != BENCH_CUSTOMERS:
+        raise SystemExit(
+            f"{root} holds a set-up for {customers:,} customers, not {BENCH_CUSTOMERS:,}: "
+            f"point {TRAIN_STATE_ENV} at another folder (or delete this one)"
+        )
+    fingerprint = _data_fingerprint(settings)
+    if progress.get("loaded_through") and progress.get("code_fingerprint") != fingerprint:
+        raise SystemExit(
+            f"{root} was set up by another version of the simulator or the dbt models: its "
+            f"rows are not the ones this code makes. Delete it or point {TRAIN_STATE_ENV} "
+            "at another folder"
+        )
+    progress["code_fingerprint"] = fingerprint
+    seconds = progress.setdefault("seconds", {"simulate": 0.0, "ingest": 0.0, "features": 0.0})
+    began = time.perf_counter()
+
+    feed_start, feed_end = plan["feed_start"], plan["feed_end"]
+    total_days = (feed_end - feed_start).days + 1
+    done = progress.get("loaded_through")
+    day = dt.date.fromisoformat(done) + dt.timedelta(days=1) if done else feed_start
+    builds = plan["builds"]
+    built = set(progress.get("built", []))
+    print(
+        f"  set-up in {root}: {total_days} days of drops {feed_start}..{feed_end} at "
+        f"{BENCH_CUSTOMERS:,} customers (at 500k about 1 s a day to simulate and 1-2 s to "
+        f"load), then {len(builds)} as-of dates built one at a time (about 15-25 s each); "
+        f"{(day - feed_start).days} days and {len(built)} dates already done",
+        flush=True,
+    )
+    resumed = day > feed_start or bool(built)
+    while day <= feed_end:
+        end = min(day + dt.timedelta(days=TRAIN_SETUP_STEP_DAYS - 1), feed_end)
+        t0 = time.perf_counter()
+        simulate_days(settings.simulation, day, end, settings.paths.landing_dir)
+        t1 = time.perf_counter()
+        ingest_range(settings, day, end)
+        t2 = time.perf_counter()
+        seconds["simulate"] += t1 - t0
+        seconds["ingest"] += t2 - t1
+        progress["loaded_through"] = end.isoformat()
+        _write_progress(root, progress)
+        left = (feed_end - end).days
+        rate = (t2 - t0) / ((end - day).days + 1)
+        print(
+            f"  drops {day}..{end}: simulated {t1 - t0:.0f} s, loaded {t2 - t1:.0f} s; "
+            f"{left} days left (~{left * rate / 60:.0f} min)",
+            flush=True,
+        )
+        day = end + dt.timedelta(days=1)
+
+    for i, as_of in enumerate(builds, start=1):
+        if as_of.isoformat() in built:
+            continue
+        # One date per dbt build: a range would build every day in it, 30 times the work.
+        run = build_features(settings, as_of, as_of)
+        seconds["features"] += run.seconds
+        built.add(as_of.isoformat())
+        progress["built"] = sorted(built)
+        _write_progress(root, progress)
+        print(f"  features {as_of} ({i}/{len(builds)}): {run.seconds:.0f} s", flush=True)
+
+    return {
+        "seconds": time.perf_counter() - began,
+        "days": total_days,
+        "as_of_builds": len(builds),
+        "resumed": resumed,
+        # Every stage's time over all the runs that built this state (resumed or not).
+        **{f"{stage}_s": value for stage, value in seconds.items()},
+    }
+
+
+def _bench_train_settings(state: str, mlflow_dir: str):
+    """The bench state's warehouse, and a registry of its own: the retrain starts empty."""
+    from churnops.settings import load_settings
+
+    mlflow = Path(mlflow_dir)
+    return load_settings(
+        {
+            "CHURNOPS_STATE_DIR": state,
+            "CHURNOPS_SIM_CUSTOMERS": str(BENCH_CUSTOMERS),
+            "CHURNOPS_MLFLOW_TRACKING_URI": f"sqlite:///{mlflow / 'mlflow.db'}",
+            "CHURNOPS_MLFLOW_ARTIFACT_LOCATION": (mlflow / "artifacts").as_uri(),
+        }
+    )
+
+
+def train_steps(state: str, mlflow_dir: str) -> dict:
+    """Timed: training frame -> split -> LightGBM -> test-window metrics (no MLflow)."""
+    from churnops.train.evaluation import evaluate_model
+    from churnops.train.frame import load_training_frame, time_split
+    from churnops.train.model import train_model
+
+    settings = _bench_train_settings(state, mlflow_dir)
+    params = _train_params(settings)
+    began = time.perf_counter()
+    frame = load_training_frame(settings, params=params)
+    split = time_split(frame, params)
+    snapshots = frame["as_of_date"].nunique()
+    del frame
+    loaded = time.perf_counter()
+    trained = train_model(split, params)
+    trained_at = time.perf_counter()
+    metrics = evaluate_model(trained, split)
+    evaluated = time.perf_counter()
+    counts = split.counts()
+    return {
+        "seconds": evaluated - began,
+        "load_s": loaded - began,
+        "train_s": trained.train_seconds,
+        "evaluate_s": evaluated - trained_at,
+        "snapshots": snapshots,
+        **{f"{part}_rows": rows for part, (rows, _) in counts.items()},
+        **{f"{part}_churners": churners for part, (_, churners) in counts.items()},
+        "best_iteration": trained.best_iteration,
+        "test_auc": f"{metrics.auc:.4f}",
+        "train_auc": f"{metrics.train_auc:.4f}",
+        "auc_gap": f"{metrics.auc_gap:.4f}",
+        "baseline_auc": f"{metrics.baseline_auc:.4f}",
+        "test_window": f"{split.windows.test_start}..{split.windows.test_end}",
+    }
+
+
+def retrain_end_to_end(state: str, mlflow_dir: str) -> dict:
+    """Timed: churnops.train.pipeline.retrain, MLflow logging and registration included."""
+    from churnops.train.pipeline import retrain
+
+    settings = _bench_train_settings(state, mlflow_dir)
+    outcome = retrain(settings, actor="bench", params=_train_params(settings))
+    return {
+        "seconds": outcome.seconds,
+        "train_s": outcome.train_seconds,
+        "version": outcome.version,
+        "action": outcome.action,
+        "test_auc": f"{outcome.challenger_metrics.auc:.4f}",
+    }
+
+
+def bench_train(tmp: Path) -> list[tuple[str, dict]]:
+    state = os.environ.get(TRAIN_STATE_ENV) or str(tmp / "train")
+    setup = measure(prepare_training_history, state)
+    steps = measure(train_steps, state, str(tmp / "mlflow-steps"))
+    end_to_end = measure(retrain_end_to_end, state, str(tmp / "mlflow-retrain"))
+    n = f"{BENCH_CUSTOMERS:,} customers, {TRAIN_SNAPSHOTS} monthly snapshots"
+    return [
+        (f"(set-up, untimed) {setup['days']} days of drops + features, {n}", setup),
+        (f"train: load+split, LightGBM, evaluate; {n} (goal < 120 s)", steps),
+        ("retrain end to end (+ MLflow log, register, decide, aliases)", end_to_end),
+    ]
+
+
+# ----------------------------------------------------------------------------- dags
+def parse_dag_file(path: str, airflow_home: str) -> dict:
+    """What the dag-processor pays: the first parse in a process (with Airflow's one-off
+    plugin discovery) and a further parse of the same file."""
+    os.environ["AIRFLOW_HOME"] = airflow_home  # read at import: never the user's ~/airflow
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    from airflow.dag_processing.dagbag import DagBag
+
+    began = time.perf_counter()
+    bag = DagBag(path)
+    cold = time.perf_counter() - began
+    began = time.perf_counter()
+    DagBag(path)
+    warm_ms = (time.perf_counter() - began) * 1000
+    return {"seconds": cold, "warm_ms": warm_ms, "dags": len(bag.dag_ids)}
+
+
+def bench_dags(tmp: Path) -> list[tuple[str, dict]]:
+    dags_dir = Path(__file__).resolve().parents[1] / "dags"
+    return [
+        (
+            f"parse {path.name} (cold; warm_ms = a further parse)",
+            measure(parse_dag_file, str(path), str(tmp / "airflow")),
+        )
+        for path in sorted(dags_dir.glob("*.py"))
+    ]
+
+
+# ----------------------------------------------------------------------------- score
+def score_champion(state: str, mlflow_dir: str) -> dict:
+    """Untimed: a champion for the scoring bench, trained on the training bench's warehouse."""
+    from churnops.registry import champion_version
+    from churnops.train.pipeline import retrain
+
+    settings = _bench_train_settings(state, mlflow_dir)
+    if champion_version(settings) is None:
+        retrain(settings, actor="bench", params=_train_params(settings))
+    return {"version": champion_version(settings)}
+
+
+def _latest_snapshot(settings) -> dt.date:
+    from churnops.warehouse import connect
+
+    with connect(settings.warehouse.duckdb_path) as con:
+        return con.execute("select max(as_of_date) from marts.fct_customer_features").fetchone()[0]
+
+
+def score_night_stage(state: str, mlflow_dir: str) -> dict:
+    """Timed: churnops.score.score_day, the nightly task's whole body, on the latest night."""
+    from churnops.score import score_day
+
+    settings = _bench_train_settings(state, mlflow_dir)
+    result = score_day(settings, _latest_snapshot(settings), say=lambda _line: None)
+    stages = result.seconds
+    return {
+        "seconds": stages["total"],
+        "stage_s (read+predict+reasons+write)": stages["total"] - stages["load_models"],
+        **{f"{name}_s": value for name, value in stages.items() if name != "total"},
+        "rows": result.rows_scored,
+        "reason_rows": result.reason_rows,
+    }
+
+
+def score_fast_vs_pyfunc(state: str, mlflow_dir: str) -> dict:
+    """Timed: the same night's rows through mlflow.pyfunc.load_model(...).predict(df) and
+    through the native booster on one matrix; rows/s of each and the largest difference.
+
+    The pyfunc flavour returns the booster's own probability; the served score is that
+    probability recalibrated (Platt), so both are compared as served scores: the pyfunc
+    output goes through logit and the same calibration.
+    """
+    import mlflow
+    import numpy as np
+
+    from churnops.registry import load_champion
+    from churnops.score.fastpath import calibrate, contributions, feature_matrix, raw_scores
+    from churnops.score.nightly import read_night_features
+    from churnops.train.model import prepare_features
+
+    settings = _bench_train_settings(state, mlflow_dir)
+    champion = load_champion(settings)
+    table = read_night_features(settings, _latest_snapshot(settings))
+    rows = table.num_rows
+    threads = settings.scoring.predict_threads
+
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{champion.name}/{champion.version}")
+    began = time.perf_counter()
+    frame = prepare_features(table.to_pandas(), champion.features)
+    booster_probability = np.asarray(pyfunc.predict(frame), dtype=np.float64)
+    pyfunc_s = time.perf_counter() - began
+    pyfunc_scores = calibrate(
+        champion.model, np.log(booster_probability) - np.log1p(-booster_probability)
+    )
+
+    began = time.perf_counter()
+    matrix = feature_matrix(table, champion.features)
+    fast_scores = calibrate(champion.model, raw_scores(champion.model, matrix, threads))
+    fast_s = time.perf_counter() - began
+
+    high = fast_scores >= dict(settings.scoring.risk_bands)[settings.scoring.reason_band]
+    began = time.perf_counter()
+    contributions(champion.model, matrix[high], threads)
+    reasons_s = time.perf_counter() - began
+    return {
+        "seconds": fast_s,
+        "rows": rows,
+        "trees": champion.model.booster.num_trees(),
+        "fast_rows_per_s": int(rows / fast_s),
+        "pyfunc_s": pyfunc_s,
+        "pyfunc_rows_per_s": int(rows / pyfunc_s),
+        "speed_up": f"{pyfunc_s / fast_s:.1f}x",
+        "max_abs_diff": f"{float(np.max(np.abs(fast_scores - pyfunc_scores))):.2e}",
+        "reason_rows": int(high.sum()),
+        "reasons_s (pred_contrib, high band)": reasons_s,
+    }
+
+
+def bench_score(tmp: Path) -> list[tuple[str, dict]]:
+    state = os.environ.get(TRAIN_STATE_ENV) or str(tmp / "train")
+    setup = measure(prepare_training_history, state)
+    mlflow_dir = str(tmp / "mlflow-score")
+    champion = measure(score_champion, state, mlflow_dir)
+    stage = measure(score_night_stage, state, mlflow_dir)
+    compare = measure(score_fast_vs_pyfunc, state, mlflow_dir)
+    n = f"{stage['rows']:,} customers"
+    return [
+        (f"(set-up, untimed) the training bench's warehouse, {BENCH_CUSTOMERS:,} customers", setup),
+        (f"(set-up, untimed) champion v{champion['version']} trained on it", champion),
+        (
+            f"score one night, {n}: load models + read, predict, reasons, write (goal stage <= 5 s)",
+            stage,
+        ),
+        (f"fast path (matrix + native booster) vs pyfunc.predict(df), {n}", compare),
+    ]
+
+
+# ----------------------------------------------------------------------------- drift
+DRIFT_SCENARIOS = ("baseline", "acquisition_campaign", "price_increase")
+DRIFT_STATE_ENV = "CHURNOPS_BENCH_DRIFT_STATE"
+DRIFT_NIGHT_AFTER_DAYS = 30  # the night scored is this many days into the scenario
+DRIFT_PROGRESS_FILE = "bench-drift-progress.json"
+
+
+def _drift_dates(settings) -> tuple[dt.date, dt.date, dt.date]:
+    """(reference as-of date, scenario start, night).
+
+    The reference is the first as-of date whose 90-day feature windows are all in the feed;
+    the scenarios start the day after it, and the night is 30 days in: by then the
+    acquisition campaign has brought in about 12 % of the base.
+    """
+    from churnops.features import WINDOW_DAYS
+
+    reference = settings.simulation.history_start + dt.timedelta(days=WINDOW_DAYS - 1)
+    start = reference + dt.timedelta(days=1)
+    return reference, start, reference + dt.timedelta(days=DRIFT_NIGHT_AFTER_DAYS)
+
+
+def _drift_settings(state: str, scenario: str = "baseline"):
+    from churnops.settings import load_settings
+
+    probe = _bench_settings(state)
+    _, start, _ = _drift_dates(probe)
+    return load_settings(
+        {
+            "CHURNOPS_STATE_DIR": state,
+            "CHURNOPS_SIM_CUSTOMERS": str(BENCH_CUSTOMERS),
+            "CHURNOPS_SIM_SCENARIO": scenario,
+            "CHURNOPS_SIM_SCENARIO_START": start.isoformat(),
+        }
+    )
+
+
+def _stand_in_score(frame):
+    """The bench's churn_probability: no model is trained here (labels need 90 more days),
+    so a fixed logistic function of features the simulator ties to churn stands in. Fixed
+    coefficients, never fitted to the frame, so the score moves when its inputs do."""
+    import numpy as np
+
+    logit = (
+        -3.0
+        + 0.03 * frame["days_since_last_login"]
+        + 0.9 * frame["cancellation_tickets_90d"]
+        + 0.5 * frame["late_payments_90d"]
+        + 0.02 * (frame["avg_invoice_amount_90d_eur"] - 40.0)
+        + 0.7 * frame["is_new_customer"]
+        - 0.0004 * frame["tenure_days"]
+    )
+    return 1.0 / (1.0 + np.exp(-logit.to_numpy(dtype="float64")))
+
+
+def _features_of(settings, as_of: dt.date):
+    from churnops.train.frame import CATEGORICAL_FEATURES, FEATURES_TABLE
+    from churnops.warehouse import connect
+
+    with connect(settings.warehouse.duckdb_path) as con:
+        frame = con.execute(f"SELECT * FROM {FEATURES_TABLE} WHERE as_of_date = ?", [as_of]).df()
+    for column in CATEGORICAL_FEATURES:
+        frame[column] = frame[column].astype("category")
+    frame["churn_probability"] = _stand_in_score(frame)
+    return frame
+
+
+def prepare_drift_frames(state: str) -> dict:
+    """Untimed set-up: the reference sample and each scenario's night, from real features.
+
+    Drops before a scenario's start are the baseline's in every scenario, so the 90 days up
+    to the reference date are simulated and loaded once; then, per scenario, the 30 days
+    from its start are simulated again under that scenario and loaded over the previous
+    scenario's (a load replaces its day), and the night's features are built. Resumable:
+    the progress file records each finished step.
+    """
+    from churnops.features import build_features
+    from churnops.ingest import ingest_range
+    from churnops.simulate import simulate_days
+
+    os.environ.setdefault("DBT_QUIET", "true")
+    root = Path(state)
+    root.mkdir(parents=True, exist_ok=True)
+    progress = _read_drift_progress(root)
+    if progress.setdefault("customers", BENCH_CUSTOMERS) != BENCH_CUSTOMERS:
+        raise SystemExit(
+            f"{root} holds a drift set-up for {progress['customers']:,} customers, not "
+            f"{BENCH_CUSTOMERS:,}: point {DRIFT_STATE_ENV} at another folder"
+        )
+    settings = _drift_settings(state)
+    reference_day, start, night = _drift_dates(settings)
+    began = time.perf_counter()
+    resumed = "reference" in progress
+    if "reference" not in progress:
+        first = settings.simulation.history_start
+        simulate_days(settings.simulation, first, reference_day, settings.paths.landing_dir)
+        ingest_range(settings, first, reference_day)
+        build_features(settings, reference_day, reference_day)
+        frame = _features_of(settings, reference_day)
+        rows = settings.train.reference_sample_rows  # what log_training_run keeps
+        sample = frame if len(frame) <= rows else frame.sample(n=rows, random_state=42)
+        sample.to_parquet(root / "reference.parquet", index=False)
+        progress["reference"] = {"as_of": reference_day.isoformat(), "rows": len(sample)}
+        _write_drift_progress(root, progress)
+        print(f"  reference {reference_day}: {len(sample):,} of {len(frame):,} rows", flush=True)
+    for scenario in DRIFT_SCENARIOS:
+        if scenario in progress:
+            continue
+        scenario_settings = _drift_settings(state, scenario)
+        simulate_days(scenario_settings.simulation, start, night, settings.paths.landing_dir)
+        ingest_range(scenario_settings, start, night)
+        build_features(scenario_settings, night, night)
+        frame = _features_of(scenario_settings, night)
+        frame.to_parquet(root / f"current_{scenario}.parquet", index=False)
+        progress[scenario] = {"as_of": night.isoformat(), "rows": len(frame)}
+        _write_drift_progress(root, progress)
+        print(f"  {scenario} night {night}: {len(frame):,} rows", flush=True)
+    return {
+        "seconds": time.perf_counter() - began,
+        "reference_as_of": reference_day.isoformat(),
+        "scenario_start": start.isoformat(),
+        "night": night.isoformat(),
+        "resumed": resumed,
+    }
+
+
+def _read_drift_progress(root: Path) -> dict:
+    path = root / DRIFT_PROGRESS_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write_drift_progress(root: Path, progress: dict) -> None:
+    path = root / DRIFT_PROGRESS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(progress, indent=2))
+    os.replace(tmp, path)
+
+
+def _drift_frames(state: str, scenario: str):
+    import pandas as pd
+
+    root = Path(state)
+    return (
+        pd.read_parquet(root / "reference.parquet"),
+        pd.read_parquet(root / f"current_{scenario}.parquet"),
+    )
+
+
+def drift_churnops(state: str, scenario: str) -> dict:
+    """Timed: churnops.monitor.drift.drift_report (verdicts on all rows, Evidently's page on
+    the DriftPolicy.sample_rows display sample, both files written)."""
+    import evidently.presets  # noqa: F401  (imports paid before the clock, as for Evidently's)
+
+    from churnops.monitor.drift import compute_drift, drift_report
+    from churnops.train.frame import CATEGORICAL_FEATURES
+
+    settings = _drift_settings(state, scenario)
+    reference, current = _drift_frames(state, scenario)
+    night = dt.date.fromisoformat(str(current["as_of_date"].iloc[0])[:10])
+    result = drift_report(settings, night, "bench", reference, current)
+    features = [v.feature for v in result.input_features]
+    categorical = [f for f in features if f in CATEGORICAL_FEATURES]
+    began = time.perf_counter()
+    compute_drift(reference, current, features, categorical, settings.drift)
+    verdicts_s = time.perf_counter() - began
+    assert result.html_path is not None
+    return {
+        "seconds": result.seconds,
+        "verdicts_s": verdicts_s,
+        "report_s": result.seconds - verdicts_s,
+        "html_mb": result.html_path.stat().st_size / 1e6,
+        "rows": f"{len(reference):,} vs {len(current):,}",
+        "display_rows": settings.drift.sample_rows,
+        "verdicts": {v.feature: v.drifted for v in result.features},
+    }
+
+
+def drift_evidently_default(state: str, scenario: str) -> dict:
+    """Timed: Evidently's DataDriftPreset with its default methods on the full frames, HTML
+    and JSON saved. Column types are given (as churnops types them), so both sides compare
+    the same columns the same way; Evidently's own inference would call 6-10-valued integer
+    counts categorical."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    from churnops.train.frame import CATEGORICAL_FEATURES, NON_FEATURE_COLUMNS
+
+    reference, current = _drift_frames(state, scenario)
+    columns = [c for c in reference.columns if c not in NON_FEATURE_COLUMNS]
+    definition = DataDefinition(
+        numerical_columns=[c for c in columns if c not in CATEGORICAL_FEATURES],
+        categorical_columns=[c for c in columns if c in CATEGORICAL_FEATURES],
+    )
+    out = Path(state) / "evidently" / scenario
+    out.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    snapshot = Report([DataDriftPreset()], include_tests=True).run(
+        Dataset.from_pandas(current.loc[:, columns], data_definition=definition),
+        Dataset.from_pandas(reference.loc[:, columns], data_definition=definition),
+    )
+    ran = time.perf_counter()
+    snapshot.save_html(str(out / "report.html"))
+    snapshot.save_json(str(out / "report.json"))
+    seconds = time.perf_counter() - began
+    data = snapshot.dict()
+    verdicts = {
+        t["metric_config"]["params"]["column"]: t["status"] == "FAIL"
+        for t in data["tests"]
+        if "column" in t["metric_config"]["params"]
+    }
+    return {
+        "seconds": seconds,
+        "run_s": ran - began,
+        "html_mb": (out / "report.html").stat().st_size / 1e6,
+        "rows": f"{len(reference):,} vs {len(current):,}",
+        "verdicts": verdicts,
+    }
+
+
+def bench_drift(tmp: Path) -> list[tuple[str, dict]]:
+    state = os.environ.get(DRIFT_STATE_ENV) or str(tmp / "drift")
+    setup = measure(prepare_drift_frames, state)
+    rows: list[tuple[str, dict]] = [
+        (
+            f"(set-up, untimed) reference {setup['reference_as_of']}, 3 scenarios from "
+            f"{setup['scenario_start']}, night {setup['night']}; {BENCH_CUSTOMERS:,} customers",
+            setup,
+        )
+    ]
+    for scenario in DRIFT_SCENARIOS:
+        ours = measure(drift_churnops, state, scenario)
+        theirs = measure(drift_evidently_default, state, scenario)
+        ours_verdicts, their_verdicts = ours.pop("verdicts"), theirs.pop("verdicts")
+        differ = sorted(c for c in ours_verdicts if ours_verdicts[c] != their_verdicts.get(c))
+        prediction = "churn_probability"
+        rows += [
+            (f"drift {scenario}: churnops drift_report (goal >= 8x faster)", ours),
+            (f"drift {scenario}: Evidently DataDriftPreset default, full frames", theirs),
+            (
+                f"drift {scenario}: verdicts (seconds = churnops)",
+                {
+                    "seconds": ours["seconds"],
+                    "peak_rss_mb": ours["peak_rss_mb"],
+                    "speed_up": f"{theirs['seconds'] / ours['seconds']:.1f}x",
+                    "drifted_churnops": _drifted(ours_verdicts, prediction),
+                    "drifted_evidently": _drifted(their_verdicts, prediction),
+                    "prediction_drifted": f"{ours_verdicts[prediction]}/"
+                    f"{their_verdicts.get(prediction)}",
+                    "agree": f"{len(ours_verdicts) - len(differ)}/{len(ours_verdicts)}",
+                    "disagreements": ",".join(differ) or "none",
+                },
+            ),
+        ]
+    return rows
+
+
+def _drifted(verdicts: dict[str, bool], prediction: str) -> str:
+    """'n of m: names' over the features (the prediction apart)."""
+    features = {c: d for c, d in verdicts.items() if c != prediction}
+    names = sorted(c for c, d in features.items() if d)
+    return f"{len(names)} of {len(features)}" + (f" ({','.join(names)})" if names else "")
+
+
 GROUPS: dict[str, Callable[[Path], list[tuple[str, dict]]]] = {
     "simulate": bench_simulate,
     "nightly": bench_nightly,
+    "dags": bench_dags,
+    "train": bench_train,
+    "score": bench_score,
+    "drift": bench_drift,
 }
 
 

@@ -66,7 +66,8 @@ def evaluate_model(
 
     train_auc = None
     if include_train:
-        train_auc = float(roc_auc_score(split.train[LABEL_COLUMN], model.predict(split.train)))
+        train = _sample(split.train, params.train_auc_sample_rows, params.seed)
+        train_auc = float(roc_auc_score(train[LABEL_COLUMN], model.predict(train)))
 
     importance: dict[str, float] = {}
     shap: dict[str, float] = {}
