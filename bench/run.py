@@ -259,13 +259,12 @@ def _data_fingerprint(settings) -> str:
     return digest.hexdigest()[:16]
 
 
-def _read_progress(state: Path) -> dict:
-    path = state / TRAIN_PROGRESS_FILE
+def _read_progress(path: Path) -> dict:
+    """A resumable set-up's record of what it has done (empty on a first run)."""
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _write_progress(state: Path, progress: dict) -> None:
-    path = state / TRAIN_PROGRESS_FILE
+def _write_progress(path: Path, progress: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(progress, indent=2))
     os.replace(tmp, path)
@@ -287,7 +286,7 @@ def prepare_training_history(state: str) -> dict:
     plan = _train_plan(state)
     root = Path(state)
     root.mkdir(parents=True, exist_ok=True)
-    progress = _read_progress(root)
+    progress = _read_progress(root / TRAIN_PROGRESS_FILE)
     customers = progress.setdefault("customers", BENCH_CUSTOMERS)
     if customers != BENCH_CUSTOMERS:
         raise SystemExit(
@@ -329,7 +328,7 @@ def prepare_training_history(state: str) -> dict:
         seconds["simulate"] += t1 - t0
         seconds["ingest"] += t2 - t1
         progress["loaded_through"] = end.isoformat()
-        _write_progress(root, progress)
+        _write_progress(root / TRAIN_PROGRESS_FILE, progress)
         left = (feed_end - end).days
         rate = (t2 - t0) / ((end - day).days + 1)
         print(
@@ -347,7 +346,7 @@ def prepare_training_history(state: str) -> dict:
         seconds["features"] += run.seconds
         built.add(as_of.isoformat())
         progress["built"] = sorted(built)
-        _write_progress(root, progress)
+        _write_progress(root / TRAIN_PROGRESS_FILE, progress)
         print(f"  features {as_of} ({i}/{len(builds)}): {run.seconds:.0f} s", flush=True)
 
     return {
@@ -657,7 +656,7 @@ def prepare_drift_frames(state: str) -> dict:
     os.environ.setdefault("DBT_QUIET", "true")
     root = Path(state)
     root.mkdir(parents=True, exist_ok=True)
-    progress = _read_drift_progress(root)
+    progress = _read_progress(root / DRIFT_PROGRESS_FILE)
     if progress.setdefault("customers", BENCH_CUSTOMERS) != BENCH_CUSTOMERS:
         raise SystemExit(
             f"{root} holds a drift set-up for {progress['customers']:,} customers, not "
@@ -677,7 +676,7 @@ def prepare_drift_frames(state: str) -> dict:
         sample = frame if len(frame) <= rows else frame.sample(n=rows, random_state=42)
         sample.to_parquet(root / "reference.parquet", index=False)
         progress["reference"] = {"as_of": reference_day.isoformat(), "rows": len(sample)}
-        _write_drift_progress(root, progress)
+        _write_progress(root / DRIFT_PROGRESS_FILE, progress)
         print(f"  reference {reference_day}: {len(sample):,} of {len(frame):,} rows", flush=True)
     for scenario in DRIFT_SCENARIOS:
         if scenario in progress:
@@ -689,7 +688,7 @@ def prepare_drift_frames(state: str) -> dict:
         frame = _features_of(scenario_settings, night)
         frame.to_parquet(root / f"current_{scenario}.parquet", index=False)
         progress[scenario] = {"as_of": night.isoformat(), "rows": len(frame)}
-        _write_drift_progress(root, progress)
+        _write_progress(root / DRIFT_PROGRESS_FILE, progress)
         print(f"  {scenario} night {night}: {len(frame):,} rows", flush=True)
     return {
         "seconds": time.perf_counter() - began,
@@ -698,18 +697,6 @@ def prepare_drift_frames(state: str) -> dict:
         "night": night.isoformat(),
         "resumed": resumed,
     }
-
-
-def _read_drift_progress(root: Path) -> dict:
-    path = root / DRIFT_PROGRESS_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _write_drift_progress(root: Path, progress: dict) -> None:
-    path = root / DRIFT_PROGRESS_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(progress, indent=2))
-    os.replace(tmp, path)
 
 
 def _drift_frames(state: str, scenario: str):
