@@ -52,6 +52,24 @@ def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
         con.close()
 
 
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All statements of the block commit together, or none does: any error, in the block
+    or in the commit, rolls the transaction back and is raised."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def utc_now() -> dt.datetime:
+    """Now in UTC without tzinfo: what the warehouse's TIMESTAMP columns hold."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
 def raw_table_ddl(contract: TableContract) -> str:
     columns = [f"{c.name} {_DUCKDB_TYPES[c.arrow_type]}" for c in contract.columns]
     columns += ["_drop_date DATE NOT NULL", "_source_file VARCHAR", "_loaded_at TIMESTAMP"]
@@ -80,7 +98,7 @@ def replace_partition(
     import pyarrow as pa
 
     ensure_raw_schema(con, [contract])
-    loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    loaded_at = utc_now()
     staged = rows.select(list(contract.column_names)).append_column(
         "_drop_date", pa.array([drop_date] * rows.num_rows, pa.date32())
     )
@@ -88,8 +106,7 @@ def replace_partition(
         "_source_file", pa.array([",".join(source_files)] * rows.num_rows, pa.string())
     ).append_column("_loaded_at", pa.array([loaded_at] * rows.num_rows, pa.timestamp("us")))
     table = f"{RAW_SCHEMA}.{contract.name}"
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(f"DELETE FROM {table} WHERE _drop_date = ?", [drop_date])
         con.register("_incoming_partition", staged)
         con.execute(f"INSERT INTO {table} SELECT * FROM _incoming_partition")
@@ -98,8 +115,4 @@ def replace_partition(
             f"INSERT OR REPLACE INTO {LOADED_DROPS_TABLE} VALUES (?, ?, ?, ?, ?)",
             [contract.name, drop_date, rows.num_rows, ",".join(source_files), loaded_at],
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return rows.num_rows

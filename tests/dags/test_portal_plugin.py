@@ -83,9 +83,9 @@ def populated(state_dir: Path) -> Settings:
         FEATURE_DRIFT_TABLE,
         RETRAIN_REQUESTS_TABLE,
         ensure_monitoring_schema,
-        now,
     )
     from churnops.warehouse import connect
+    from churnops.warehouse import utc_now as now
 
     settings = load_settings()
     with connect(settings.warehouse.duckdb_path) as con:

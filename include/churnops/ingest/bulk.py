@@ -49,7 +49,13 @@ from churnops.validate.day_over_day import (
 from churnops.validate.frames import ReadDrop, read_drop
 from churnops.validate.ranges import RangeValidation, RangeValidator, contract_rows, range_misfit
 from churnops.validate.suites import suite_name
-from churnops.warehouse import LOADED_DROPS_TABLE, RAW_SCHEMA, connect, ensure_raw_schema
+from churnops.warehouse import (
+    LOADED_DROPS_TABLE,
+    RAW_SCHEMA,
+    connect,
+    ensure_raw_schema,
+    transaction,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -363,21 +369,17 @@ class _TableRange:
         staged, drops = _stage(self.contract, accepted)
         table = f"{RAW_SCHEMA}.{self.contract.name}"
         con = self.con
-        con.execute("BEGIN TRANSACTION")
         try:
-            con.register("_incoming_drops", drops)
-            con.execute(
-                f"DELETE FROM {table} WHERE _drop_date IN (SELECT drop_date FROM _incoming_drops)"
-            )
-            con.register("_incoming_partitions", staged)
-            con.execute(f"INSERT INTO {table} SELECT * FROM _incoming_partitions")
-            con.execute(
-                f"INSERT OR REPLACE INTO {LOADED_DROPS_TABLE} SELECT * FROM _incoming_drops"
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+            with transaction(con):
+                con.register("_incoming_drops", drops)
+                con.execute(
+                    f"DELETE FROM {table} WHERE _drop_date IN (SELECT drop_date FROM _incoming_drops)"
+                )
+                con.register("_incoming_partitions", staged)
+                con.execute(f"INSERT INTO {table} SELECT * FROM _incoming_partitions")
+                con.execute(
+                    f"INSERT OR REPLACE INTO {LOADED_DROPS_TABLE} SELECT * FROM _incoming_drops"
+                )
         finally:
             for name in ("_incoming_partitions", "_incoming_drops"):
                 con.unregister(name)

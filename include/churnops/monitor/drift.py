@@ -59,11 +59,11 @@ from churnops.monitor.store import (
     FEATURE_DRIFT_TABLE,
     PREDICTION_FEATURE,
     ensure_monitoring_schema,
-    now,
     warehouse,
 )
 from churnops.settings import DriftPolicy, Settings
 from churnops.train.frame import CATEGORICAL_FEATURES, NON_FEATURE_COLUMNS
+from churnops.warehouse import transaction, utc_now
 
 if TYPE_CHECKING:
     import numpy as np
@@ -532,7 +532,7 @@ def drift_report(
 # ----------------------------------------------------------------------------- warehouse
 def persist_drift(settings: Settings, result: DriftResult) -> None:
     """Replace the night's and version's rows of the drift tables, in one transaction."""
-    computed_at = now()
+    computed_at = utc_now()
     key = [result.as_of_date, result.model_version]
     feature_rows = [
         [
@@ -567,8 +567,7 @@ def persist_drift(settings: Settings, result: DriftResult) -> None:
     ]
     with warehouse(settings) as con:
         ensure_monitoring_schema(con)
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             for table in (FEATURE_DRIFT_TABLE, DRIFT_SUMMARY_TABLE):
                 con.execute(f"DELETE FROM {table} WHERE as_of_date = ? AND model_version = ?", key)
             con.executemany(
@@ -584,7 +583,3 @@ def persist_drift(settings: Settings, result: DriftResult) -> None:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 summary_row,
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise

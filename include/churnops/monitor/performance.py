@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from churnops.monitor.store import (
     COHORT_PERFORMANCE_TABLE,
     ensure_monitoring_schema,
-    now,
     warehouse,
 )
 from churnops.settings import Settings
+from churnops.warehouse import transaction, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -121,33 +121,27 @@ def update_cohort_performance(settings: Settings, as_of_date: dt.date) -> list[C
                 threshold=float(cohort["threshold"].mode().iloc[0]),
             )
         )
-    computed_at = now()
-    with warehouse(settings) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for r in results:
-                con.execute(
-                    f"DELETE FROM {COHORT_PERFORMANCE_TABLE} WHERE as_of_date = ?", [r.as_of_date]
-                )
-                con.execute(
-                    f"INSERT INTO {COHORT_PERFORMANCE_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        r.as_of_date,
-                        r.model_versions,
-                        r.rows,
-                        r.churners,
-                        r.auc,
-                        r.recall,
-                        r.precision,
-                        r.f1,
-                        r.threshold,
-                        computed_at,
-                    ],
-                )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    computed_at = utc_now()
+    with warehouse(settings) as con, transaction(con):
+        for r in results:
+            con.execute(
+                f"DELETE FROM {COHORT_PERFORMANCE_TABLE} WHERE as_of_date = ?", [r.as_of_date]
+            )
+            con.execute(
+                f"INSERT INTO {COHORT_PERFORMANCE_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    r.as_of_date,
+                    r.model_versions,
+                    r.rows,
+                    r.churners,
+                    r.auc,
+                    r.recall,
+                    r.precision,
+                    r.f1,
+                    r.threshold,
+                    computed_at,
+                ],
+            )
     for r in results:
         log.info("%s", r.describe())
     return results

@@ -15,7 +15,6 @@ where the table has one) in one transaction, so reruns and backfills leave one c
 
 from __future__ import annotations
 
-import datetime as dt
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -87,11 +86,6 @@ _DDL = (
         run_id VARCHAR
     )""",
 )
-
-
-def now() -> dt.datetime:
-    """UTC without tzinfo: what DuckDB TIMESTAMP columns hold here."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def ensure_monitoring_schema(con: duckdb.DuckDBPyConnection) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from churnops.settings import Settings
+from churnops.warehouse import transaction, utc_now
 
 if TYPE_CHECKING:
     import duckdb
@@ -69,7 +70,7 @@ class AliasMove:
     reason: str
     actor: str
     run_id: str | None = None
-    event_at: dt.datetime = field(default_factory=lambda: _now())
+    event_at: dt.datetime = field(default_factory=utc_now)
 
     def describe(self) -> str:
         before = f"v{self.from_version}" if self.from_version else "nobody"
@@ -96,10 +97,6 @@ class DecisionRecord:
     run_id: str | None
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
 def _connect(settings: Settings) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
     from churnops.warehouse import connect
 
@@ -123,8 +120,7 @@ def record_alias_moves(settings: Settings, moves: list[AliasMove]) -> None:
         return
     with _connect(settings) as con:
         ensure_ops_schema(con)
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.executemany(
                 f"INSERT INTO {AUDIT_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
@@ -142,10 +138,6 @@ def record_alias_moves(settings: Settings, moves: list[AliasMove]) -> None:
                     for m in moves
                 ],
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
 
 
 def record_decision(
@@ -161,7 +153,7 @@ def record_decision(
 ) -> None:
     """Append one champion/challenger decision to ``ops.model_decisions``."""
     row = [
-        _now(),
+        utc_now(),
         settings.mlflow.registered_model_name,
         challenger_version,
         champion_version,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from churnops.settings import Settings
+from churnops.warehouse import utc_now
 
 if TYPE_CHECKING:
     import numpy as np
@@ -115,7 +116,7 @@ def score_day(
     from churnops.score.store import replace_night
 
     policy = settings.scoring
-    started_at = _now()
+    started_at = utc_now()
     began = time.perf_counter()
     seconds: dict[str, float] = {}
 
@@ -178,7 +179,7 @@ def score_day(
     seconds["reason_codes"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
-    scored_at = _now()
+    scored_at = utc_now()
     name = champion.name
     versions = np.where(in_canary, challenger.version if challenger else "", champion.version)
     predictions = pa.table(
@@ -259,10 +260,6 @@ def _describe(result: ScoringResult, name: str) -> str:
     )
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
 def _record_run(
     settings: Settings, result: ScoringResult, run_id: str | None, started_at: dt.datetime
 ) -> None:
@@ -286,6 +283,6 @@ def _record_run(
                 result.message,
                 run_id,
                 started_at,
-                _now(),
+                utc_now(),
             ],
         )

@@ -17,6 +17,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING
 
+from churnops.warehouse import transaction
+
 if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
@@ -106,25 +108,23 @@ def replace_night(
     exist for a night if and only if a challenger scored it.
     """
     ensure_scoring_schema(con)
-    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"DELETE FROM {PREDICTIONS_TABLE} WHERE as_of_date = ?", [as_of_date])
-        con.execute(f"DELETE FROM {SHADOW_PREDICTIONS_TABLE} WHERE as_of_date = ?", [as_of_date])
-        con.register("_night_predictions", predictions)
-        con.execute(
-            f"INSERT INTO {PREDICTIONS_TABLE} ({', '.join(PREDICTION_COLUMNS)}) "
-            f"SELECT {', '.join(PREDICTION_COLUMNS)} FROM _night_predictions"
-        )
-        if shadow is not None:
-            con.register("_night_shadow", shadow)
+        with transaction(con):
+            con.execute(f"DELETE FROM {PREDICTIONS_TABLE} WHERE as_of_date = ?", [as_of_date])
             con.execute(
-                f"INSERT INTO {SHADOW_PREDICTIONS_TABLE} ({', '.join(SHADOW_COLUMNS)}) "
-                f"SELECT {', '.join(SHADOW_COLUMNS)} FROM _night_shadow"
+                f"DELETE FROM {SHADOW_PREDICTIONS_TABLE} WHERE as_of_date = ?", [as_of_date]
             )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+            con.register("_night_predictions", predictions)
+            con.execute(
+                f"INSERT INTO {PREDICTIONS_TABLE} ({', '.join(PREDICTION_COLUMNS)}) "
+                f"SELECT {', '.join(PREDICTION_COLUMNS)} FROM _night_predictions"
+            )
+            if shadow is not None:
+                con.register("_night_shadow", shadow)
+                con.execute(
+                    f"INSERT INTO {SHADOW_PREDICTIONS_TABLE} ({', '.join(SHADOW_COLUMNS)}) "
+                    f"SELECT {', '.join(SHADOW_COLUMNS)} FROM _night_shadow"
+                )
     finally:
         con.unregister("_night_predictions")
         con.unregister("_night_shadow")  # a no-op when it was never registered

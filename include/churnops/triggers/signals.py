@@ -9,12 +9,12 @@ from churnops.monitor.store import (
     DRIFT_SUMMARY_TABLE,
     RETRAIN_REQUESTS_TABLE,
     ensure_monitoring_schema,
-    now,
     query,
     warehouse,
 )
 from churnops.settings import Settings
 from churnops.triggers.policy import RetrainDecision, RetrainSignals, decide_retraining
+from churnops.warehouse import transaction, utc_now
 
 LABELS_TABLE = "marts.fct_churn_labels"
 
@@ -81,8 +81,7 @@ def evaluate_retraining(
     decision = decide_retraining(signals, settings.retraining)
     with warehouse(settings) as con:
         ensure_monitoring_schema(con)
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute(f"DELETE FROM {RETRAIN_REQUESTS_TABLE} WHERE as_of_date = ?", [as_of_date])
             con.execute(
                 f"INSERT INTO {RETRAIN_REQUESTS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -93,12 +92,8 @@ def evaluate_retraining(
                     decision.triggered,
                     list(decision.reasons),
                     decision.held_by_cooldown,
-                    now(),
+                    utc_now(),
                     run_id,
                 ],
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     return signals, decision
