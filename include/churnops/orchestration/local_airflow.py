@@ -24,6 +24,7 @@ from churnops.orchestration.environment import airflow_env, ensure_admin_passwor
 from churnops.settings import Settings
 
 FINISHED = {"success", "failed"}
+SQLITE_LOCK_ATTEMPTS = 5
 
 
 class AirflowCommandFailed(RuntimeError):
@@ -44,9 +45,16 @@ class LocalAirflow:
         self.base_url = self.env["AIRFLOW__API__BASE_URL"]
 
     def run(self, args: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [self.airflow, *args], env=self.env, capture_output=True, text=True, check=False
-        )
+        """``airflow <args>``. A command that lost the race for the SQLite metadata DB to
+        the running scheduler ("database is locked": its transaction was rolled back) is
+        tried again, a few times, with a growing pause."""
+        for attempt in range(SQLITE_LOCK_ATTEMPTS):
+            proc = subprocess.run(
+                [self.airflow, *args], env=self.env, capture_output=True, text=True, check=False
+            )
+            if proc.returncode == 0 or "database is locked" not in proc.stderr:
+                break
+            time.sleep(2.0 * (attempt + 1))
         if check and proc.returncode != 0:
             raise AirflowCommandFailed(
                 f"airflow {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}"
