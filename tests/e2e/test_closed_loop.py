@@ -54,6 +54,10 @@ def test_both_nights_ran_through_the_scheduler_and_scored_everyone(loop) -> None
     settings, outcome, lines = loop
     assert [r["state"] for r in outcome.nightly_runs] == ["success", "success"], lines
     assert all(r["run_id"].startswith("backfill__") for r in outcome.nightly_runs)
+    # The backfill keeps the DAG's max_active_runs (1): the nights ran in date order, so
+    # each night's retraining policy saw the nights before it.
+    by_date = sorted(outcome.nightly_runs, key=lambda r: str(r["logical_date"]))
+    assert str(by_date[0]["end_date"]) <= str(by_date[1]["start_date"]), by_date
     with duckdb.connect(str(settings.warehouse.duckdb_path), read_only=True) as con:
         loaded = con.execute(
             "select drop_date, count(*) from raw._loaded_drops where drop_date >= ? group by 1",

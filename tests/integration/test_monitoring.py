@@ -92,3 +92,28 @@ def test_matured_cohorts_get_the_served_scores_performance(settings: Settings) -
     with duckdb.connect(str(settings.warehouse.duckdb_path)) as con:
         again = con.execute("select count(*) from monitoring.cohort_performance").fetchone()[0]
     assert again == len(results)
+
+
+def test_the_cooldown_reads_the_nearest_fired_night_on_either_side(settings: Settings) -> None:
+    """The policy's cooldown input comes from the recorded evaluations: the nearest other
+    night that fired, earlier or later (a backfill may run nights out of order)."""
+    from churnops.monitor.store import RETRAIN_REQUESTS_TABLE
+    from churnops.triggers.signals import read_signals
+    from churnops.warehouse import utc_now
+
+    night = settings.simulation.history_end - dt.timedelta(days=200)
+
+    def record(day: dt.date, fired: bool) -> None:
+        with duckdb.connect(str(settings.warehouse.duckdb_path)) as con:
+            con.execute(
+                f"INSERT INTO {RETRAIN_REQUESTS_TABLE} VALUES (?, '1', ?, true, ?, false, ?, 't')",
+                [day, fired, ["drift on 3 features"], utc_now()],
+            )
+
+    record(night + dt.timedelta(days=5), fired=True)
+    record(night + dt.timedelta(days=2), fired=False)  # held: not a request
+    assert read_signals(settings, night).nearest_request == night + dt.timedelta(days=5)
+    record(night - dt.timedelta(days=3), fired=True)
+    assert read_signals(settings, night).nearest_request == night - dt.timedelta(days=3)
+    record(night, fired=True)  # the night's own earlier evaluation does not hold it back
+    assert read_signals(settings, night).nearest_request == night - dt.timedelta(days=3)

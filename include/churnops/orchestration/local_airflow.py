@@ -126,6 +126,13 @@ class LocalAirflow:
         return self._json_rows(["dags", "list-runs", dag_id])
 
     def backfill(self, dag_id: str, start: str, end: str, *extra: str) -> str:
+        """``airflow backfill create``. Airflow lets a backfill run 10 nights at once
+        whatever the DAG's own ``max_active_runs``; unless ``extra`` says otherwise, the
+        DAG's limit from settings applies (1 by default). The nights wait for the one
+        DuckDB writer slot anyway, and in date order each night's retraining policy sees
+        the nights before it, as the nightly schedule would have."""
+        if "--max-active-runs" not in extra:
+            extra = (*extra, "--max-active-runs", str(self.settings.orchestration.max_active_runs))
         return self.run(
             [
                 "backfill",

@@ -12,9 +12,12 @@ Any one trigger fires:
   new information a retrain would learn from (at the seed's 500,000 customers and 8 %
   churn in 90 days, 10,000 of them take about three weeks).
 
-The monthly retrain is the retrain DAG's own schedule, not a trigger here. After a
-request, ``cooldown_days`` pass before the next one: one drift episode lasts many nights,
-and the retrain it caused needs time to land and to be judged.
+The monthly retrain is the retrain DAG's own schedule, not a trigger here. Requests are
+at least ``cooldown_days`` apart: one drift episode lasts many nights, and the retrain it
+caused needs time to land and to be judged. The cooldown looks both ways from the night
+(the nearest other night that fired, earlier or later), so a backfill that reprocesses
+nights out of order, or re-runs an old one, cannot request a second retrain for the same
+episode.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ class RetrainSignals:
     latest_cohort_auc: float | None = None
     new_churn_labels: int = 0
     labels_since: dt.date | None = None  # the champion's training data cutoff
-    last_request: dt.date | None = None  # the night of the last retrain request
+    # The nearest other night (earlier or later) whose evaluation requested a retrain.
+    nearest_request: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class RetrainDecision:
 
 
 def decide_retraining(signals: RetrainSignals, policy: RetrainingPolicy) -> RetrainDecision:
-    """Fire when any trigger holds and no request was made within the cooldown."""
+    """Fire when any trigger holds and no other night within the cooldown requested one."""
     if signals.champion_version is None:
         return RetrainDecision(False, False, ("no champion to monitor",), False)
     triggers: list[str] = []
@@ -91,12 +95,43 @@ def decide_retraining(signals: RetrainSignals, policy: RetrainingPolicy) -> Retr
 
     if not triggers:
         return RetrainDecision(False, False, tuple(quiet), False)
-    if signals.last_request is not None:
-        days = (signals.as_of_date - signals.last_request).days
-        if 0 <= days < policy.cooldown_days:
+    if signals.nearest_request is not None:
+        days = (signals.as_of_date - signals.nearest_request).days
+        if abs(days) < policy.cooldown_days:
+            when = f"{days} day(s) earlier" if days >= 0 else f"{-days} day(s) later"
             cooldown = (
-                f"last request on {signals.last_request}, {days} day(s) ago, within the "
+                f"a retrain was requested on {signals.nearest_request}, {when}, within the "
                 f"{policy.cooldown_days}-day cooldown"
             )
             return RetrainDecision(False, True, (*triggers, cooldown), True)
     return RetrainDecision(True, True, tuple(triggers), False)
+
+
+@dataclass(frozen=True)
+class ScheduledRetrainDecision:
+    due: bool
+    reason: str
+
+
+def scheduled_retrain_due(
+    now: dt.datetime, last_trained_at: dt.datetime | None, policy: RetrainingPolicy
+) -> ScheduledRetrainDecision:
+    """Whether the retrain DAG's monthly run trains a challenger.
+
+    It does unless a model was trained in the last ``scheduled_min_gap_days`` days: a
+    retrain that monitoring or a person just asked for already has the newest data, and
+    Airflow runs the month's past slot as soon as the DAG is switched on (``catchup=False``
+    still runs the latest one), which would otherwise retrain right after the first model.
+    """
+    if last_trained_at is None:
+        return ScheduledRetrainDecision(True, "no model has been trained yet")
+    age = now - last_trained_at
+    gap = dt.timedelta(days=policy.scheduled_min_gap_days)
+    trained = f"the newest model was trained {last_trained_at:%Y-%m-%d %H:%M} UTC"
+    if age < gap:
+        return ScheduledRetrainDecision(
+            False,
+            f"monthly retrain not due: {trained}, less than "
+            f"{policy.scheduled_min_gap_days} days ago",
+        )
+    return ScheduledRetrainDecision(True, f"monthly retrain due: {trained}, {age.days} days ago")

@@ -55,11 +55,14 @@ def read_signals(settings: Settings, as_of_date: dt.date) -> RetrainSignals:
         "where churned_within_90d and as_of_date > ? and as_of_date <= ?",
         [cutoff or dt.date.min, as_of_date],
     )
-    last = query(
+    # The nearest other night that fired, before or after this one (a backfill may
+    # process nights out of order; ties go to the earlier night).
+    nearest = query(
         settings,
-        f"select max(as_of_date) as night from {RETRAIN_REQUESTS_TABLE} "
-        "where fired and as_of_date < ?",
-        [as_of_date],
+        f"select as_of_date as night from {RETRAIN_REQUESTS_TABLE} "
+        "where fired and as_of_date <> ? "
+        "order by abs(date_diff('day', as_of_date, ?::date)), as_of_date limit 1",
+        [as_of_date, as_of_date],
     )
     return RetrainSignals(
         as_of_date=as_of_date,
@@ -69,7 +72,7 @@ def read_signals(settings: Settings, as_of_date: dt.date) -> RetrainSignals:
         latest_cohort_auc=cohort.auc if cohort else None,
         new_churn_labels=int(new_labels[0]["n"]) if new_labels else 0,
         labels_since=cutoff,
-        last_request=last[0]["night"] if last else None,
+        nearest_request=nearest[0]["night"] if nearest else None,
     )
 
 

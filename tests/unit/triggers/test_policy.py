@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 
 from churnops.settings import RetrainingPolicy, load_settings
-from churnops.triggers import RetrainSignals, decide_retraining
+from churnops.triggers import RetrainSignals, decide_retraining, scheduled_retrain_due
 
 NIGHT = dt.date(2026, 3, 1)
 POLICY = RetrainingPolicy()
@@ -74,21 +74,34 @@ def test_no_champion_means_nothing_to_monitor() -> None:
     assert not decision.fire and not decision.triggered
 
 
-@pytest.mark.parametrize(
-    ("days_ago", "fires"), [(0, False), (1, False), (13, False), (14, True), (30, True)]
-)
+@pytest.mark.parametrize(("days_ago", "fires"), [(1, False), (13, False), (14, True), (30, True)])
 def test_the_cooldown_holds_a_trigger_back_for_fourteen_days(days_ago: int, fires: bool) -> None:
     signals = dataclasses.replace(
         QUIET,
         drifted_features=("a", "b", "c"),
-        last_request=NIGHT - dt.timedelta(days=days_ago),
+        nearest_request=NIGHT - dt.timedelta(days=days_ago),
     )
     decision = decide_retraining(signals, POLICY)
     assert decision.fire is fires
     assert decision.triggered
     assert decision.held_by_cooldown is not fires
     if not fires:
-        assert "within the 14-day cooldown" in decision.reasons[-1]
+        assert "earlier, within the 14-day cooldown" in decision.reasons[-1]
+
+
+@pytest.mark.parametrize(("days_later", "fires"), [(1, False), (13, False), (14, True)])
+def test_a_later_request_holds_an_earlier_night_back_too(days_later: int, fires: bool) -> None:
+    """A backfill that reprocesses nights out of order (or re-runs an old night) must not
+    request a second retrain for the drift episode a later night already reported."""
+    signals = dataclasses.replace(
+        QUIET,
+        drifted_features=("a", "b", "c"),
+        nearest_request=NIGHT + dt.timedelta(days=days_later),
+    )
+    decision = decide_retraining(signals, POLICY)
+    assert decision.fire is fires and decision.held_by_cooldown is not fires
+    if not fires:
+        assert f"{days_later} day(s) later, within the 14-day cooldown" in decision.reasons[-1]
 
 
 def test_the_policy_comes_from_settings() -> None:
@@ -104,3 +117,35 @@ def test_the_policy_comes_from_settings() -> None:
     assert decision.fire
     assert decision.reasons[0].startswith("AUC 0.780 on the matured cohort")
     assert decision.reasons[1].startswith("drift on 2 features (>= 2)")
+
+
+NOW = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("trained_ago", "due"),
+    [
+        (dt.timedelta(minutes=5), False),  # the first champion, just before the DAG was on
+        (dt.timedelta(days=7) - dt.timedelta(seconds=1), False),
+        (dt.timedelta(days=7), True),
+        (dt.timedelta(days=31), True),
+    ],
+)
+def test_the_monthly_run_trains_unless_a_model_is_younger_than_the_gap(
+    trained_ago: dt.timedelta, due: bool
+) -> None:
+    decision = scheduled_retrain_due(NOW, NOW - trained_ago, POLICY)
+    assert decision.due is due
+    assert decision.reason.startswith("monthly retrain due" if due else "monthly retrain not due")
+    assert (NOW - trained_ago).strftime("%Y-%m-%d %H:%M") in decision.reason
+
+
+def test_the_monthly_run_trains_when_no_model_exists() -> None:
+    decision = scheduled_retrain_due(NOW, None, POLICY)
+    assert decision.due and decision.reason == "no model has been trained yet"
+
+
+def test_the_monthly_gap_comes_from_settings() -> None:
+    policy = load_settings({"CHURNOPS_RETRAIN_SCHEDULED_MIN_GAP_DAYS": "0"}).retraining
+    assert policy.scheduled_min_gap_days == 0
+    assert scheduled_retrain_due(NOW, NOW, policy).due
