@@ -4,6 +4,10 @@
 Runs **monthly** (04:00 UTC on the 1st) **or** whenever the nightly monitoring emits the
 Asset `retrain_requested` (its `extra.reasons` say why), and by hand from the trigger form.
 
+0. `monthly_retrain_due`: a **scheduled** run goes on only when no model was trained in
+   the last 7 days (`CHURNOPS_RETRAIN_SCHEDULED_MIN_GAP_DAYS`): a drift retrain a few days
+   ago already learned from the newest data, and Airflow runs the month's past slot as
+   soon as the DAG is switched on. Otherwise the run is skipped, with the reason in the log.
 1. `check_training_data`: features joined with matured 90-day labels, split by time into
    train / validation / test windows (12/3/3 months by default, scaled down on short
    histories; too little history fails here with what is missing).
@@ -30,6 +34,13 @@ from churnops.orchestration.defaults import default_args
 from churnops.settings import load_settings
 
 settings = load_settings()
+
+
+@task
+def monthly_retrain_due() -> str:
+    from churnops.orchestration.model import skip_unless_scheduled_retrain_due
+
+    return skip_unless_scheduled_retrain_due()
 
 
 @task(pool=settings.orchestration.warehouse_pool)
@@ -83,7 +94,7 @@ def announce_promotion(outcome: dict):
 )
 def churn_retrain() -> None:
     outcome = retrain_and_decide()
-    check_training_data() >> outcome
+    monthly_retrain_due() >> check_training_data() >> outcome
     announce_promotion(outcome)
 
 

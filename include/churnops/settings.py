@@ -444,14 +444,16 @@ class RetrainingPolicy:
     Any one trigger fires: AUC of the served scores on the latest matured cohort below
     ``min_cohort_auc``; drift on ``max_drifted_features`` or more features; more than
     ``max_new_labels`` labelled rows since the champion's training cutoff. The monthly
-    trigger is the retrain DAG's own schedule. After a request, ``cooldown_days`` pass
-    before the next one, so one drift episode does not retrain every night.
+    trigger is the retrain DAG's own schedule. Requests are ``cooldown_days`` apart, so one
+    drift episode does not retrain every night. The monthly run trains only when no model
+    was trained in the last ``scheduled_min_gap_days`` days.
     """
 
     min_cohort_auc: float = 0.78
     max_drifted_features: int = 3
     max_new_labels: int = 10_000
     cooldown_days: int = 14
+    scheduled_min_gap_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -658,4 +660,7 @@ def _load_retraining_policy(env: Mapping[str, str]) -> RetrainingPolicy:
         ),
         max_new_labels=_env_int(env, "CHURNOPS_RETRAIN_NEW_LABELS", d.max_new_labels),
         cooldown_days=_env_int(env, "CHURNOPS_RETRAIN_COOLDOWN_DAYS", d.cooldown_days),
+        scheduled_min_gap_days=_env_int(
+            env, "CHURNOPS_RETRAIN_SCHEDULED_MIN_GAP_DAYS", d.scheduled_min_gap_days
+        ),
     )

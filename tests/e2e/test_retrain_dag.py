@@ -148,6 +148,7 @@ def test_first_run_promotes_and_announces(story: Story) -> None:
     first = story.first
     assert first.state == "success", first.tasks
     assert first.tasks == {
+        "monthly_retrain_due": "success",  # a manual run: not held by the monthly gap
         "check_training_data": "success",
         "retrain_and_decide": "success",
         "announce_promotion": "success",
@@ -196,3 +197,16 @@ def test_required_approval_keeps_the_champion_and_skips_the_announcement(story: 
     assert "the rules would promote" in "; ".join(approval.xcom["reasons"])
     assert approval.aliases_after == {"champion": "1", "challenger": "2"}
     assert approval.asset_events == []
+
+
+def test_a_monthly_run_right_after_these_retrains_would_not_be_due(story: Story) -> None:
+    """The registry tells the monthly gate when the newest version was registered."""
+    import datetime as dt
+
+    from churnops.registry import newest_version_created_at
+    from churnops.triggers import scheduled_retrain_due
+
+    now = dt.datetime.now(dt.UTC)
+    newest = newest_version_created_at(story.settings)
+    assert newest is not None and dt.timedelta(0) <= now - newest < dt.timedelta(hours=1)
+    assert not scheduled_retrain_due(now, newest, story.settings.retraining).due

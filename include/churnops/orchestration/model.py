@@ -35,6 +35,30 @@ def trigger_reasons() -> str:
     return "; ".join(reasons) or f"{context['dag_run'].run_type} run"
 
 
+def skip_unless_scheduled_retrain_due() -> str:
+    """A scheduled (monthly) run trains only when no model was trained in the last days
+    (``churnops.triggers.scheduled_retrain_due``); asset-triggered and manual runs always
+    go on. A run that is not due is skipped, with the reason in the log."""
+    import datetime as dt
+
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from churnops.registry import newest_version_created_at
+    from churnops.triggers import scheduled_retrain_due
+
+    run_type = get_current_context()["dag_run"].run_type
+    if run_type != "scheduled":
+        return f"{run_type} run: the retrain goes on"
+    settings = load_settings()
+    decision = scheduled_retrain_due(
+        dt.datetime.now(dt.UTC), newest_version_created_at(settings), settings.retraining
+    )
+    log.info("%s", decision.reason)
+    if not decision.due:
+        raise AirflowSkipException(decision.reason)
+    return decision.reason
+
+
 def check_training_data() -> dict[str, Any]:
     """Fail early, and readably, when the warehouse lacks the history to train on."""
     from churnops.train.frame import load_training_frame, time_split

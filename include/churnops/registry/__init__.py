@@ -31,6 +31,7 @@ from churnops.registry.champion import (
     champion_version,
     load_champion,
     load_version,
+    newest_version_created_at,
     version_metrics,
 )
 from churnops.registry.runs import RegisteredVersion, log_training_run
@@ -55,6 +56,7 @@ __all__ = [
     "ensure_experiment",
     "load_champion",
     "load_version",
+    "newest_version_created_at",
     "log_training_run",
     "mlflow_client",
     "promote",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import tempfile
 from dataclasses import dataclass
@@ -100,6 +101,17 @@ def champion_version(settings: Settings) -> str | None:
     from churnops.registry.aliases import current_aliases
 
     return current_aliases(settings).get(CHAMPION)
+
+
+def newest_version_created_at(settings: Settings) -> dt.datetime | None:
+    """When the newest version of the registered model was registered (UTC), or None."""
+    client = mlflow_client(settings)
+    name = settings.mlflow.registered_model_name
+    versions = client.search_model_versions(f"name = '{name}'")
+    if not versions:
+        return None
+    newest_ms = max(int(v.creation_timestamp) for v in versions)
+    return dt.datetime.fromtimestamp(newest_ms / 1000, tz=dt.UTC)
 
 
 def load_champion(settings: Settings) -> LoadedModel:
