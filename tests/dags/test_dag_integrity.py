@@ -96,6 +96,20 @@ def test_nightly_dag_shape(dagbag) -> None:
     assert score.pool == "churnops_warehouse"
 
 
+def test_watcher_tasks_poke_outside_the_warehouse_pool(dagbag) -> None:
+    """Watcher mode (the default): only the producer runs dbt and takes the warehouse slot;
+    the per-model tasks poke for its results in the worker instead of deferring (a trigger
+    firing at once races the executor in Airflow 3.3, see churnops.orchestration.dbt)."""
+    features = [t for t in dagbag.dags["churn_nightly"].tasks if t.task_id.startswith("features.")]
+    producer = dagbag.dags["churn_nightly"].get_task("features.dbt_producer_watcher")
+    assert producer.pool == "churnops_warehouse"
+    mirrors = [t for t in features if hasattr(t, "deferrable") and t is not producer]
+    assert len(mirrors) >= 14  # a task per model, and one per model's tests
+    for task in mirrors:
+        assert task.pool == "default_pool" and task.deferrable is False, task.task_id
+        assert task.mode == "poke" and task.poke_interval <= 5, task.task_id
+
+
 PARSE_PROBE = textwrap.dedent(
     """
     import json, socket, sys, time

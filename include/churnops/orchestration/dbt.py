@@ -24,6 +24,8 @@ from churnops.orchestration.defaults import RUN_DAY_TEMPLATE
 from churnops.settings import Settings
 
 PROFILE_NAME = "churnops"
+# How often a watcher task looks for its model's result (Cosmos' default is 10 s).
+WATCHER_POKE_SECONDS = 3
 
 
 class ManifestMissing(RuntimeError):
@@ -105,9 +107,17 @@ def _cosmos_group(settings: Settings, group_id: str, watcher: bool, **kwargs: An
         **kwargs,
     )
     if watcher:
-        # Only the producer runs dbt and writes the warehouse; the per-model tasks only read
-        # its results, so they leave the one-slot warehouse pool free.
         for task in group.iter_tasks():
             if "producer" not in task.task_id:
+                # Only the producer runs dbt and writes the warehouse; the per-model tasks
+                # only read its results, so they leave the one-slot warehouse pool free.
                 task.pool = "default_pool"
+                # They wait in the worker (poke) instead of deferring to the triggerer: a
+                # trigger that fires within a second of the deferral (the model was already
+                # built) races the executor's report of the deferring process, and Airflow
+                # 3.3 then fails the try ("finished with state success, but the task
+                # instance's state attribute is queued", apache/airflow#71580); its retry
+                # cost a night 9 minutes here. A poke holds a slot for about a minute.
+                task.deferrable = False
+                task.poke_interval = WATCHER_POKE_SECONDS
     return group
