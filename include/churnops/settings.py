@@ -246,9 +246,11 @@ class TrainParams:
     recall_target: float = 0.75
     seed: int = 42
     num_threads: int = 2
-    # Hyper-parameter search; needs optuna, which is not a dependency (yet).
+    # Optuna search of the LightGBM parameters on the train/validation windows
+    # (churnops.train.search); a timeout of 0 means only the trial count bounds it.
     optuna: bool = False
     optuna_trials: int = 30
+    optuna_timeout_minutes: float = 0.0
     # Only as-of dates whose 90-day feature window lies wholly inside the loaded feed: the
     # first 89 days after the feed starts have truncated windows (their calls_90d counts
     # days that exist), unlike anything scored later. Off only for deliberately tiny tests.
@@ -582,6 +584,9 @@ def _load_train_params(env: Mapping[str, str]) -> TrainParams:
         num_threads=_env_int(env, "CHURNOPS_TRAIN_THREADS", d.num_threads, minimum=1),
         optuna=_env_bool(env, "CHURNOPS_OPTUNA", d.optuna),
         optuna_trials=_env_int(env, "CHURNOPS_OPTUNA_TRIALS", d.optuna_trials, minimum=1),
+        optuna_timeout_minutes=_env_float(
+            env, "CHURNOPS_OPTUNA_TIMEOUT_MINUTES", d.optuna_timeout_minutes
+        ),
         reference_sample_rows=_env_int(
             env, "CHURNOPS_REFERENCE_SAMPLE_ROWS", d.reference_sample_rows, minimum=1
         ),

@@ -390,3 +390,29 @@ def test_status_reports_the_champion_the_decisions_and_the_moves(story: Story) -
     text = render_status(report)
     assert "Production model : v1" in text
     assert "champion: v3 -> v1 (rollback by ana" in text
+
+
+def test_a_searched_retrain_logs_its_trials_with_the_run(story: Story) -> None:
+    """``CHURNOPS_OPTUNA``: the Optuna trials travel with the training run (params and a
+    JSON artifact), and the registered model is the one trained with the best trial."""
+    import dataclasses
+
+    from churnops.registry import mlflow_client
+    from churnops.train.pipeline import retrain
+
+    settings = story.settings
+    params = dataclasses.replace(settings.train, optuna=True, optuna_trials=3, max_rounds=150)
+    outcome = retrain(
+        settings, actor=ACTOR, reason="optuna search", params=params, require_approval=True
+    )
+    client = mlflow_client(settings)
+    run = client.get_run(outcome.registered.run_id)
+    assert run.data.params["search.trials"] == "3"
+    local = client.download_artifacts(run.info.run_id, "hyperparameter_search.json")
+    search = json.loads(Path(local).read_text())
+    assert len(search["history"]) == 3
+    best = max(search["history"], key=lambda t: t["validation_auc"])
+    assert search["best_trial"] == best["trial"]
+    assert run.data.params["lgb.num_leaves"] == str(best["num_leaves"])
+    # Approval required: whatever the rules say, the champion stays where it was.
+    assert outcome.action in {"keep", "await_approval"} and outcome.champion_after == "1"

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 REFERENCE_ARTIFACT = "reference/features.parquet"
 REFERENCE_SCORE_COLUMN = "churn_probability"
+SEARCH_ARTIFACT = "hyperparameter_search.json"  # the Optuna trials, when a search ran
 MODEL_NAME_IN_RUN = "model"
 
 
@@ -187,6 +188,11 @@ def log_training_run(
         (out / METRICS_ARTIFACT).write_text(json.dumps(metrics.to_dict(), indent=2))
         mlflow.log_artifact(str(out / FEATURES_ARTIFACT))
         mlflow.log_artifact(str(out / METRICS_ARTIFACT))
+        if trained.search is not None:
+            (out / SEARCH_ARTIFACT).write_text(
+                json.dumps(dataclasses.asdict(trained.search), indent=2)
+            )
+            mlflow.log_artifact(str(out / SEARCH_ARTIFACT))
         plots = write_plots(trained, metrics, split.test, out / "plots", seed=split.params.seed)
         mlflow.log_artifacts(str(out / "plots"), artifact_path="plots")
 
@@ -264,6 +270,14 @@ def _params(trained: TrainedModel, split: FrameSplit) -> dict[str, Any]:
             "n_features": len(trained.features),
         }
     )
+    if trained.search is not None:
+        params.update(
+            {
+                "search.trials": trained.search.trials,
+                "search.best_trial": trained.search.best_trial,
+                "search.best_validation_auc": round(trained.search.best_validation_auc, 6),
+            }
+        )
     return params
 
 

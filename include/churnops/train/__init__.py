@@ -16,7 +16,6 @@ from churnops.train.frame import (
 )
 from churnops.train.model import (
     ChurnModel,
-    OptunaUnavailable,
     TrainedModel,
     prepare_features,
     train_model,
@@ -27,7 +26,6 @@ __all__ = [
     "ChurnModel",
     "FrameSplit",
     "InsufficientHistory",
-    "OptunaUnavailable",
     "SplitWindows",
     "TrainedModel",
     "evaluate_model",

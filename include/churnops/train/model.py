@@ -25,11 +25,9 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from churnops.train.search import SearchSummary
+
 log = logging.getLogger(__name__)
-
-
-class OptunaUnavailable(RuntimeError):
-    """The hyper-parameter search was asked for, but optuna is not installed."""
 
 
 def prepare_features(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
@@ -100,6 +98,8 @@ class TrainedModel(ChurnModel):
     train_positives: int
     scale_pos_weight: float
     feature_importance_gain: dict[str, float] = field(default_factory=dict)
+    # The Optuna search that chose the parameters (churnops.train.search), if one ran.
+    search: SearchSummary | None = None
 
 
 def _predict(booster: lgb.Booster, data: pd.DataFrame, **kwargs: bool) -> np.ndarray:
@@ -139,39 +139,32 @@ def lightgbm_params(params: TrainParams, scale_pos_weight: float) -> dict[str, A
     }
 
 
-def train_model(split: FrameSplit, params: TrainParams | None = None) -> TrainedModel:
-    """Train LightGBM on the split's train rows, early-stopped on its validation rows."""
-    params = params or split.params
-    if params.optuna:
-        raise OptunaUnavailable(
-            "TrainParams.optuna (CHURNOPS_OPTUNA) asks for a hyper-parameter search, but optuna "
-            "is not installed in this environment; unset it to train with the fixed parameters"
-        )
+def class_weight(params: TrainParams, labels: np.ndarray) -> float:
+    """LightGBM's ``scale_pos_weight``: negatives / positives when balancing, else 1."""
+    positives = int(labels.sum())
+    return (len(labels) - positives) / positives if params.class_weighting == "balanced" else 1.0
+
+
+def boost(
+    lgb_params: dict[str, Any],
+    params: TrainParams,
+    train: tuple[pd.DataFrame, np.ndarray],
+    validation: tuple[pd.DataFrame, np.ndarray],
+    categorical: list[str],
+) -> lgb.Booster:
+    """Boost on prepared ``(features, labels)``, early-stopped on the validation window's
+    AUC; the booster keeps only the trees early stopping chose (so every later predict
+    uses them by default), and ``best_score`` holds its validation AUC."""
     # OpenMP threads that busy-wait for work slow LightGBM down many times over when the
     # cores are shared (Airflow workers, dbt): yield instead. Read once, when the OpenMP
     # runtime loads, so it only helps if lightgbm is not imported yet in this process.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import lightgbm as lgb
 
-    features = split.features
-    y_train = split.train[LABEL_COLUMN].to_numpy()
-    positives = int(y_train.sum())
-    negatives = len(y_train) - positives
-    scale_pos_weight = negatives / positives if params.class_weighting == "balanced" else 1.0
-    lgb_params = lightgbm_params(params, scale_pos_weight)
-
-    began = time.perf_counter()
     train_set = lgb.Dataset(
-        prepare_features(split.train, features),
-        label=y_train,
-        categorical_feature=categorical_features(features),
-        free_raw_data=True,
+        train[0], label=train[1], categorical_feature=categorical, free_raw_data=True
     )
-    validation_set = lgb.Dataset(
-        prepare_features(split.validation, features),
-        label=split.validation[LABEL_COLUMN].to_numpy(),
-        reference=train_set,
-    )
+    validation_set = lgb.Dataset(validation[0], label=validation[1], reference=train_set)
     booster = lgb.train(
         lgb_params,
         train_set,
@@ -180,19 +173,51 @@ def train_model(split: FrameSplit, params: TrainParams | None = None) -> Trained
         valid_names=["validation"],
         callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
     )
-    seconds = time.perf_counter() - began
     best = booster.best_iteration or booster.current_iteration()
-    # Keep only the trees early stopping chose, so every later predict uses them by default.
-    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    gains = booster.feature_importance(importance_type="gain")
-    slope, intercept = platt_scaling(
-        _predict(booster, prepare_features(split.validation, features), raw_score=True),
+    best_score = booster.best_score
+    trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    trimmed.best_iteration = best
+    trimmed.best_score = best_score
+    return trimmed
+
+
+def train_model(split: FrameSplit, params: TrainParams | None = None) -> TrainedModel:
+    """Train LightGBM on the split's train rows, early-stopped on its validation rows.
+
+    With ``params.optuna`` the parameters are first searched for on the same train and
+    validation windows (``churnops.train.search``; the test window stays unseen), and the
+    model is trained with the best ones found.
+    """
+    params = params or split.params
+    features = split.features
+    categorical = categorical_features(features)
+    train = (prepare_features(split.train, features), split.train[LABEL_COLUMN].to_numpy())
+    validation = (
+        prepare_features(split.validation, features),
         split.validation[LABEL_COLUMN].to_numpy(),
     )
+    scale_pos_weight = class_weight(params, train[1])
+
+    search = None
+    if params.optuna:
+        from churnops.train.search import search_hyperparameters
+
+        params, search = search_hyperparameters(params, train, validation, categorical)
+    lgb_params = lightgbm_params(params, scale_pos_weight)
+
+    began = time.perf_counter()
+    booster = boost(lgb_params, params, train, validation, categorical)
+    seconds = time.perf_counter() - began
+    best = booster.best_iteration
+    gains = booster.feature_importance(importance_type="gain")
+    slope, intercept = platt_scaling(
+        _predict(booster, validation[0], raw_score=True), validation[1]
+    )
+    positives = int(train[1].sum())
     log.info(
         "trained %d trees on %d rows (%d churners, weight %.2f) in %.1fs",
         best,
-        len(y_train),
+        len(train[1]),
         positives,
         scale_pos_weight,
         seconds,
@@ -204,9 +229,10 @@ def train_model(split: FrameSplit, params: TrainParams | None = None) -> Trained
         calibration_intercept=intercept,
         best_iteration=best,
         lgb_params=lgb_params,
-        train_seconds=seconds,
-        train_rows=len(y_train),
+        train_seconds=seconds + (search.seconds if search else 0.0),
+        train_rows=len(train[1]),
         train_positives=positives,
         scale_pos_weight=scale_pos_weight,
         feature_importance_gain={f: float(g) for f, g in zip(features, gains, strict=True)},
+        search=search,
     )

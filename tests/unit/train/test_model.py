@@ -14,7 +14,6 @@ from churnops.contracts import PLAN_TYPES
 from churnops.settings import TrainParams
 from churnops.train import (
     FrameSplit,
-    OptunaUnavailable,
     TrainedModel,
     evaluate_model,
     prepare_features,
@@ -116,9 +115,31 @@ def test_calibration_bins_are_equal_width_and_count_every_row() -> None:
     assert math.isnan(bins[5].mean_predicted)
 
 
-def test_optuna_flag_fails_clearly(split: FrameSplit) -> None:
-    with pytest.raises(OptunaUnavailable, match="optuna is not installed"):
-        train_model(split, dataclasses.replace(PARAMS, optuna=True))
+def test_the_optuna_search_picks_parameters_on_validation_and_repeats(split: FrameSplit) -> None:
+    params = dataclasses.replace(PARAMS, optuna=True, optuna_trials=4, max_rounds=60)
+    searched = train_model(split, params)
+    search = searched.search
+    assert search is not None and search.trials == 4 and len(search.history) == 4
+    best = max(search.history, key=lambda t: t["validation_auc"])
+    assert search.best_trial == best["trial"]
+    assert search.best_validation_auc == pytest.approx(best["validation_auc"])
+    # The final model is trained with the best trial's parameters...
+    assert searched.lgb_params["num_leaves"] == best["num_leaves"]
+    assert searched.lgb_params["learning_rate"] == pytest.approx(best["learning_rate"])
+    # ...so it reaches the same validation AUC, and the trials did differ.
+    assert searched.booster.best_score["validation"]["auc"] == pytest.approx(
+        search.best_validation_auc
+    )
+    assert len({t["validation_auc"] for t in search.history}) > 1
+    # Seeded sampler and deterministic LightGBM: the search repeats exactly.
+    again = train_model(split, params)
+    assert again.search is not None and again.search.history == search.history
+    assert again.booster.model_to_string() == searched.booster.model_to_string()
+
+
+def test_without_the_flag_no_search_runs(trained: TrainedModel) -> None:
+    assert trained.search is None
+    assert trained.lgb_params["num_leaves"] == PARAMS.num_leaves
 
 
 def test_plots_and_card(split: FrameSplit, trained: TrainedModel, tmp_path: Path) -> None:
