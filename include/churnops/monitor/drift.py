@@ -1,7 +1,7 @@
 """Drift of one night's features and scores against the champion's training sample.
 
 Evidently's ``DataDriftPreset`` on the full frames (50,000 reference rows, 500,000 tonight,
-46 features and the score) takes 45-55 s here (``make bench BENCH=drift``) and writes a
+46 features and the score) takes 32-41 s here (``make bench BENCH=drift``) and writes a
 7 MB page: it works through every column three times (the drifted-columns count, one
 ``ValueDrift`` per column, the page's drift table), each time with correlations,
 histograms and a time-index plot over all rows, then builds plotly figures per column.
@@ -14,7 +14,7 @@ So the work is split:
   night's frame would save little and would move a feature that sits near its threshold
   across it from one night to the next.
 - **The report** (:func:`write_evidently_report`) is drawn by Evidently on a fixed-seed
-  sample of ``DriftPolicy.sample_rows`` rows of each frame (50,000 by default; the page
+  sample of ``DriftPolicy.sample_rows`` rows of each frame (20,000 by default; the page
   only shows distributions) and handed the verdicts: every column's method is a
   registered stand-in that returns the all-rows score and flag, so the page, the JSON
   and the warehouse tables agree on every feature. One ``ValueDrift`` per column, not
