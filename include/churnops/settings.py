@@ -298,10 +298,16 @@ class PromotionPolicy:
     Both models are measured on the same test window. The challenger must beat the
     champion's AUC by strictly more than ``min_auc_gain`` and regress on nothing beyond
     the tolerances; without a champion, a model needs ``min_auc_first_champion``.
+
+    Recall is measured at each model's own threshold on the window's churners, so on a
+    small window it moves by chance: a drop counts only when it is beyond
+    ``max_recall_drop`` *and* beyond ``recall_noise_z`` standard errors of the difference
+    (about 0.04 with 1,000 churners, 0.007 with 37,000; 0 = the tolerance alone).
     """
 
     min_auc_gain: float = 0.02
     max_recall_drop: float = 0.02
+    recall_noise_z: float = 2.0
     max_brier_rise: float = 0.01
     max_segment_auc_drop: float = 0.03
     min_auc_first_champion: float = 0.70
@@ -309,7 +315,13 @@ class PromotionPolicy:
     require_approval: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("min_auc_gain", "max_recall_drop", "max_brier_rise", "max_segment_auc_drop"):
+        for name in (
+            "min_auc_gain",
+            "max_recall_drop",
+            "recall_noise_z",
+            "max_brier_rise",
+            "max_segment_auc_drop",
+        ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"PromotionPolicy.{name} must not be negative")
         if not 0 <= self.min_auc_first_champion <= 1:
@@ -601,6 +613,7 @@ def _load_promotion_policy(env: Mapping[str, str]) -> PromotionPolicy:
     return PromotionPolicy(
         min_auc_gain=_env_float(env, "CHURNOPS_PROMOTION_MIN_AUC_GAIN", d.min_auc_gain),
         max_recall_drop=_env_float(env, "CHURNOPS_PROMOTION_MAX_RECALL_DROP", d.max_recall_drop),
+        recall_noise_z=_env_float(env, "CHURNOPS_PROMOTION_RECALL_NOISE_Z", d.recall_noise_z),
         max_brier_rise=_env_float(env, "CHURNOPS_PROMOTION_MAX_BRIER_RISE", d.max_brier_rise),
         max_segment_auc_drop=_env_float(
             env, "CHURNOPS_PROMOTION_MAX_SEGMENT_AUC_DROP", d.max_segment_auc_drop

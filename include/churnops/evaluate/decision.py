@@ -15,6 +15,7 @@ Actions:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -120,11 +121,18 @@ def decide(
     )
 
     recall_drop = champion.recall - challenger.recall
-    checks["recall"] = recall_drop <= policy.max_recall_drop + _EPSILON
+    beyond_tolerance = recall_drop > policy.max_recall_drop + _EPSILON
+    noise = policy.recall_noise_z * recall_difference_se(champion, challenger)
+    checks["recall"] = not (beyond_tolerance and recall_drop > noise + _EPSILON)
+    words = _tolerance_words(not beyond_tolerance, "drop", policy.max_recall_drop)
+    if beyond_tolerance and checks["recall"]:
+        words += (
+            f", but within chance on {challenger.test_positives:,} churners "
+            f"({policy.recall_noise_z:g} standard errors = {noise:.3f})"
+        )
     reasons.append(
         f"recall {challenger.recall:.3f} vs champion {champion.recall:.3f}: "
-        f"{challenger.recall - champion.recall:+.3f}, "
-        + _tolerance_words(checks["recall"], "drop", policy.max_recall_drop)
+        f"{challenger.recall - champion.recall:+.3f}, {words}"
     )
 
     brier_rise = challenger.brier - champion.brier
@@ -177,6 +185,17 @@ def decide(
             f"{policy.min_auc_gain:.3f} AUC"
         )
     return Decision("keep", reasons, challenger.auc, champion.auc, checks)
+
+
+def recall_difference_se(champion: ModelMetrics, challenger: ModelMetrics) -> float:
+    """Standard error of the difference of two recalls on the window's churners (binomial,
+    treated as independent: a little wider than the paired truth, so it errs towards
+    calling a drop chance rather than blocking a better model on noise)."""
+    positives = challenger.test_positives
+    if positives <= 0:
+        return 0.0
+    variance = sum(r * (1 - r) for r in (champion.recall, challenger.recall)) / positives
+    return math.sqrt(variance)
 
 
 def _would_promote(

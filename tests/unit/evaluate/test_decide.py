@@ -34,8 +34,10 @@ def metrics(
         threshold_rule="max_f1",
         test_start=dt.date(2026, 1, 1),
         test_end=dt.date(2026, 3, 31),
-        test_rows=10_000,
-        test_positives=800,
+        # A large window: recall's sampling noise (2 SE ~ 0.004) is below every tolerance,
+        # so these tests see the tolerances alone; the noise rule has its own tests.
+        test_rows=1_000_000,
+        test_positives=100_000,
         segment_auc=dict(SEGMENTS if segments is None else segments),
     )
     return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
@@ -99,6 +101,51 @@ def test_recall_drop_tolerance(challenger_recall: float, passes: bool) -> None:
             for r in decision.reasons
         ), decision.reasons
         assert "regresses on recall" in decision.reasons[-1]
+
+
+@pytest.mark.parametrize(
+    ("positives", "challenger_recall", "passes"),
+    [
+        # 800 churners: SE of the difference = sqrt((.7*.3 + r(1-r)) / 800) ~ 0.023
+        (800, 0.67, True),  # -0.030: beyond the tolerance, within 2 SE (0.046)
+        (800, 0.655, True),  # -0.045: still within 2 SE (0.0462)
+        (800, 0.65, False),  # -0.050: beyond both
+        (20_000, 0.67, False),  # the same drop on 20,000 churners is beyond 2 SE (0.009)
+        (20_000, 0.685, True),  # within the tolerance: never a regression
+    ],
+)
+def test_a_recall_drop_must_also_be_beyond_chance(
+    positives: int, challenger_recall: float, passes: bool
+) -> None:
+    champion = metrics(test_positives=positives)
+    challenger = metrics(auc=0.86, recall=challenger_recall, test_positives=positives)
+    decision = decide(champion, challenger, POLICY)
+    assert decision.checks["recall"] is passes, decision.reasons
+    assert decision.action == ("promote" if passes else "keep")
+    line = next(r for r in decision.reasons if r.startswith("recall "))
+    drop = 0.70 - challenger_recall
+    if drop > POLICY.max_recall_drop and passes:
+        assert f"but within chance on {positives:,} churners (2 standard errors = " in line
+    else:
+        assert "within chance" not in line
+
+
+def test_the_noise_rule_can_be_turned_off() -> None:
+    policy = dataclasses.replace(POLICY, recall_noise_z=0.0)
+    champion = metrics(test_positives=800)
+    decision = decide(champion, metrics(auc=0.86, recall=0.67, test_positives=800), policy)
+    assert decision.checks["recall"] is False and decision.action == "keep"
+
+
+def test_the_recall_noise_is_the_binomial_standard_error_of_the_difference() -> None:
+    from churnops.evaluate.decision import recall_difference_se
+
+    champion = metrics(recall=0.7, test_positives=1000)
+    challenger = metrics(recall=0.6, test_positives=1000)
+    assert recall_difference_se(champion, challenger) == pytest.approx(
+        ((0.7 * 0.3 + 0.6 * 0.4) / 1000) ** 0.5
+    )
+    assert recall_difference_se(champion, metrics(recall=0.6, test_positives=0)) == 0.0
 
 
 @pytest.mark.parametrize(
