@@ -265,6 +265,7 @@ def _params(trained: TrainedModel, split: FrameSplit) -> dict[str, Any]:
         {
             "best_iteration": trained.best_iteration,
             "scale_pos_weight": round(trained.scale_pos_weight, 6),
+            "negatives_kept": trained.negatives_kept,
             "calibration_slope": round(trained.calibration_slope, 6),
             "calibration_intercept": round(trained.calibration_intercept, 6),
             "n_features": len(trained.features),

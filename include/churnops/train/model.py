@@ -97,6 +97,7 @@ class TrainedModel(ChurnModel):
     train_rows: int
     train_positives: int
     scale_pos_weight: float
+    negatives_kept: float = 1.0  # share of non-churners trained on (sample_negatives)
     feature_importance_gain: dict[str, float] = field(default_factory=dict)
     # The Optuna search that chose the parameters (churnops.train.search), if one ran.
     search: SearchSummary | None = None
@@ -125,6 +126,8 @@ def lightgbm_params(params: TrainParams, scale_pos_weight: float) -> dict[str, A
         "metric": "auc",
         "learning_rate": params.learning_rate,
         "num_leaves": params.num_leaves,
+        "max_depth": params.max_depth,
+        "max_bin": params.max_bin,
         "min_child_samples": params.min_child_samples,
         "feature_fraction": params.feature_fraction,
         "bagging_fraction": params.bagging_fraction,
@@ -171,7 +174,13 @@ def boost(
         num_boost_round=params.max_rounds,
         valid_sets=[validation_set],
         valid_names=["validation"],
-        callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
+        callbacks=[
+            lgb.early_stopping(
+                params.early_stopping_rounds,
+                verbose=False,
+                min_delta=params.early_stopping_min_delta,
+            )
+        ],
     )
     best = booster.best_iteration or booster.current_iteration()
     best_score = booster.best_score
@@ -179,6 +188,22 @@ def boost(
     trimmed.best_iteration = best
     trimmed.best_score = best_score
     return trimmed
+
+
+def sample_negatives(
+    train: tuple[pd.DataFrame, np.ndarray], params: TrainParams
+) -> tuple[tuple[pd.DataFrame, np.ndarray], float]:
+    """Every churner and a fixed-seed ``negative_sample_rate`` share of the other rows,
+    once the training set has ``negative_sampling_min_rows`` rows; returns the rows kept
+    and the share of negatives kept (1.0 when nothing was sampled)."""
+    import numpy as np
+
+    features, labels = train
+    if len(labels) < params.negative_sampling_min_rows or params.negative_sample_rate >= 1:
+        return train, 1.0
+    draw = np.random.default_rng(params.seed).random(len(labels))
+    keep = (labels == 1) | (draw < params.negative_sample_rate)
+    return (features[keep], labels[keep]), params.negative_sample_rate
 
 
 def train_model(split: FrameSplit, params: TrainParams | None = None) -> TrainedModel:
@@ -191,7 +216,9 @@ def train_model(split: FrameSplit, params: TrainParams | None = None) -> Trained
     params = params or split.params
     features = split.features
     categorical = categorical_features(features)
-    train = (prepare_features(split.train, features), split.train[LABEL_COLUMN].to_numpy())
+    train, negatives_kept = sample_negatives(
+        (prepare_features(split.train, features), split.train[LABEL_COLUMN].to_numpy()), params
+    )
     validation = (
         prepare_features(split.validation, features),
         split.validation[LABEL_COLUMN].to_numpy(),
@@ -215,11 +242,12 @@ def train_model(split: FrameSplit, params: TrainParams | None = None) -> Trained
     )
     positives = int(train[1].sum())
     log.info(
-        "trained %d trees on %d rows (%d churners, weight %.2f) in %.1fs",
+        "trained %d trees on %d rows (%d churners, weight %.2f%s) in %.1fs",
         best,
         len(train[1]),
         positives,
         scale_pos_weight,
+        f", {negatives_kept:.0%} of the other rows" if negatives_kept < 1 else "",
         seconds,
     )
     return TrainedModel(
@@ -233,6 +261,7 @@ def train_model(split: FrameSplit, params: TrainParams | None = None) -> Trained
         train_rows=len(train[1]),
         train_positives=positives,
         scale_pos_weight=scale_pos_weight,
+        negatives_kept=negatives_kept,
         feature_importance_gain={f: float(g) for f, g in zip(features, gains, strict=True)},
         search=search,
     )

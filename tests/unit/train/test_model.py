@@ -155,3 +155,46 @@ def test_plots_and_card(split: FrameSplit, trained: TrainedModel, tmp_path: Path
     assert f"| test | {w.test_start} .. {w.test_end} | {len(split.test):,} |" in card
     assert f"| AUC | {metrics.auc:.3f} |" in card
     assert "## Limits" in card and "## Segments (test window)" in card
+
+
+def test_large_training_sets_keep_every_churner_and_a_seeded_share_of_the_rest() -> None:
+    from churnops.train.model import sample_negatives
+
+    rng = np.random.default_rng(1)
+    labels = (rng.random(200_000) < 0.08).astype(int)
+    features = pd.DataFrame({"x": np.arange(len(labels), dtype="float64")})
+    params = dataclasses.replace(PARAMS, negative_sample_rate=0.25, negative_sampling_min_rows=1000)
+    (kept_x, kept_y), share = sample_negatives((features, labels), params)
+    assert share == 0.25
+    assert kept_y.sum() == labels.sum()  # every churner
+    negatives = len(labels) - labels.sum()
+    assert abs((len(kept_y) - kept_y.sum()) / negatives - 0.25) < 0.01
+    assert list(kept_x["x"]) == sorted(kept_x["x"])  # row order kept, features aligned
+    assert np.array_equal(labels[kept_x["x"].to_numpy(dtype=int)], kept_y)
+    (again_x, _), _ = sample_negatives((features, labels), params)
+    assert again_x.equals(kept_x)  # fixed seed
+
+
+def test_small_training_sets_are_not_sampled() -> None:
+    from churnops.train.model import sample_negatives
+
+    labels = np.array([0, 1, 0, 0])
+    features = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0]})
+    (kept_x, kept_y), share = sample_negatives((features, labels), PARAMS)
+    assert share == 1.0 and kept_x is features and kept_y is labels
+
+
+def test_max_depth_bins_and_early_stopping_reach_lightgbm(split: FrameSplit) -> None:
+    params = dataclasses.replace(PARAMS, max_depth=3, max_bin=15, early_stopping_min_delta=0.5)
+    model = train_model(split, params)
+    assert model.lgb_params["max_depth"] == 3 and model.lgb_params["max_bin"] == 15
+    dump = model.booster.dump_model()
+    assert dump["max_feature_idx"] == len(split.features) - 1
+
+    def depth(node: dict) -> int:
+        children = [node[k] for k in ("left_child", "right_child") if k in node]
+        return 1 + max((depth(c) for c in children), default=0)
+
+    assert max(depth(t["tree_structure"]) for t in dump["tree_info"]) <= 3 + 1
+    # No AUC gain of 0.5 is possible: early stopping keeps the best of the first rounds.
+    assert model.best_iteration <= params.early_stopping_rounds + 1
