@@ -3,7 +3,8 @@ FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 UV_PROJECT_ENVIRONMENT=/opt/venv PATH=/opt/venv/bin:$PATH \
     DO_NOT_TRACK=true DBT_SEND_ANONYMOUS_USAGE_STATS=false GX_ANALYTICS_ENABLED=false \
     AIRFLOW__COSMOS__ENABLE_TELEMETRY=False
-RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 git \
+# gcc: each model version's trees are compiled once for nightly scoring (churnops.score.engine).
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 git gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/* && pip install --no-cache-dir uv
 WORKDIR /opt/churnops
 COPY pyproject.toml uv.lock README.md ./

@@ -61,6 +61,7 @@ def _predictions(settings: Settings, night: dt.date) -> list[tuple]:
 
 
 def test_every_active_customer_gets_exactly_one_prediction(settings: Settings) -> None:
+    from churnops.registry import load_champion
     from churnops.score import score_day
 
     night = _night(settings)
@@ -78,6 +79,14 @@ def test_every_active_customer_gets_exactly_one_prediction(settings: Settings) -
     probabilities = [row[1] for row in _predictions(settings, night)]
     assert 0.04 < sum(probabilities) / len(probabilities) < 0.14  # around the 8 % base rate
     assert {row[3] for row in _predictions(settings, night)} == {"1"}
+    # This machine has gcc: the champion's trees were compiled (once, into the state dir)
+    # and scored exactly what the registered booster scores.
+    assert result.engine == "compiled" and "compiled trees" in result.message
+    assert list(settings.paths.compiled_models_dir.glob("churn-v1-*.so"))
+    from churnops.score.nightly import read_night_features
+
+    expected = load_champion(settings).predict(read_night_features(settings, night).to_pandas())
+    assert max(abs(a - b) for a, b in zip(probabilities, expected, strict=True)) <= 1e-9
 
 
 def test_a_rerun_of_the_same_night_changes_nothing(settings: Settings) -> None:
@@ -186,6 +195,48 @@ def test_a_failed_write_leaves_the_previous_partition(settings: Settings) -> Non
     ):
         replace_night(con, night, table, None)
     assert _predictions(settings, night) == before
+
+
+def test_a_night_with_a_customer_twice_is_refused_and_nothing_changes(settings: Settings) -> None:
+    from churnops.score.store import DuplicateCustomers, replace_night
+
+    night = _night(settings)
+    before = _predictions(settings, night)
+    with duckdb.connect(str(settings.warehouse.duckdb_path)) as con:
+        served = con.sql(
+            f"SELECT * FROM scoring.predictions WHERE as_of_date = DATE '{night}'"
+        ).to_arrow_table()
+        doubled = pa.concat_tables([served, served.slice(0, 3)])
+        with pytest.raises(DuplicateCustomers, match="3 duplicate customer rows"):
+            replace_night(con, night, doubled, None)
+    assert _predictions(settings, night) == before
+
+
+def test_prediction_tables_made_with_a_primary_key_are_rebuilt_without_it(tmp_path: Path) -> None:
+    """Warehouses from before the key was dropped keep their rows and lose the key once."""
+    from churnops.score.store import ensure_scoring_schema
+
+    with duckdb.connect(str(tmp_path / "old.duckdb")) as con:
+        con.execute("CREATE SCHEMA scoring")
+        con.execute(
+            "CREATE TABLE scoring.predictions (as_of_date DATE NOT NULL, customer_id BIGINT "
+            "NOT NULL, churn_probability DOUBLE NOT NULL, risk_band VARCHAR NOT NULL, "
+            "model_name VARCHAR NOT NULL, model_version VARCHAR NOT NULL, served_by VARCHAR "
+            "NOT NULL, reason_codes VARCHAR[], scored_at TIMESTAMP NOT NULL, "
+            "PRIMARY KEY (as_of_date, customer_id))"
+        )
+        con.execute(
+            "INSERT INTO scoring.predictions VALUES "
+            "(DATE '2026-01-01', 7, 0.4, 'high', 'churn', '1', 'champion', ['a'], now())"
+        )
+        ensure_scoring_schema(con)
+        keys = con.execute(
+            "SELECT count(*) FROM duckdb_constraints() WHERE schema_name = 'scoring' "
+            "AND constraint_type = 'PRIMARY KEY'"
+        ).fetchall()
+        rows = con.execute("SELECT customer_id, reason_codes FROM scoring.predictions").fetchall()
+    assert keys == [(0,)]
+    assert rows == [(7, ["a"])]
 
 
 def test_the_canary_is_a_stable_share_of_20k_customers_on_consecutive_nights(

@@ -1,5 +1,6 @@
 """The fast scoring path: the night's features straight from DuckDB as Arrow, one float64
-matrix, LightGBM's native booster on it (multi-threaded), calibration in NumPy.
+matrix, the trees on it (compiled or LightGBM's booster, ``churnops.score.engine``),
+calibration in NumPy.
 
 It must give exactly the scores of the model's own input preparation
 (``churnops.train.model.prepare_features``, which the MLflow pyfunc flavour also sees):
@@ -39,12 +40,6 @@ def feature_matrix(table: pa.Table, features: list[str]) -> np.ndarray:
         else:
             matrix[:, position] = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
     return matrix
-
-
-def raw_scores(model: ChurnModel, matrix: np.ndarray, threads: int) -> np.ndarray:
-    import numpy as np
-
-    return np.asarray(model.booster.predict(matrix, raw_score=True, num_threads=threads))
 
 
 def calibrate(model: ChurnModel, raw: np.ndarray) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Score one night: every active customer as of D, served by the champion (or, for a stable
 canary share, the challenger), the challenger in the shadow, reason codes for the top band.
 
-Model loading happens once per run; prediction is LightGBM's native booster on one float64
-matrix (``churnops.score.fastpath``). Without a champion the night is skipped (recorded,
+Model loading happens once per run; prediction runs on one float64 matrix
+(``churnops.score.fastpath``) through the version's compiled trees, or LightGBM's booster
+(``churnops.score.engine``). Without a champion the night is skipped (recorded,
 earlier predictions untouched): a pipeline that has not trained yet is not broken.
 """
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from churnops.registry.champion import LoadedModel
+    from churnops.score.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class ScoringResult:
     canary_share: float = 0.0
     band_counts: dict[str, int] = field(default_factory=dict)
     reason_rows: int = 0
+    engine: str = ""  # compiled | native: how the champion's trees were evaluated
     seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
@@ -62,6 +65,7 @@ class ScoringResult:
             "champion_version": self.champion_version,
             "challenger_version": self.challenger_version,
             "band_counts": self.band_counts,
+            "engine": self.engine,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
@@ -90,13 +94,18 @@ class _Scored:
     model: LoadedModel
     matrix: np.ndarray
     probabilities: np.ndarray
+    engine: str
 
 
-def _score(model: LoadedModel, table: pa.Table, threads: int) -> _Scored:
-    from churnops.score.fastpath import calibrate, feature_matrix, raw_scores
+def _score(model: LoadedModel, engine: Engine, table: pa.Table, threads: int) -> _Scored:
+    from churnops.score.engine import verified
+    from churnops.score.fastpath import calibrate, feature_matrix
 
     matrix = feature_matrix(table, model.features)
-    return _Scored(model, matrix, calibrate(model.model, raw_scores(model.model, matrix, threads)))
+    engine = verified(engine, model, matrix, threads)
+    log.info("%s v%s scores with the %s", model.name, model.version, engine.detail)
+    probabilities = calibrate(model.model, engine.raw_scores(matrix))
+    return _Scored(model, matrix, probabilities, engine.name)
 
 
 def score_day(
@@ -111,6 +120,7 @@ def score_day(
     import pyarrow as pa
 
     from churnops.registry import current_aliases, load_version
+    from churnops.score.engine import engine_for
     from churnops.score.fastpath import contributions
     from churnops.score.policy import assign_risk_bands, canary_mask, top_reasons
     from churnops.score.store import replace_night
@@ -139,6 +149,12 @@ def score_day(
         if challenger_version and challenger_version != champion.version
         else None
     )
+    # Compiled once per version (the first night it serves), then loaded from the cache.
+    compiled_dir = settings.paths.compiled_models_dir
+    engines = {m.version: engine_for(m, policy, compiled_dir) for m in (champion, challenger) if m}
+    compile_seconds = sum(e.compile_seconds for e in engines.values())
+    if compile_seconds:
+        seconds["compile"] = compile_seconds
     seconds["load_models"] = time.perf_counter() - began
 
     mark = time.perf_counter()
@@ -148,8 +164,8 @@ def score_day(
 
     mark = time.perf_counter()
     threads = policy.predict_threads
-    served = _score(champion, table, threads)
-    shadow = _score(challenger, table, threads) if challenger else None
+    served = _score(champion, engines[champion.version], table, threads)
+    shadow = _score(challenger, engines[challenger.version], table, threads) if challenger else None
     seconds["predict"] = time.perf_counter() - mark
 
     # The canary: a stable share of customers is served the challenger's score.
@@ -232,6 +248,7 @@ def score_day(
         canary_share=share,
         band_counts={str(n): int(c) for n, c in zip(band_names, counts, strict=True)},
         reason_rows=int(in_reason_band.sum()),
+        engine=served.engine,
         seconds=seconds,
     )
     result.message = _describe(result, name)
@@ -255,7 +272,8 @@ def _describe(result: ScoringResult, name: str) -> str:
     )
     return (
         f"scored {result.rows_scored:,} active customers for {result.as_of_date} with "
-        f"{name} v{result.champion_version} (champion){canary}{shadow}; risk bands: {bands}; "
+        f"{name} v{result.champion_version} (champion, {result.engine} trees){canary}{shadow}; "
+        f"risk bands: {bands}; "
         f"reason codes for {result.reason_rows:,}; {result.seconds.get('total', 0):.1f} s"
     )
 
