@@ -551,7 +551,7 @@ def score_engines_vs_pyfunc(state: str, mlflow_dir: str) -> dict:
     engines = {"native": native_engine(champion, threads, "")}
     compiler = find_compiler()
     if compiler:
-        engines["compiled"], _ = compiled_engine(
+        engines["compiled"] = compiled_engine(
             champion, settings.paths.compiled_models_dir, compiler, threads
         )
     figures: dict[str, object] = {"rows": rows, "trees": champion.model.booster.num_trees()}

@@ -90,8 +90,8 @@ def compiler() -> str:
 def test_compiled_trees_give_lightgbms_raw_scores_exactly(
     model: LoadedModel, night: np.ndarray, compiler: str, tmp_path: Path
 ) -> None:
-    engine, seconds = compiled_engine(model, tmp_path, compiler, THREADS)
-    assert engine.name == "compiled" and seconds > 0
+    engine = compiled_engine(model, tmp_path, compiler, THREADS)
+    assert engine.name == "compiled" and engine.compile_seconds > 0
     expected = native_engine(model, THREADS, "").raw_scores(night)
     got = engine.raw_scores(night)
     assert got.shape == expected.shape == (len(night),)
@@ -102,11 +102,11 @@ def test_compiled_trees_give_lightgbms_raw_scores_exactly(
 def test_a_version_is_compiled_once_and_named_by_its_content(
     model: LoadedModel, other_model: LoadedModel, compiler: str, tmp_path: Path
 ) -> None:
-    _, first = compiled_engine(model, tmp_path, compiler, THREADS)
+    first = compiled_engine(model, tmp_path, compiler, THREADS).compile_seconds
     library = library_path(model, tmp_path)
     built_at = library.stat().st_mtime_ns
-    engine, again = compiled_engine(model, tmp_path, compiler, THREADS)
-    assert first > 0 and again == 0.0
+    engine = compiled_engine(model, tmp_path, compiler, THREADS)
+    assert first > 0 and engine.compile_seconds == 0.0
     assert library.stat().st_mtime_ns == built_at
     assert "cached library" in engine.detail
     assert library.name.startswith("churn-v1-") and library.suffix == ".so"
@@ -124,12 +124,12 @@ def test_a_library_that_disagrees_is_not_used(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The guard before every night: v2's library cannot score for v1."""
-    wrong, _ = compiled_engine(other_model, tmp_path, compiler, THREADS)
+    wrong = compiled_engine(other_model, tmp_path, compiler, THREADS)
     with caplog.at_level(logging.WARNING):
         engine = verified(wrong, model, night, THREADS)
     assert engine.name == "native"
     assert "differs from LightGBM" in caplog.text
-    right, _ = compiled_engine(model, tmp_path, compiler, THREADS)
+    right = compiled_engine(model, tmp_path, compiler, THREADS)
     assert verified(right, model, night, THREADS) is right
 
 

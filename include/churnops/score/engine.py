@@ -3,9 +3,9 @@
 LightGBM's own predict walks every tree node by node through generic data structures.
 treelite + tl2cgen turn the same trees into C code (one ``if``/``else`` per split) and a
 shared library: at 500,000 customers and 169 trees, 1.3-1.5 s instead of LightGBM's
-3.2-3.8 s here, with bit-identical raw scores (``make bench BENCH=score``).
+2.3-3.8 s here, with bit-identical raw scores (``make bench BENCH=score``).
 
-- Each version is compiled once, on the first night that needs it (3-4 s), into
+- Each version is compiled once, on the first night that needs it (2-4 s), into
   ``Paths.compiled_models_dir``; later nights and processes load the library. The file
   name carries the model's content hash, so a library never serves another model.
 - Before a compiled library scores a night it must reproduce LightGBM's raw scores on a
@@ -117,10 +117,8 @@ def compile_library(model: LoadedModel, directory: Path, compiler: str, threads:
     return path
 
 
-def compiled_engine(
-    model: LoadedModel, directory: Path, compiler: str, threads: int
-) -> tuple[Engine, float]:
-    """The compiled engine of ``model`` and the seconds spent compiling (0 when cached)."""
+def compiled_engine(model: LoadedModel, directory: Path, compiler: str, threads: int) -> Engine:
+    """The compiled engine of ``model``; ``compile_seconds`` is 0 when the library was cached."""
     import numpy as np
     import tl2cgen
 
@@ -135,7 +133,7 @@ def compiled_engine(
         return np.asarray(scores, dtype=np.float64).reshape(-1)
 
     detail = f"{'compiled' if seconds else 'cached'} library {path.name}"
-    return Engine("compiled", raw_scores, detail, seconds), seconds
+    return Engine("compiled", raw_scores, detail, seconds)
 
 
 def verified(engine: Engine, model: LoadedModel, matrix: np.ndarray, threads: int) -> Engine:
@@ -176,5 +174,4 @@ def engine_for(model: LoadedModel, policy: ScoringPolicy, directory: Path) -> En
                 "to build each model version once; install one or use 'auto' or 'native'"
             )
         return native_engine(model, threads, "LightGBM booster (no C compiler found)")
-    engine, _ = compiled_engine(model, directory, compiler, threads)
-    return engine
+    return compiled_engine(model, directory, compiler, threads)
