@@ -235,7 +235,7 @@ class TrainParams:
     # LightGBM
     # Measured at 500,000 customers x 12 monthly snapshots (3.5 M train rows, make bench
     # BENCH=train): the seed's 0.05 and unbounded depth took 211 s for 506 trees and test
-    # AUC 0.8195; these defaults take about 32 s for about 145 trees and AUC 0.8188, and
+    # AUC 0.8195; these defaults take 22-38 s for 169 trees and AUC 0.8187, and
     # the nightly predict and reason codes cost a third (both scale with trees x depth).
     learning_rate: float = 0.1
     num_leaves: int = 31
@@ -406,7 +406,7 @@ class ScoringPolicy:
     canary_salt: str = "churnops-canary"
     predict_threads: int = 2
     # How the trees are evaluated: "compiled" (treelite + tl2cgen: C code built once per
-    # version, 2.5x LightGBM's predict at 500k rows, identical scores), "native" (the
+    # version, 1.7-2.3x LightGBM's predict at 500k rows, identical scores), "native" (the
     # LightGBM booster) or "auto" (compiled where a C compiler is installed).
     engine: str = "auto"
 
