@@ -229,7 +229,9 @@ def train_model(split: FrameSplit, params: TrainParams | None = None) -> Trained
     if params.optuna:
         from churnops.train.search import search_hyperparameters
 
-        params, search = search_hyperparameters(params, train, validation, categorical)
+        params, search = search_hyperparameters(
+            params, train, validation, categorical, scale_pos_weight
+        )
     lgb_params = lightgbm_params(params, scale_pos_weight)
 
     began = time.perf_counter()

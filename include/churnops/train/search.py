@@ -56,15 +56,16 @@ def search_hyperparameters(
     train: tuple[pd.DataFrame, np.ndarray],
     validation: tuple[pd.DataFrame, np.ndarray],
     categorical: list[str],
+    scale_pos_weight: float,
 ) -> tuple[TrainParams, SearchSummary]:
     """Run ``params.optuna_trials`` trials (or until ``optuna_timeout_minutes``); return
-    the best parameters and a summary. Each trial's result is logged as it ends."""
+    the best parameters and a summary. Each trial's result is logged as it ends. Every
+    trial uses the final model's class weight (the searched parameters leave it alone)."""
     import optuna
 
-    from churnops.train.model import boost, class_weight, lightgbm_params
+    from churnops.train.model import boost, lightgbm_params
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own line per trial instead
-    scale_pos_weight = class_weight(params, train[1])
     history: list[dict[str, Any]] = []
 
     def objective(trial: optuna.Trial) -> float:
