@@ -307,9 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[Settings, argparse.Namespace], int] = args.handler
+    from churnops.warehouse import WarehouseError
+
     try:
         return handler(load_settings(), args)
-    except (SettingsError, ValueError) as exc:
+    except (SettingsError, ValueError, WarehouseError) as exc:
         print(f"churnops {args.command}: {exc}", file=sys.stderr)
         return 2
 

@@ -42,11 +42,12 @@ class BootstrapSummary:
 def _ingest_days(settings: Settings, start: dt.date, end: dt.date, say: Say) -> dict[str, int]:
     """Validate and load every day of the range in bulk (same verdicts as day by day)."""
     from churnops.ingest import ingest_range
+    from churnops.stores import stores_for
 
     def progress(table: str, done: int, total: int) -> None:
         say(f"ingest: {table:<16} {done:>4}/{total} days")
 
-    result = ingest_range(settings, start, end, progress=progress)
+    result = ingest_range(stores_for(settings).raw, settings.paths, start, end, progress=progress)
     return dict(result.rows_loaded)
 
 

@@ -8,9 +8,12 @@ decision, scoring and monitoring tables. Works on an empty installation (everyth
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from churnops.settings import Settings
+
+if TYPE_CHECKING:
+    from churnops.monitor.store import MonitoringStore
 
 
 def collect_status(settings: Settings) -> dict[str, Any]:
@@ -27,14 +30,14 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         "latest_cohort": None,
         "triggers": [],
     }
-    if not settings.warehouse.duckdb_path.exists() and not settings.paths.mlflow_dir.exists():
-        return report
     from churnops.registry import current_aliases, read_audit_log, read_decisions
+    from churnops.stores import stores_for
 
+    stores = stores_for(settings, read_only=True)
     aliases = current_aliases(settings) if settings.paths.mlflow_dir.exists() else {}
     report["aliases"] = aliases
-    audit = read_audit_log(settings) if settings.warehouse.duckdb_path.exists() else []
-    decisions = read_decisions(settings) if settings.warehouse.duckdb_path.exists() else []
+    audit = read_audit_log(settings, ops=stores.ops)
+    decisions = read_decisions(settings, ops=stores.ops)
     champion = aliases.get("champion")
     if champion:
         since = next(
@@ -75,41 +78,36 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         }
         for m in audit[:10]  # newest first
     ]
-    report.update(_monitoring(settings))
+    report.update(_monitoring(stores.monitoring))
     if report["champion"] and report["latest_cohort"]:
         report["champion"]["auc_latest_matured_cohort"] = report["latest_cohort"]["auc"]
     return report
 
 
-def _monitoring(settings: Settings) -> dict[str, Any]:
+def _monitoring(monitoring: MonitoringStore) -> dict[str, Any]:
     """The last scoring run, the latest drift verdict, cohort and retraining evaluations."""
     from churnops.monitor.store import (
         COHORT_PERFORMANCE_TABLE,
         DRIFT_SUMMARY_TABLE,
         RETRAIN_REQUESTS_TABLE,
-        query,
     )
     from churnops.score.store import SCORING_RUNS_TABLE
 
-    last_run = query(
-        settings,
+    last_run = monitoring.rows(
         f"select as_of_date, state, rows_scored, canary_rows, shadow_rows, champion_version, "
         f"challenger_version, seconds, finished_at, message from {SCORING_RUNS_TABLE} "
         "order by finished_at desc limit 1",
     )
-    drift = query(
-        settings,
+    drift = monitoring.rows(
         f"select as_of_date, model_version, features_total, features_drifted, share_drifted, "
         f"drifted_features, prediction_drifted, html_path from {DRIFT_SUMMARY_TABLE} "
         "order by as_of_date desc, computed_at desc limit 1",
     )
-    cohort = query(
-        settings,
+    cohort = monitoring.rows(
         f"select as_of_date, model_versions, rows, churners, auc, recall, precision, f1 "
         f"from {COHORT_PERFORMANCE_TABLE} order by as_of_date desc limit 1",
     )
-    triggers = query(
-        settings,
+    triggers = monitoring.rows(
         f"select as_of_date, fired, held_by_cooldown, reasons, champion_version "
         f"from {RETRAIN_REQUESTS_TABLE} where triggered order by as_of_date desc limit 5",
     )

@@ -14,8 +14,12 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from churnops.settings import Settings
+
+if TYPE_CHECKING:
+    from churnops.ingest.store import RawStore
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +44,35 @@ class DbtRun:
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
-    """Environment that dbt_project/profiles.yml reads."""
-    return {
+    """Environment that dbt_project/profiles.yml reads.
+
+    PostgreSQL is configured by one DSN (``CHURNOPS_POSTGRES_DSN``); the ``prod`` output
+    of profiles.yml takes its parts from CHURNOPS_PG_HOST/PORT/USER/PASSWORD/DBNAME,
+    percent-decoded (a password may hold ``@`` or ``/``).
+    """
+    env = {
         "CHURNOPS_DUCKDB_PATH": str(settings.warehouse.duckdb_path),
         "CHURNOPS_DBT_TARGET": settings.warehouse.dbt_target,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "true",
     }
+    if settings.warehouse.kind == "postgres":
+        from sqlalchemy.engine import make_url
+
+        url = make_url(settings.warehouse.postgres_dsn)
+        if not url.database:
+            # libpq would fall back to a database named after the user: never guess.
+            raise ValueError("CHURNOPS_POSTGRES_DSN names no database (…/dbname)")
+        env.update(
+            {
+                "CHURNOPS_PG_HOST": url.host or "127.0.0.1",
+                "CHURNOPS_PG_PORT": str(url.port or 5432),
+                "CHURNOPS_PG_USER": url.username or "postgres",
+                "CHURNOPS_PG_PASSWORD": url.password or "",
+                "CHURNOPS_PG_DBNAME": url.database,
+            }
+        )
+    return env
 
 
 @contextlib.contextmanager
@@ -147,48 +173,36 @@ def build_features(
     )
 
 
-def missing_window_days(settings: Settings, day: dt.date) -> dict[str, list[dt.date]]:
+def missing_window_days(
+    raw: RawStore, feed_start: dt.date, day: dt.date
+) -> dict[str, list[dt.date]]:
     """Per landing table, the days of D's 90-day window that are not loaded yet.
 
-    The window starts at the feed's first loaded day if that is later. Features built
-    with a gap would silently differ from the ones an in-order run gives, so a run that
-    finds gaps stops (and its retry picks up once the backfill has filled them).
+    The window starts at the feed's first day (``feed_start``, or the earliest day ever
+    loaded if that is earlier) when that is later. Features built with a gap would silently
+    differ from the ones an in-order run gives, so a run that finds gaps stops (and its
+    retry picks up once the backfill has filled them).
     """
     from churnops.contracts import LANDING_TABLES
-    from churnops.warehouse import LOADED_DROPS_TABLE, connect
 
-    if not settings.warehouse.duckdb_path.exists():
+    window_start = day - dt.timedelta(days=WINDOW_DAYS - 1)
+    first_loaded = raw.first_loaded_day()
+    if first_loaded is None:  # no raw layer yet: nothing is loaded
         return {t: [day] for t in LANDING_TABLES}
-    # Read-write on purpose: in-process dbt keeps its (read-write) handle on the file, and
-    # DuckDB refuses a second handle with another configuration in the same process.
-    with connect(settings.warehouse.duckdb_path) as con:
-        try:
-            first = con.execute(f"SELECT min(drop_date) FROM {LOADED_DROPS_TABLE}").fetchone()
-            window_start = day - dt.timedelta(days=WINDOW_DAYS - 1)
-            loaded = con.execute(
-                f"SELECT table_name, drop_date FROM {LOADED_DROPS_TABLE} "
-                "WHERE drop_date BETWEEN ? AND ?",
-                [window_start, day],
-            ).fetchall()
-        except Exception as exc:  # no raw layer yet: nothing is loaded
-            if "does not exist" not in str(exc):
-                raise
-            return {t: [day] for t in LANDING_TABLES}
+    loaded = raw.loaded_days(window_start, day)
     # The window never reaches before the feed's first day (nothing exists there) nor, as a
     # safety net, before the earliest day ever loaded when the feed start is not known.
-    feed_start = settings.orchestration.nightly_start
-    first_day = min(feed_start, first[0]) if first and first[0] else feed_start
-    start = max(day - dt.timedelta(days=WINDOW_DAYS - 1), first_day)
+    start = max(window_start, min(feed_start, first_loaded))
     expected = {start + dt.timedelta(days=i) for i in range((day - start).days + 1)}
-    have: dict[str, set[dt.date]] = {t: set() for t in LANDING_TABLES}
-    for table, drop_date in loaded:
-        have.setdefault(table, set()).add(drop_date)
+    have: dict[str, set[dt.date]] = {t: loaded.get(t, set()) for t in LANDING_TABLES}
+    for table, days in loaded.items():
+        have.setdefault(table, days)
     return {table: sorted(expected - days) for table, days in have.items() if expected - days}
 
 
-def require_window_loaded(settings: Settings, day: dt.date) -> None:
+def require_window_loaded(raw: RawStore, feed_start: dt.date, day: dt.date) -> None:
     """Raise :class:`HistoryIncomplete` naming the missing days, if any."""
-    missing = missing_window_days(settings, day)
+    missing = missing_window_days(raw, feed_start, day)
     if missing:
         detail = "; ".join(
             f"{table}: {', '.join(d.isoformat() for d in days[:5])}"

@@ -37,9 +37,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from churnops.contracts import LANDING_TABLES, TableContract, contract_for
-from churnops.ingest.loader import DropRejected, _locations, ingest_drop
+from churnops.ingest.loader import DropRejected, ingest_drop
+from churnops.ingest.store import Partition, RawStore
 from churnops.landing import drop_dir
-from churnops.settings import Paths, Settings
+from churnops.settings import Paths
 from churnops.validate import DropHistory, DropValidation
 from churnops.validate.day_over_day import (
     ACTIVE_CUSTOMERS_TABLE,
@@ -49,16 +50,8 @@ from churnops.validate.day_over_day import (
 from churnops.validate.frames import ReadDrop, read_drop
 from churnops.validate.ranges import RangeValidation, RangeValidator, contract_rows, range_misfit
 from churnops.validate.suites import suite_name
-from churnops.warehouse import (
-    LOADED_DROPS_TABLE,
-    RAW_SCHEMA,
-    connect,
-    ensure_raw_schema,
-    transaction,
-)
 
 if TYPE_CHECKING:
-    import duckdb
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
@@ -135,7 +128,8 @@ class RangeIngestResult:
 
 
 def ingest_range(
-    settings: Settings | Paths,
+    raw: RawStore,
+    paths: Paths,
     start: dt.date,
     end: dt.date,
     tables: Iterable[str] | None = None,
@@ -160,17 +154,15 @@ def ingest_range(
     contracts = [contract_for(name) for name in names]  # unknown names fail first
     # The churn check of a day reads the usage rows loaded for the day before.
     contracts.sort(key=lambda c: c.name != ACTIVE_CUSTOMERS_TABLE)
-    paths, warehouse = _locations(settings)
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
     began = time.perf_counter()
     results: dict[str, TableRangeResult] = {}
-    with connect(warehouse) as con:
-        ensure_raw_schema(con, contracts)
-        for contract in contracts:
-            results[contract.name] = _TableRange(
-                settings, paths, con, contract, days, progress
-            ).run(chunk_rows, chunk_days)
+    raw.ensure(contracts)
+    for contract in contracts:
+        results[contract.name] = _TableRange(raw, paths, contract, days, progress).run(
+            chunk_rows, chunk_days
+        )
     result = RangeIngestResult(
         start=start,
         end=end,
@@ -212,35 +204,23 @@ class _TableRange:
 
     def __init__(
         self,
-        settings: Settings | Paths,
+        raw: RawStore,
         paths: Paths,
-        con: duckdb.DuckDBPyConnection,
         contract: TableContract,
         days: list[dt.date],
         progress: ProgressCallback | None,
     ) -> None:
-        self.settings = settings
+        self.raw = raw
         self.paths = paths
-        self.con = con
         self.contract = contract
         self.days = days
         self.progress = progress
         # The warehouse's view of this table, kept as the per-drop path would find it.
-        self.loaded = dict(
-            con.execute(
-                f"SELECT drop_date, row_count FROM {LOADED_DROPS_TABLE} WHERE table_name = ?",
-                [contract.name],
-            ).fetchall()
-        )
+        self.loaded = raw.row_counts(contract.name)
         self.loaded_days = sorted(self.loaded)
         self.active: dict[dt.date, int] = {}
         if contract.max_share_of_active_customers is not None:
-            self.active = dict(
-                con.execute(
-                    f"SELECT drop_date, row_count FROM {LOADED_DROPS_TABLE} WHERE table_name = ?",
-                    [ACTIVE_CUSTOMERS_TABLE],
-                ).fetchall()
-            )
+            self.active = raw.row_counts(ACTIVE_CUSTOMERS_TABLE)
         self.validator: RangeValidator | None = None
         self.pending: list[_Accepted] = []
         self.rows_loaded = 0
@@ -351,7 +331,7 @@ class _TableRange:
         log.info("%s dt=%s: checked per drop (%s)", self.contract.name, day, why)
         self.per_drop.append(day)
         try:
-            result = ingest_drop(self.settings, self.contract.name, day, con=self.con)
+            result = ingest_drop(self.raw, self.paths, self.contract.name, day)
         except DropRejected as error:
             self.rejected[day] = error
             return
@@ -366,24 +346,18 @@ class _TableRange:
             return
         began = time.perf_counter()
         accepted, self.pending = self.pending, []
-        staged, drops = _stage(self.contract, accepted)
-        table = f"{RAW_SCHEMA}.{self.contract.name}"
-        con = self.con
-        try:
-            with transaction(con):
-                con.register("_incoming_drops", drops)
-                con.execute(
-                    f"DELETE FROM {table} WHERE _drop_date IN (SELECT drop_date FROM _incoming_drops)"
+        loaded = self.raw.replace_partitions(
+            self.contract,
+            [
+                Partition(
+                    a.day,
+                    a.rows,
+                    [f"{self.contract.name}/dt={a.day.isoformat()}/{f.name}" for f in a.drop.files],
                 )
-                con.register("_incoming_partitions", staged)
-                con.execute(f"INSERT INTO {table} SELECT * FROM _incoming_partitions")
-                con.execute(
-                    f"INSERT OR REPLACE INTO {LOADED_DROPS_TABLE} SELECT * FROM _incoming_drops"
-                )
-        finally:
-            for name in ("_incoming_partitions", "_incoming_drops"):
-                con.unregister(name)
-        self.rows_loaded += staged.num_rows
+                for a in accepted
+            ],
+        )
+        self.rows_loaded += loaded
         self.days_loaded.extend(a.day for a in accepted)
         self.seconds["load"] += time.perf_counter() - began
         self._write_verdicts(accepted)
@@ -419,42 +393,6 @@ class _TableRange:
         path = self._range_report_path(check)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(check.summary(), indent=2, default=str) + "\n")
-
-
-def _stage(contract: TableContract, accepted: list[_Accepted]) -> tuple[pa.Table, pa.Table]:
-    """The rows of the accepted days with their lineage, and their ``_loaded_drops`` rows.
-
-    The same columns and values as ``warehouse.replace_partition`` writes for each day.
-    """
-    import numpy as np
-    import pyarrow as pa
-
-    loaded_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    counts = np.array([a.rows.num_rows for a in accepted], dtype=np.int64)
-    sources = [
-        ",".join(f"{contract.name}/dt={a.day.isoformat()}/{f.name}" for f in a.drop.files)
-        for a in accepted
-    ]
-    index = np.repeat(np.arange(len(accepted)), counts)
-    total = int(counts.sum())
-    staged = pa.concat_tables([a.rows for a in accepted])
-    staged = (
-        staged.append_column(
-            "_drop_date", pa.array([a.day for a in accepted], pa.date32()).take(index)
-        )
-        .append_column("_source_file", pa.array(sources, pa.string()).take(index))
-        .append_column("_loaded_at", pa.repeat(pa.scalar(loaded_at, pa.timestamp("us")), total))
-    )
-    drops = pa.table(
-        {
-            "table_name": pa.array([contract.name] * len(accepted), pa.string()),
-            "drop_date": pa.array([a.day for a in accepted], pa.date32()),
-            "row_count": pa.array(counts, pa.int64()),
-            "source_files": pa.array(sources, pa.string()),
-            "loaded_at": pa.array([loaded_at] * len(accepted), pa.timestamp("us")),
-        }
-    )
-    return staged, drops
 
 
 __all__ = [

@@ -18,11 +18,10 @@ nothing downstream runs for that day until the bad drop is fixed and the day rer
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,15 +33,13 @@ from churnops.ingest.quarantine import (
     quarantine_drop,
     quarantine_folder,
 )
+from churnops.ingest.store import RawStore
 from churnops.landing import drop_dir
-from churnops.settings import Paths, Settings
+from churnops.settings import Paths
 from churnops.validate import DropHistory, DropValidation, validate_drop
 from churnops.validate.day_over_day import ACTIVE_CUSTOMERS_TABLE, RECENT_DAYS
-from churnops.warehouse import LOADED_DROPS_TABLE, connect, ensure_raw_schema, replace_partition
 
 if TYPE_CHECKING:
-    import duckdb
-
     from churnops.ingest.bulk import RangeIngestResult
 
 log = logging.getLogger(__name__)
@@ -113,56 +110,17 @@ class DayIngestResult:
         }
 
 
-def _locations(settings: Settings | Paths) -> tuple[Paths, Path]:
-    """The folders and the DuckDB file to use, from full settings or bare paths."""
-    if isinstance(settings, Settings):
-        if settings.warehouse.kind != "duckdb":
-            raise NotImplementedError(
-                f"the raw loader writes DuckDB; warehouse kind {settings.warehouse.kind!r} "
-                "has no loader yet"
-            )
-        return settings.paths, settings.warehouse.duckdb_path
-    return settings, settings.warehouse_path
-
-
-@contextlib.contextmanager
-def _connection(
-    warehouse: Path, con: duckdb.DuckDBPyConnection | None
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    if con is not None:
-        yield con
-    else:
-        with connect(warehouse) as own:
-            yield own
-
-
-def drop_history(
-    con: duckdb.DuckDBPyConnection, contract: TableContract, day: dt.date
-) -> DropHistory:
+def drop_history(raw: RawStore, contract: TableContract, day: dt.date) -> DropHistory:
     """The warehouse's reference for the day-over-day checks of ``contract`` on ``day``."""
-    ensure_raw_schema(con, [contract])
-    recent = con.execute(
-        f"SELECT row_count FROM {LOADED_DROPS_TABLE} "
-        "WHERE table_name = ? AND drop_date < ? ORDER BY drop_date DESC LIMIT ?",
-        [contract.name, day, RECENT_DAYS],
-    ).fetchall()
-    active = con.execute(
-        f"SELECT row_count FROM {LOADED_DROPS_TABLE} WHERE table_name = ? AND drop_date = ?",
-        [ACTIVE_CUSTOMERS_TABLE, day - dt.timedelta(days=1)],
-    ).fetchone()
     return DropHistory(
-        recent_row_counts=tuple(int(r[0]) for r in recent),
-        active_customers_day_before=int(active[0]) if active else None,
+        recent_row_counts=tuple(raw.recent_row_counts(contract.name, day, RECENT_DAYS)),
+        active_customers_day_before=raw.row_count(
+            ACTIVE_CUSTOMERS_TABLE, day - dt.timedelta(days=1)
+        ),
     )
 
 
-def ingest_drop(
-    settings: Settings | Paths,
-    table: str,
-    day: dt.date,
-    *,
-    con: duckdb.DuckDBPyConnection | None = None,
-) -> IngestResult:
+def ingest_drop(raw: RawStore, paths: Paths, table: str, day: dt.date) -> IngestResult:
     """Validate the drop of ``table`` for ``day`` and load it, or quarantine it and raise.
 
     Raises :class:`DropRejected` (a ``ValueError``) when the drop is missing or breaks the
@@ -170,7 +128,6 @@ def ingest_drop(
     """
     began = time.perf_counter()
     contract = contract_for(table)
-    paths, warehouse = _locations(settings)
     where = f"{contract.name} dt={day.isoformat()}"
 
     folder = drop_dir(paths.landing_dir, contract.name, day)
@@ -178,8 +135,7 @@ def ingest_drop(
         _raise_if_already_quarantined(paths, contract, day)
         if not contract.required_every_day:
             return _load(
-                warehouse,
-                con,
+                raw,
                 contract,
                 day,
                 None,
@@ -187,8 +143,7 @@ def ingest_drop(
                 note="no drop on a day the contract allows none: loaded 0 rows",
             )
 
-    with _connection(warehouse, con) as c:
-        history = drop_history(c, contract, day)
+    history = drop_history(raw, contract, day)
     report = validate_drop(contract, day, paths.landing_dir, history)
     # The latest verdict of every drop, passed or not, for audits and monitoring (JSON only:
     # Data Docs are rendered for rejected drops, into their quarantine folder).
@@ -204,7 +159,7 @@ def ingest_drop(
             quarantine=target,
         )
     log.info("%s", report.message())
-    return _load(warehouse, con, contract, day, report, began)
+    return _load(raw, contract, day, report, began)
 
 
 def _raise_if_already_quarantined(paths: Paths, contract: TableContract, day: dt.date) -> None:
@@ -232,8 +187,7 @@ def _raise_if_already_quarantined(paths: Paths, contract: TableContract, day: dt
 
 
 def _load(
-    warehouse: Path,
-    con: duckdb.DuckDBPyConnection | None,
+    raw: RawStore,
     contract: TableContract,
     day: dt.date,
     report: DropValidation | None,
@@ -251,8 +205,7 @@ def _load(
         rows = report.data.select(list(contract.column_names)).cast(schema)
         root = f"{contract.name}/dt={day.isoformat()}"
         files = [f"{root}/{name}" for name in report.file_names]
-    with _connection(warehouse, con) as c:
-        loaded = replace_partition(c, contract, day, rows, files)
+    loaded = raw.replace_partition(contract, day, rows, files)
     if report is not None:
         report.data = None  # loaded: do not keep a day's rows alive in the result
     result = IngestResult(
@@ -269,7 +222,8 @@ def _load(
 
 
 def ingest_day(
-    settings: Settings | Paths,
+    raw: RawStore,
+    paths: Paths,
     day: dt.date,
     tables: Iterable[str] | None = None,
 ) -> DayIngestResult:
@@ -285,7 +239,7 @@ def ingest_day(
     rejected: dict[str, DropRejected] = {}
     for name in names:
         try:
-            loaded[name] = ingest_drop(settings, name, day)
+            loaded[name] = ingest_drop(raw, paths, name, day)
         except DropRejected as error:
             rejected[name] = error
     if rejected:

@@ -54,16 +54,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from churnops.monitor.store import (
-    DRIFT_SUMMARY_TABLE,
-    FEATURE_DRIFT_TABLE,
-    PREDICTION_FEATURE,
-    ensure_monitoring_schema,
-    warehouse,
-)
+from churnops.monitor.store import PREDICTION_FEATURE, MonitoringStore
 from churnops.settings import DriftPolicy, Settings
 from churnops.train.frame import CATEGORICAL_FEATURES, NON_FEATURE_COLUMNS
-from churnops.warehouse import transaction, utc_now
+from churnops.warehouse import utc_now
 
 if TYPE_CHECKING:
     import numpy as np
@@ -530,56 +524,46 @@ def drift_report(
 
 
 # ----------------------------------------------------------------------------- warehouse
-def persist_drift(settings: Settings, result: DriftResult) -> None:
+def persist_drift(monitoring: MonitoringStore, result: DriftResult) -> None:
     """Replace the night's and version's rows of the drift tables, in one transaction."""
+    import pyarrow as pa
+
     computed_at = utc_now()
-    key = [result.as_of_date, result.model_version]
-    feature_rows = [
+    features = pa.Table.from_pylist(
         [
-            result.as_of_date,
-            result.model_version,
-            f.feature,
-            f.kind,
-            f.method,
-            f.statistic,
-            f.p_value,
-            f.threshold,
-            f.drifted,
-            result.reference_rows,
-            result.current_rows,
-            computed_at,
+            {
+                "as_of_date": result.as_of_date,
+                "model_version": result.model_version,
+                "feature": f.feature,
+                "kind": f.kind,
+                "method": f.method,
+                "statistic": f.statistic,
+                "p_value": f.p_value,
+                "threshold": f.threshold,
+                "drifted": f.drifted,
+                "reference_rows": result.reference_rows,
+                "current_rows": result.current_rows,
+                "computed_at": computed_at,
+            }
+            for f in result.features
         ]
-        for f in result.features
-    ]
-    summary_row = [
-        result.as_of_date,
-        result.model_version,
-        len(result.input_features),
-        len(result.drifted_features),
-        result.share_drifted,
-        result.drifted_features,
-        result.prediction_drifted,
-        result.dataset_drifted,
-        str(result.html_path) if result.html_path else None,
-        str(result.json_path) if result.json_path else None,
-        result.seconds,
-        computed_at,
-    ]
-    with warehouse(settings) as con:
-        ensure_monitoring_schema(con)
-        with transaction(con):
-            for table in (FEATURE_DRIFT_TABLE, DRIFT_SUMMARY_TABLE):
-                con.execute(f"DELETE FROM {table} WHERE as_of_date = ? AND model_version = ?", key)
-            con.executemany(
-                f"INSERT INTO {FEATURE_DRIFT_TABLE} (as_of_date, model_version, feature, kind, "
-                "method, statistic, p_value, threshold, drifted, reference_rows, current_rows, "
-                "computed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                feature_rows,
-            )
-            con.execute(
-                f"INSERT INTO {DRIFT_SUMMARY_TABLE} (as_of_date, model_version, features_total, "
-                "features_drifted, share_drifted, drifted_features, prediction_drifted, "
-                "dataset_drifted, html_path, json_path, seconds, computed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                summary_row,
-            )
+    )
+    summary = pa.Table.from_pylist(
+        [
+            {
+                "as_of_date": result.as_of_date,
+                "model_version": result.model_version,
+                "features_total": len(result.input_features),
+                "features_drifted": len(result.drifted_features),
+                "share_drifted": result.share_drifted,
+                "drifted_features": list(result.drifted_features),
+                "prediction_drifted": result.prediction_drifted,
+                "dataset_drifted": result.dataset_drifted,
+                "html_path": str(result.html_path) if result.html_path else None,
+                "json_path": str(result.json_path) if result.json_path else None,
+                "seconds": result.seconds,
+                "computed_at": computed_at,
+            }
+        ]
+    )
+    monitoring.replace_drift(result.as_of_date, result.model_version, features, summary)

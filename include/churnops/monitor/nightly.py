@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from churnops.monitor.drift import DriftResult
     from churnops.monitor.performance import CohortPerformance
+    from churnops.monitor.store import MonitoringStore
 
 log = logging.getLogger(__name__)
 
@@ -45,39 +46,18 @@ class MonitoringResult:
         }
 
 
-def served_night(settings: Settings, as_of_date: dt.date) -> tuple[str, pd.DataFrame]:
+def served_night(monitoring: MonitoringStore, as_of_date: dt.date) -> tuple[str, pd.DataFrame]:
     """(champion version, the night's features with its served score) for the night."""
-    import duckdb
-
-    from churnops.monitor.store import warehouse
-    from churnops.score.nightly import FEATURES_TABLE
     from churnops.train.frame import CATEGORICAL_FEATURES
 
-    with warehouse(settings) as con:
-        try:
-            versions = con.execute(
-                "select model_version, count(*) from scoring.predictions "
-                "where as_of_date = ? and served_by = 'champion' group by 1 order by 2 desc",
-                [as_of_date],
-            ).fetchall()
-        except duckdb.CatalogException:  # nothing was ever scored here
-            versions = []
-        if not versions:
-            raise NightNotScored(
-                f"no champion-served predictions for {as_of_date}: score the night first "
-                "(the nightly DAG's score task)"
-            )
-        version = versions[0][0]
-        current = con.execute(
-            f"""
-            select f.*, p.churn_probability
-            from {FEATURES_TABLE} as f
-            inner join scoring.predictions as p
-                on p.as_of_date = f.as_of_date and p.customer_id = f.customer_id
-            where f.as_of_date = ? and p.served_by = 'champion' and p.model_version = ?
-            """,
-            [as_of_date, version],
-        ).df()
+    versions = monitoring.champion_versions_served(as_of_date)
+    if not versions:
+        raise NightNotScored(
+            f"no champion-served predictions for {as_of_date}: score the night first "
+            "(the nightly DAG's score task)"
+        )
+    version = versions[0]
+    current = monitoring.served_features(as_of_date, version)
     for column in CATEGORICAL_FEATURES:
         if column in current.columns:
             current[column] = current[column].astype("category")
@@ -89,10 +69,12 @@ def monitor_night(settings: Settings, as_of_date: dt.date) -> MonitoringResult:
     from churnops.monitor.drift import drift_report, persist_drift
     from churnops.monitor.performance import update_cohort_performance
     from churnops.monitor.reference import load_reference
+    from churnops.stores import stores_for
 
-    version, current = served_night(settings, as_of_date)
+    monitoring = stores_for(settings).monitoring
+    version, current = served_night(monitoring, as_of_date)
     reference = load_reference(settings, version)
     drift = drift_report(settings, as_of_date, version, reference, current)
-    persist_drift(settings, drift)
-    cohorts = update_cohort_performance(settings, as_of_date)
+    persist_drift(monitoring, drift)
+    cohorts = update_cohort_performance(settings, monitoring, as_of_date)
     return MonitoringResult(drift, cohorts)

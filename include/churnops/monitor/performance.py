@@ -16,17 +16,11 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from churnops.monitor.store import (
-    COHORT_PERFORMANCE_TABLE,
-    ensure_monitoring_schema,
-    warehouse,
-)
+from churnops.monitor.store import COHORT_COLUMNS, COHORT_PERFORMANCE_TABLE, MonitoringStore
 from churnops.settings import Settings
-from churnops.warehouse import transaction, utc_now
+from churnops.warehouse import utc_now
 
 log = logging.getLogger(__name__)
-
-LABELS_TABLE = "marts.fct_churn_labels"
 
 
 @dataclass(frozen=True)
@@ -64,7 +58,9 @@ def _thresholds(settings: Settings, versions: set[str]) -> dict[str, float]:
     return found
 
 
-def update_cohort_performance(settings: Settings, as_of_date: dt.date) -> list[CohortPerformance]:
+def update_cohort_performance(
+    settings: Settings, monitoring: MonitoringStore, as_of_date: dt.date
+) -> list[CohortPerformance]:
     """Compute the cohorts matured by night ``as_of_date`` that need it; persist them."""
     import numpy as np
     import pandas as pd
@@ -72,29 +68,7 @@ def update_cohort_performance(settings: Settings, as_of_date: dt.date) -> list[C
 
     horizon = settings.train.label_horizon_days
     matured_by = as_of_date - dt.timedelta(days=horizon)
-    with warehouse(settings) as con:
-        ensure_monitoring_schema(con)
-        tables = {
-            r[0]
-            for r in con.execute(
-                "select table_schema || '.' || table_name from information_schema.tables"
-            ).fetchall()
-        }
-        if not {"scoring.predictions", LABELS_TABLE} <= tables:
-            return []
-        frame: pd.DataFrame = con.execute(
-            f"""
-            select p.as_of_date, p.model_version, p.churn_probability,
-                   l.churned_within_90d as churned
-            from scoring.predictions as p
-            inner join {LABELS_TABLE} as l
-                on l.as_of_date = p.as_of_date and l.customer_id = p.customer_id
-            where p.as_of_date <= ?
-              and (p.as_of_date = ? or p.as_of_date not in (
-                    select as_of_date from {COHORT_PERFORMANCE_TABLE}))
-            """,
-            [matured_by, matured_by],
-        ).df()
+    frame = monitoring.cohorts_to_compute(matured_by)
     if frame.empty:
         return []
     thresholds = _thresholds(settings, set(frame["model_version"]))
@@ -121,39 +95,22 @@ def update_cohort_performance(settings: Settings, as_of_date: dt.date) -> list[C
                 threshold=float(cohort["threshold"].mode().iloc[0]),
             )
         )
-    computed_at = utc_now()
-    with warehouse(settings) as con, transaction(con):
-        for r in results:
-            con.execute(
-                f"DELETE FROM {COHORT_PERFORMANCE_TABLE} WHERE as_of_date = ?", [r.as_of_date]
-            )
-            con.execute(
-                f"INSERT INTO {COHORT_PERFORMANCE_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    r.as_of_date,
-                    r.model_versions,
-                    r.rows,
-                    r.churners,
-                    r.auc,
-                    r.recall,
-                    r.precision,
-                    r.f1,
-                    r.threshold,
-                    computed_at,
-                ],
-            )
+    if results:
+        import pyarrow as pa
+
+        computed_at = utc_now()
+        monitoring.replace_cohorts(
+            pa.Table.from_pylist([{**vars(r), "computed_at": computed_at} for r in results])
+        )
     for r in results:
         log.info("%s", r.describe())
     return results
 
 
-def latest_cohort(settings: Settings, on_or_before: dt.date) -> CohortPerformance | None:
+def latest_cohort(monitoring: MonitoringStore, on_or_before: dt.date) -> CohortPerformance | None:
     """The newest matured cohort at or before ``on_or_before`` (None before any matured)."""
-    from churnops.monitor.store import query
-
-    rows = query(
-        settings,
-        f"select * exclude (computed_at) from {COHORT_PERFORMANCE_TABLE} "
+    rows = monitoring.rows(
+        f"select {', '.join(COHORT_COLUMNS)} from {COHORT_PERFORMANCE_TABLE} "
         "where as_of_date <= ? order by as_of_date desc limit 1",
         [on_or_before],
     )

@@ -17,23 +17,21 @@ import datetime as dt
 import html
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from churnops.monitor.performance import CohortPerformance
 from churnops.monitor.store import (
+    COHORT_COLUMNS,
     COHORT_PERFORMANCE_TABLE,
     DRIFT_SUMMARY_TABLE,
     FEATURE_DRIFT_TABLE,
     RETRAIN_REQUESTS_TABLE,
+    MonitoringStore,
 )
 from churnops.settings import Settings
-
-if TYPE_CHECKING:
-    import duckdb
+from churnops.warehouse import WarehouseBusy
 
 TITLE = "Drift reports"
 EMPTY_MESSAGE = "No drift reports yet: run the nightly DAG (churn_nightly)."
@@ -59,10 +57,6 @@ REPORT_HEADERS = {
 
 _DAY_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _VERSION_PATTERN = re.compile(r"[0-9]{1,9}")
-
-
-class WarehouseBusyError(RuntimeError):
-    """Another process holds the DuckDB file for writing."""
 
 
 # --------------------------------------------------------------------------- data
@@ -152,79 +146,44 @@ def report_path(settings: Settings, day: dt.date, version: str) -> Path:
     return settings.paths.reports_dir / "drift" / day.isoformat() / f"v{version}" / "report.html"
 
 
-@contextmanager
-def read_only_warehouse(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection | None]:
-    """A read-only connection, or None when there is no warehouse yet.
+def _monitoring(settings: Settings) -> MonitoringStore:
+    """Read-only: the portal never creates a table (nor, on DuckDB, the file)."""
+    from churnops.stores import stores_for
 
-    Raises ``WarehouseBusyError`` when a writing process holds the file.
-    """
-    import duckdb
-
-    from churnops.warehouse import connect
-
-    path = settings.warehouse.duckdb_path
-    if settings.warehouse.kind != "duckdb" or not path.exists():
-        yield None
-        return
-    with ExitStack() as stack:
-        try:
-            con = stack.enter_context(connect(path, read_only=True))
-        except duckdb.IOException as error:
-            if "lock" in str(error).lower():
-                raise WarehouseBusyError(str(error)) from error
-            raise
-        yield con
-
-
-def _rows(
-    con: duckdb.DuckDBPyConnection | None, sql: str, params: Sequence[Any] = ()
-) -> list[dict[str, Any]]:
-    """Rows as dicts; none when the table does not exist (no nightly run has written it)."""
-    import duckdb
-
-    if con is None:
-        return []
-    try:
-        cursor = con.execute(sql, list(params))
-    except duckdb.CatalogException:
-        return []
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return stores_for(settings, read_only=True).monitoring
 
 
 def _version_order(column: str) -> str:
-    return f"TRY_CAST({column} AS BIGINT) DESC NULLS LAST, {column} DESC"
+    # Versions are digit strings: the longer is the newer, then by digits (numeric order
+    # in SQL both engines speak).
+    return f"length({column}) DESC, {column} DESC"
 
 
 def load_index(settings: Settings) -> IndexData:
     """The nights, cohorts and retraining requests, in one short read-only visit."""
-    with read_only_warehouse(settings) as con:
-        night_rows = _rows(
-            con,
-            "SELECT as_of_date, model_version, features_total, features_drifted, share_drifted,"
-            " drifted_features, prediction_drifted, dataset_drifted"
-            f" FROM {DRIFT_SUMMARY_TABLE}"
-            f" ORDER BY as_of_date DESC, {_version_order('model_version')} LIMIT ?",
-            [TREND_POINTS],
-        )
-        cohort_rows = _rows(
-            con,
-            f"SELECT * EXCLUDE (computed_at) FROM {COHORT_PERFORMANCE_TABLE}"
-            " ORDER BY as_of_date DESC LIMIT ?",
-            [TREND_POINTS],
-        )
-        request_rows = _rows(
-            con,
-            "SELECT as_of_date, champion_version, fired, triggered, reasons, held_by_cooldown"
-            f" FROM {RETRAIN_REQUESTS_TABLE} WHERE triggered OR fired"
-            " ORDER BY as_of_date DESC LIMIT ?",
-            [REQUESTS_SHOWN],
-        )
-        counts = _rows(
-            con,
-            "SELECT count(*) AS evaluations, count(*) FILTER (WHERE fired) AS fired"
-            f" FROM {RETRAIN_REQUESTS_TABLE}",
-        )
+    monitoring = _monitoring(settings)
+    night_rows = monitoring.rows(
+        "SELECT as_of_date, model_version, features_total, features_drifted, share_drifted,"
+        " drifted_features, prediction_drifted, dataset_drifted"
+        f" FROM {DRIFT_SUMMARY_TABLE}"
+        f" ORDER BY as_of_date DESC, {_version_order('model_version')} LIMIT ?",
+        [TREND_POINTS],
+    )
+    cohort_rows = monitoring.rows(
+        f"SELECT {', '.join(COHORT_COLUMNS)} FROM {COHORT_PERFORMANCE_TABLE}"
+        " ORDER BY as_of_date DESC LIMIT ?",
+        [TREND_POINTS],
+    )
+    request_rows = monitoring.rows(
+        "SELECT as_of_date, champion_version, fired, triggered, reasons, held_by_cooldown"
+        f" FROM {RETRAIN_REQUESTS_TABLE} WHERE triggered OR fired"
+        " ORDER BY as_of_date DESC LIMIT ?",
+        [REQUESTS_SHOWN],
+    )
+    counts = monitoring.rows(
+        "SELECT count(*) AS evaluations, count(*) FILTER (WHERE fired) AS fired"
+        f" FROM {RETRAIN_REQUESTS_TABLE}",
+    )
     nights = []
     for position, row in enumerate(night_rows):
         version = str(row["model_version"])
@@ -275,15 +234,13 @@ def load_index(settings: Settings) -> IndexData:
 
 def load_night(settings: Settings, day: dt.date) -> list[FeatureDrift]:
     """Every feature's drift test of ``day``: drifted first, then by name."""
-    with read_only_warehouse(settings) as con:
-        rows = _rows(
-            con,
-            "SELECT model_version, feature, kind, method, statistic, p_value, threshold, drifted"
-            f" FROM {FEATURE_DRIFT_TABLE} WHERE as_of_date = ?"
-            f" ORDER BY {_version_order('model_version')}, drifted DESC,"
-            " kind = 'prediction' DESC, feature",
-            [day],
-        )
+    rows = _monitoring(settings).rows(
+        "SELECT model_version, feature, kind, method, statistic, p_value, threshold, drifted"
+        f" FROM {FEATURE_DRIFT_TABLE} WHERE as_of_date = ?"
+        f" ORDER BY {_version_order('model_version')}, drifted DESC,"
+        " kind = 'prediction' DESC, feature",
+        [day],
+    )
     return [
         FeatureDrift(
             model_version=str(row["model_version"]),
@@ -304,11 +261,9 @@ def load_night(settings: Settings, day: dt.date) -> list[FeatureDrift]:
 
 def index_page(settings: Settings, base: str = "") -> Page:
     """The index: nights, cohort AUC trend, retraining requests (or the empty state)."""
-    if settings.warehouse.kind != "duckdb":
-        return _unsupported_warehouse(settings, base)
     try:
         data = load_index(settings)
-    except WarehouseBusyError:
+    except WarehouseBusy:
         return busy_page(base)
     return Page(200, render_index(data, base))
 
@@ -319,11 +274,9 @@ def night_page(settings: Settings, raw_day: str, base: str = "") -> Page:
         day = parse_day(raw_day)
     except ValueError as error:
         return error_page(400, "Not a date", str(error), base)
-    if settings.warehouse.kind != "duckdb":
-        return _unsupported_warehouse(settings, base)
     try:
         rows = load_night(settings, day)
-    except WarehouseBusyError:
+    except WarehouseBusy:
         return busy_page(base)
     if not rows:
         return error_page(404, "No drift results", f"No drift results for {day}.", base)
@@ -364,16 +317,6 @@ def busy_page(base: str = "") -> Page:
 def error_page(status: int, title: str, message: str, base: str = "") -> Page:
     body = f'<p class="notice">{_e(message)}</p><p><a href="{_e(base)}/">All nights</a></p>'
     return Page(status, _layout(title, body))
-
-
-def _unsupported_warehouse(settings: Settings, base: str) -> Page:
-    return error_page(
-        501,
-        "Warehouse not supported",
-        f"The drift-report portal reads the DuckDB warehouse; this installation's warehouse is "
-        f"{settings.warehouse.kind!r}.",
-        base,
-    )
 
 
 # --------------------------------------------------------------------------- rendering

@@ -15,108 +15,177 @@ where the table has one) in one transaction, so reruns and backfills leave one c
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from churnops.settings import Settings
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from churnops.features.store import FEATURES_TABLE, LABEL_COLUMN, LABELS_TABLE
+from churnops.score.store import PREDICTIONS_TABLE
+from churnops.warehouse import MissingTable, Params, Warehouse
 
 if TYPE_CHECKING:
-    import duckdb
+    import pandas as pd
+    import pyarrow as pa
 
 MONITORING_SCHEMA = "monitoring"
+# The model's score is checked for drift like a feature, under this name.
+PREDICTION_FEATURE = "churn_probability"
+_metadata = sa.MetaData(schema=MONITORING_SCHEMA)
+
+FEATURE_DRIFT = sa.Table(
+    "feature_drift",
+    _metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("model_version", sa.String, primary_key=True),
+    sa.Column("feature", sa.String, primary_key=True),
+    sa.Column("kind", sa.String, nullable=False),  # numerical | categorical | prediction
+    sa.Column("method", sa.String, nullable=False),
+    sa.Column("statistic", sa.Double),  # the distance, or the test statistic
+    sa.Column("p_value", sa.Double),  # p-value methods only
+    sa.Column("threshold", sa.Double, nullable=False),
+    sa.Column("drifted", sa.Boolean, nullable=False),
+    sa.Column("reference_rows", sa.BigInteger, nullable=False),
+    sa.Column("current_rows", sa.BigInteger, nullable=False),
+    sa.Column("computed_at", sa.DateTime, nullable=False),
+)
+DRIFT_SUMMARY = sa.Table(
+    "drift_summary",
+    _metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("model_version", sa.String, primary_key=True),
+    sa.Column("features_total", sa.Integer, nullable=False),
+    sa.Column("features_drifted", sa.Integer, nullable=False),
+    sa.Column("share_drifted", sa.Double, nullable=False),
+    sa.Column("drifted_features", ARRAY(sa.String), nullable=False),
+    sa.Column("prediction_drifted", sa.Boolean, nullable=False),
+    sa.Column("dataset_drifted", sa.Boolean, nullable=False),
+    sa.Column("html_path", sa.String),
+    sa.Column("json_path", sa.String),
+    sa.Column("seconds", sa.Double),
+    sa.Column("computed_at", sa.DateTime, nullable=False),
+)
+COHORT_PERFORMANCE = sa.Table(
+    "cohort_performance",
+    _metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),  # the scoring night (the cohort)
+    sa.Column("model_versions", sa.String, nullable=False),  # e.g. '3' or '3,4'
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("churners", sa.BigInteger, nullable=False),
+    sa.Column("auc", sa.Double),  # null when one class is missing
+    sa.Column("recall", sa.Double),
+    sa.Column("precision", sa.Double),
+    sa.Column("f1", sa.Double),
+    sa.Column("threshold", sa.Double, nullable=False),
+    sa.Column("computed_at", sa.DateTime, nullable=False),
+)
+RETRAIN_REQUESTS = sa.Table(
+    "retrain_requests",
+    _metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("champion_version", sa.String),
+    sa.Column("fired", sa.Boolean, nullable=False),  # a retrain was requested
+    sa.Column("triggered", sa.Boolean, nullable=False),  # a condition held (maybe in cooldown)
+    sa.Column("reasons", ARRAY(sa.String), nullable=False),
+    sa.Column("held_by_cooldown", sa.Boolean, nullable=False),
+    sa.Column("evaluated_at", sa.DateTime, nullable=False),
+    sa.Column("run_id", sa.String),
+)
 FEATURE_DRIFT_TABLE = f"{MONITORING_SCHEMA}.feature_drift"
 DRIFT_SUMMARY_TABLE = f"{MONITORING_SCHEMA}.drift_summary"
 COHORT_PERFORMANCE_TABLE = f"{MONITORING_SCHEMA}.cohort_performance"
 RETRAIN_REQUESTS_TABLE = f"{MONITORING_SCHEMA}.retrain_requests"
-# The model's score is checked for drift like a feature, under this name.
-PREDICTION_FEATURE = "churn_probability"
-
-_DDL = (
-    f"CREATE SCHEMA IF NOT EXISTS {MONITORING_SCHEMA}",
-    f"""CREATE TABLE IF NOT EXISTS {FEATURE_DRIFT_TABLE} (
-        as_of_date DATE NOT NULL,
-        model_version VARCHAR NOT NULL,
-        feature VARCHAR NOT NULL,
-        kind VARCHAR NOT NULL,            -- numerical | categorical | prediction
-        method VARCHAR NOT NULL,
-        statistic DOUBLE,                 -- the distance, or the test statistic
-        p_value DOUBLE,                   -- p-value methods only
-        threshold DOUBLE NOT NULL,
-        drifted BOOLEAN NOT NULL,
-        reference_rows BIGINT NOT NULL,
-        current_rows BIGINT NOT NULL,
-        computed_at TIMESTAMP NOT NULL,
-        PRIMARY KEY (as_of_date, model_version, feature)
-    )""",
-    f"""CREATE TABLE IF NOT EXISTS {DRIFT_SUMMARY_TABLE} (
-        as_of_date DATE NOT NULL,
-        model_version VARCHAR NOT NULL,
-        features_total INTEGER NOT NULL,
-        features_drifted INTEGER NOT NULL,
-        share_drifted DOUBLE NOT NULL,
-        drifted_features VARCHAR[] NOT NULL,
-        prediction_drifted BOOLEAN NOT NULL,
-        dataset_drifted BOOLEAN NOT NULL,
-        html_path VARCHAR,
-        json_path VARCHAR,
-        seconds DOUBLE,
-        computed_at TIMESTAMP NOT NULL,
-        PRIMARY KEY (as_of_date, model_version)
-    )""",
-    f"""CREATE TABLE IF NOT EXISTS {COHORT_PERFORMANCE_TABLE} (
-        as_of_date DATE NOT NULL PRIMARY KEY,   -- the scoring night (the cohort)
-        model_versions VARCHAR NOT NULL,        -- which versions served it, e.g. '3' or '3,4'
-        rows BIGINT NOT NULL,
-        churners BIGINT NOT NULL,
-        auc DOUBLE,                             -- null when one class is missing
-        recall DOUBLE,
-        precision DOUBLE,
-        f1 DOUBLE,
-        threshold DOUBLE NOT NULL,
-        computed_at TIMESTAMP NOT NULL
-    )""",
-    f"""CREATE TABLE IF NOT EXISTS {RETRAIN_REQUESTS_TABLE} (
-        as_of_date DATE NOT NULL PRIMARY KEY,
-        champion_version VARCHAR,
-        fired BOOLEAN NOT NULL,                 -- a retrain was requested
-        triggered BOOLEAN NOT NULL,             -- a trigger condition held (maybe in cooldown)
-        reasons VARCHAR[] NOT NULL,
-        held_by_cooldown BOOLEAN NOT NULL,
-        evaluated_at TIMESTAMP NOT NULL,
-        run_id VARCHAR
-    )""",
-)
+COHORT_COLUMNS = tuple(c.name for c in COHORT_PERFORMANCE.columns if c.name != "computed_at")
 
 
-def ensure_monitoring_schema(con: duckdb.DuckDBPyConnection) -> None:
-    for statement in _DDL:
-        con.execute(statement)
+class MonitoringStore:
+    """The monitoring tables, and the reads monitoring makes of the other schemas."""
 
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
 
-def warehouse(settings: Settings) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
-    """A read-write connection with the monitoring tables in place."""
-    from churnops.warehouse import connect
+    def ensure(self) -> None:
+        self.warehouse.ensure(FEATURE_DRIFT, DRIFT_SUMMARY, COHORT_PERFORMANCE, RETRAIN_REQUESTS)
 
-    if settings.warehouse.kind != "duckdb":
-        raise NotImplementedError(
-            "the monitoring tables live in the DuckDB warehouse; warehouse kind "
-            f"{settings.warehouse.kind!r} is not supported yet"
-        )
-    return connect(settings.warehouse.duckdb_path)
-
-
-def query(settings: Settings, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
-    """Rows as dicts; an empty list when the warehouse or the table does not exist yet."""
-    import duckdb
-
-    if settings.warehouse.kind != "duckdb" or not settings.warehouse.duckdb_path.exists():
-        return []
-    from churnops.warehouse import connect
-
-    with connect(settings.warehouse.duckdb_path) as con:
+    def rows(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        """Rows as dicts; an empty list while a table it reads does not exist yet."""
         try:
-            cursor = con.execute(sql, params or [])
-        except duckdb.CatalogException:
+            return self.warehouse.rows(sql, params)
+        except MissingTable:
             return []
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def replace_drift(
+        self, as_of_date: dt.date, model_version: str, features: pa.Table, summary: pa.Table
+    ) -> None:
+        """Replace the night's and version's rows of both drift tables, in one transaction."""
+        self.ensure()
+        key = {"as_of_date": as_of_date, "model_version": model_version}
+        with self.warehouse.transaction() as session:
+            session.replace(FEATURE_DRIFT, key, features)
+            session.replace(DRIFT_SUMMARY, key, summary)
+
+    def replace_cohorts(self, cohorts: pa.Table) -> None:
+        """Replace the cohorts' rows (by as_of_date), in one transaction."""
+        self.ensure()
+        nights = cohorts.column("as_of_date").to_pylist()
+        with self.warehouse.transaction() as session:
+            session.replace(COHORT_PERFORMANCE, {"as_of_date": nights}, cohorts)
+
+    def replace_retrain_request(self, row: dict[str, Any]) -> None:
+        import pyarrow as pa
+
+        self.ensure()
+        with self.warehouse.transaction() as session:
+            session.replace(
+                RETRAIN_REQUESTS, {"as_of_date": row["as_of_date"]}, pa.Table.from_pylist([row])
+            )
+
+    # ------------------------------------------------------------------ reads of other schemas
+    def champion_versions_served(self, as_of_date: dt.date) -> list[str]:
+        """Versions that served the night as champion, the one with most customers first."""
+        rows = self.rows(
+            f"select model_version, count(*) as n from {PREDICTIONS_TABLE} "
+            "where as_of_date = ? and served_by = 'champion' "
+            "group by model_version order by n desc, model_version",
+            [as_of_date],
+        )
+        return [str(r["model_version"]) for r in rows]
+
+    def served_features(self, as_of_date: dt.date, model_version: str) -> pd.DataFrame:
+        """The night's features with the champion's served score, by customer."""
+        return self.warehouse.frame(
+            f"""
+            select f.*, p.churn_probability
+            from {FEATURES_TABLE} as f
+            inner join {PREDICTIONS_TABLE} as p
+                on p.as_of_date = f.as_of_date and p.customer_id = f.customer_id
+            where f.as_of_date = ? and p.served_by = 'champion' and p.model_version = ?
+            order by f.customer_id
+            """,
+            [as_of_date, model_version],
+        )
+
+    def cohorts_to_compute(self, matured_by: dt.date) -> pd.DataFrame:
+        """Served scores with their matured label, for every cohort up to ``matured_by``
+        not computed yet (and ``matured_by`` itself, recomputed)."""
+        import pandas as pd
+
+        self.ensure()
+        try:
+            return self.warehouse.frame(
+                f"""
+                select p.as_of_date, p.model_version, p.churn_probability,
+                       l.{LABEL_COLUMN} as churned
+                from {PREDICTIONS_TABLE} as p
+                inner join {LABELS_TABLE} as l
+                    on l.as_of_date = p.as_of_date and l.customer_id = p.customer_id
+                where p.as_of_date <= ?
+                  and (p.as_of_date = ? or p.as_of_date not in (
+                        select as_of_date from {COHORT_PERFORMANCE_TABLE}))
+                order by p.as_of_date, p.customer_id
+                """,
+                [matured_by, matured_by],
+            )
+        except MissingTable:  # nothing scored, or no labels built yet
+            return pd.DataFrame()

@@ -62,7 +62,7 @@ def run_closed_loop(
     say: Say = print,
     timeout: float = 1800.0,
 ) -> LoopOutcome:
-    from churnops.monitor.store import RETRAIN_REQUESTS_TABLE, query
+    from churnops.monitor.store import RETRAIN_REQUESTS_TABLE
     from churnops.orchestration.local_airflow import running_airflow
     from churnops.pipeline import bootstrap_history
     from churnops.registry import champion_version
@@ -110,8 +110,9 @@ def run_closed_loop(
         for run in sorted(nightly, key=lambda r: str(r.get("logical_date"))):
             say(f"   churn_nightly {run.get('logical_date')}: {run.get('state')}")
         seconds["nights"] = time.perf_counter() - mark
-        requests = query(
-            settings,
+        from churnops.stores import stores_for
+
+        requests = stores_for(settings).monitoring.rows(
             f"select * from {RETRAIN_REQUESTS_TABLE} where as_of_date between ? and ? "
             "order by as_of_date",
             [first, last],

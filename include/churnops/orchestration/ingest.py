@@ -30,11 +30,12 @@ def validate_and_load_day() -> dict[str, Any]:
     """Ingest every table for the run's day. Rejections fail the task without retries:
     the drop sits in quarantine and a retry would only repeat the verdict."""
     from churnops.ingest import DropRejected, ingest_day
+    from churnops.stores import stores_for
 
     settings = load_settings()
     day = run_day(get_current_context())
     try:
-        result = ingest_day(settings, day)
+        result = ingest_day(stores_for(settings).raw, settings.paths, day)
     except DropRejected as rejected:
         log.error("%s", rejected)
         raise AirflowFailException(str(rejected)) from rejected
@@ -46,7 +47,9 @@ def validate_and_load_day() -> dict[str, Any]:
 def window_loaded() -> str:
     """Fail (and retry later) while days of the run's 90-day feature window are missing."""
     from churnops.features import require_window_loaded
+    from churnops.stores import stores_for
 
+    settings = load_settings()
     day = run_day(get_current_context())
-    require_window_loaded(load_settings(), day)
+    require_window_loaded(stores_for(settings).raw, settings.orchestration.nightly_start, day)
     return day.isoformat()

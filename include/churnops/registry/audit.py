@@ -11,47 +11,51 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
+
 from churnops.settings import Settings
-from churnops.warehouse import transaction, utc_now
+from churnops.warehouse import MissingTable, Warehouse, utc_now
 
 if TYPE_CHECKING:
-    import duckdb
-
     from churnops.evaluate import Decision, ModelMetrics
 
 OPS_SCHEMA = "ops"
 AUDIT_TABLE = f"{OPS_SCHEMA}.model_audit_log"
 DECISIONS_TABLE = f"{OPS_SCHEMA}.model_decisions"
 
-_DDL = (
-    f"CREATE SCHEMA IF NOT EXISTS {OPS_SCHEMA}",
-    f"""CREATE TABLE IF NOT EXISTS {AUDIT_TABLE} (
-        event_at TIMESTAMP NOT NULL,
-        model_name VARCHAR NOT NULL,
-        alias VARCHAR NOT NULL,
-        from_version VARCHAR,
-        to_version VARCHAR,
-        action VARCHAR NOT NULL,
-        reason VARCHAR,
-        actor VARCHAR,
-        run_id VARCHAR
-    )""",
-    f"""CREATE TABLE IF NOT EXISTS {DECISIONS_TABLE} (
-        decided_at TIMESTAMP NOT NULL,
-        model_name VARCHAR NOT NULL,
-        challenger_version VARCHAR NOT NULL,
-        champion_version VARCHAR,
-        action VARCHAR NOT NULL,
-        reasons VARCHAR NOT NULL,
-        challenger_metrics VARCHAR NOT NULL,
-        champion_metrics VARCHAR,
-        actor VARCHAR,
-        run_id VARCHAR
-    )""",
+_metadata = sa.MetaData(schema=OPS_SCHEMA)
+AUDIT_LOG = sa.Table(
+    "model_audit_log",
+    _metadata,
+    sa.Column("event_at", sa.DateTime, nullable=False),
+    sa.Column("model_name", sa.String, nullable=False),
+    sa.Column("alias", sa.String, nullable=False),
+    sa.Column("from_version", sa.String),
+    sa.Column("to_version", sa.String),
+    sa.Column("action", sa.String, nullable=False),
+    sa.Column("reason", sa.String),
+    sa.Column("actor", sa.String),
+    sa.Column("run_id", sa.String),
+    # Order of the move within its batch: moves of one batch can share a timestamp, and
+    # "newest first" must still list them in reverse order of making.
+    sa.Column("position", sa.Integer, nullable=False),
+)
+DECISIONS = sa.Table(
+    "model_decisions",
+    _metadata,
+    sa.Column("decided_at", sa.DateTime, nullable=False),
+    sa.Column("model_name", sa.String, nullable=False),
+    sa.Column("challenger_version", sa.String, nullable=False),
+    sa.Column("champion_version", sa.String),
+    sa.Column("action", sa.String, nullable=False),
+    sa.Column("reasons", sa.String, nullable=False),  # JSON list
+    sa.Column("challenger_metrics", sa.String, nullable=False),  # JSON
+    sa.Column("champion_metrics", sa.String),  # JSON
+    sa.Column("actor", sa.String),
+    sa.Column("run_id", sa.String),
 )
 
 
@@ -97,47 +101,46 @@ class DecisionRecord:
     run_id: str | None
 
 
-def _connect(settings: Settings) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
-    from churnops.warehouse import connect
+class OpsStore:
+    """The append-only audit tables of schema ``ops``."""
 
-    if settings.warehouse.kind != "duckdb":
-        raise NotImplementedError(
-            f"the audit log is written to the DuckDB warehouse; warehouse kind "
-            f"{settings.warehouse.kind!r} is not supported yet"
-        )
-    # Read-write: see churnops.features.missing_window_days on in-process dbt handles.
-    return connect(settings.warehouse.duckdb_path)
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+
+    def ensure(self) -> None:
+        self.warehouse.ensure(AUDIT_LOG, DECISIONS)
+
+    def append(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        import pyarrow as pa
+
+        if not rows:
+            return
+        self.ensure()
+        with self.warehouse.transaction() as session:
+            session.insert(table, pa.Table.from_pylist(rows))
+
+    def newest(
+        self, table: sa.Table, order: str, model_name: str, limit: int | None
+    ) -> list[dict[str, Any]]:
+        try:
+            return self.warehouse.rows(
+                f"SELECT * FROM {OPS_SCHEMA}.{table.name} WHERE model_name = ? "
+                f"ORDER BY {order}" + (" LIMIT ?" if limit else ""),
+                [model_name, *([limit] if limit else [])],
+            )
+        except MissingTable:
+            return []
 
 
-def ensure_ops_schema(con: duckdb.DuckDBPyConnection) -> None:
-    for statement in _DDL:
-        con.execute(statement)
+def _ops(settings: Settings, ops: OpsStore | None = None) -> OpsStore:
+    from churnops.stores import stores_for
+
+    return ops or stores_for(settings).ops
 
 
 def record_alias_moves(settings: Settings, moves: list[AliasMove]) -> None:
     """Append alias moves to ``ops.model_audit_log`` (one transaction)."""
-    if not moves:
-        return
-    with _connect(settings) as con:
-        ensure_ops_schema(con)
-        with transaction(con):
-            con.executemany(
-                f"INSERT INTO {AUDIT_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    [
-                        m.event_at,
-                        m.model_name,
-                        m.alias,
-                        m.from_version,
-                        m.to_version,
-                        m.action,
-                        m.reason,
-                        m.actor,
-                        m.run_id,
-                    ]
-                    for m in moves
-                ],
-            )
+    _ops(settings).append(AUDIT_LOG, [{**vars(m), "position": i} for i, m in enumerate(moves)])
 
 
 def record_decision(
@@ -152,59 +155,48 @@ def record_decision(
     run_id: str | None = None,
 ) -> None:
     """Append one champion/challenger decision to ``ops.model_decisions``."""
-    row = [
-        utc_now(),
-        settings.mlflow.registered_model_name,
-        challenger_version,
-        champion_version,
-        decision.action,
-        json.dumps(decision.reasons),
-        json.dumps(challenger_metrics.to_dict()),
-        json.dumps(champion_metrics.to_dict()) if champion_metrics else None,
-        actor,
-        run_id,
-    ]
-    with _connect(settings) as con:
-        ensure_ops_schema(con)
-        con.execute(f"INSERT INTO {DECISIONS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+    row = {
+        "decided_at": utc_now(),
+        "model_name": settings.mlflow.registered_model_name,
+        "challenger_version": challenger_version,
+        "champion_version": champion_version,
+        "action": decision.action,
+        "reasons": json.dumps(decision.reasons),
+        "challenger_metrics": json.dumps(challenger_metrics.to_dict()),
+        "champion_metrics": json.dumps(champion_metrics.to_dict()) if champion_metrics else None,
+        "actor": actor,
+        "run_id": run_id,
+    }
+    _ops(settings).append(DECISIONS, [row])
 
 
-def read_audit_log(settings: Settings, limit: int | None = None) -> list[AliasMove]:
+def read_audit_log(
+    settings: Settings, limit: int | None = None, ops: OpsStore | None = None
+) -> list[AliasMove]:
     """Alias moves of the settings' registered model, newest first."""
-    with _connect(settings) as con:
-        ensure_ops_schema(con)
-        rows = con.execute(
-            "SELECT model_name, alias, from_version, to_version, action, reason, actor, run_id, "
-            f"event_at FROM {AUDIT_TABLE} WHERE model_name = ? "
-            "ORDER BY event_at DESC, rowid DESC" + (" LIMIT ?" if limit else ""),
-            [settings.mlflow.registered_model_name, *([limit] if limit else [])],
-        ).fetchall()
-    return [AliasMove(*row) for row in rows]
+    rows = _ops(settings, ops).newest(
+        AUDIT_LOG, "event_at DESC, position DESC", settings.mlflow.registered_model_name, limit
+    )
+    return [AliasMove(**{k: v for k, v in row.items() if k != "position"}) for row in rows]
 
 
-def read_decisions(settings: Settings, limit: int | None = None) -> list[DecisionRecord]:
+def read_decisions(
+    settings: Settings, limit: int | None = None, ops: OpsStore | None = None
+) -> list[DecisionRecord]:
     """Champion/challenger decisions of the settings' registered model, newest first."""
-    with _connect(settings) as con:
-        ensure_ops_schema(con)
-        rows = con.execute(
-            "SELECT decided_at, model_name, challenger_version, champion_version, action, "
-            "reasons, challenger_metrics, champion_metrics, actor, run_id "
-            f"FROM {DECISIONS_TABLE} WHERE model_name = ? "
-            "ORDER BY decided_at DESC, rowid DESC" + (" LIMIT ?" if limit else ""),
-            [settings.mlflow.registered_model_name, *([limit] if limit else [])],
-        ).fetchall()
+    rows = _ops(settings, ops).newest(
+        DECISIONS, "decided_at DESC", settings.mlflow.registered_model_name, limit
+    )
     return [
         DecisionRecord(
-            decided_at=row[0],
-            model_name=row[1],
-            challenger_version=row[2],
-            champion_version=row[3],
-            action=row[4],
-            reasons=json.loads(row[5]),
-            challenger_metrics=json.loads(row[6]),
-            champion_metrics=json.loads(row[7]) if row[7] else None,
-            actor=row[8],
-            run_id=row[9],
+            **{
+                **row,
+                "reasons": json.loads(row["reasons"]),
+                "challenger_metrics": json.loads(row["challenger_metrics"]),
+                "champion_metrics": json.loads(row["champion_metrics"])
+                if row["champion_metrics"]
+                else None,
+            }
         )
         for row in rows
     ]

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from churnops.features.store import FEATURES_TABLE, FeatureStore
 from churnops.settings import Settings
 from churnops.warehouse import utc_now
 
@@ -25,10 +26,10 @@ if TYPE_CHECKING:
 
     from churnops.registry.champion import LoadedModel
     from churnops.score.engine import Engine
+    from churnops.score.store import ScoringStore
 
 log = logging.getLogger(__name__)
 
-FEATURES_TABLE = "marts.fct_customer_features"
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 
@@ -70,17 +71,9 @@ class ScoringResult:
         }
 
 
-def read_night_features(settings: Settings, as_of_date: dt.date) -> pa.Table:
+def read_night_features(features: FeatureStore, as_of_date: dt.date) -> pa.Table:
     """The night's feature rows (one per active customer) as Arrow, ordered by customer."""
-    from churnops.warehouse import connect
-
-    with connect(settings.warehouse.duckdb_path) as con:
-        # con.sql(...).to_arrow_table() streams the result into Arrow without the extra copy
-        # a DB-API cursor makes.
-        table = con.sql(
-            f"SELECT * FROM {FEATURES_TABLE} WHERE as_of_date = $night ORDER BY customer_id",
-            params={"night": as_of_date},
-        ).to_arrow_table()
+    table = features.night(as_of_date)
     if table.num_rows == 0:
         raise NoFeaturesForNight(
             f"{FEATURES_TABLE} has no rows for {as_of_date}: build the night's features first "
@@ -123,8 +116,9 @@ def score_day(
     from churnops.score.engine import engine_for
     from churnops.score.fastpath import contributions
     from churnops.score.policy import assign_risk_bands, canary_mask, top_reasons
-    from churnops.score.store import replace_night
+    from churnops.stores import stores_for
 
+    stores = stores_for(settings)
     policy = settings.scoring
     started_at = utc_now()
     began = time.perf_counter()
@@ -140,7 +134,7 @@ def score_day(
             "churn_retrain DAG or `churnops train`.",
         )
         say(result.message)
-        _record_run(settings, result, run_id, started_at)
+        _record_run(stores.scoring, result, run_id, started_at)
         return result
     champion = load_version(settings, aliases[CHAMPION])
     challenger_version = aliases.get(CHALLENGER)
@@ -158,7 +152,7 @@ def score_day(
     seconds["load_models"] = time.perf_counter() - began
 
     mark = time.perf_counter()
-    table = read_night_features(settings, as_of_date)
+    table = read_night_features(stores.features, as_of_date)
     customer_ids = table.column("customer_id").to_numpy()
     seconds["read_features"] = time.perf_counter() - mark
 
@@ -228,10 +222,7 @@ def score_day(
                 "scored_at": predictions.column("scored_at"),
             }
         )
-    from churnops.warehouse import connect
-
-    with connect(settings.warehouse.duckdb_path) as con:
-        replace_night(con, as_of_date, predictions, shadow_table)
+    stores.scoring.replace_night(as_of_date, predictions, shadow_table)
     seconds["write"] = time.perf_counter() - mark
     seconds["total"] = time.perf_counter() - began
 
@@ -253,7 +244,7 @@ def score_day(
     )
     result.message = _describe(result, name)
     say(result.message)
-    _record_run(settings, result, run_id, started_at)
+    _record_run(stores.scoring, result, run_id, started_at)
     return result
 
 
@@ -279,28 +270,22 @@ def _describe(result: ScoringResult, name: str) -> str:
 
 
 def _record_run(
-    settings: Settings, result: ScoringResult, run_id: str | None, started_at: dt.datetime
+    scoring: ScoringStore, result: ScoringResult, run_id: str | None, started_at: dt.datetime
 ) -> None:
-    from churnops.score.store import SCORING_RUNS_TABLE, ensure_scoring_schema
-    from churnops.warehouse import connect
-
-    with connect(settings.warehouse.duckdb_path) as con:
-        ensure_scoring_schema(con)
-        con.execute(
-            f"INSERT INTO {SCORING_RUNS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                result.as_of_date,
-                result.state,
-                result.rows_scored,
-                result.canary_rows,
-                result.shadow_rows,
-                result.champion_version,
-                result.challenger_version,
-                result.canary_share,
-                result.seconds.get("total", 0.0),
-                result.message,
-                run_id,
-                started_at,
-                utc_now(),
-            ],
-        )
+    scoring.record_run(
+        {
+            "as_of_date": result.as_of_date,
+            "state": result.state,
+            "rows_scored": result.rows_scored,
+            "canary_rows": result.canary_rows,
+            "shadow_rows": result.shadow_rows,
+            "champion_version": result.champion_version,
+            "challenger_version": result.challenger_version,
+            "canary_share": result.canary_share,
+            "seconds": result.seconds.get("total", 0.0),
+            "message": result.message,
+            "run_id": run_id,
+            "started_at": started_at,
+            "finished_at": utc_now(),
+        }
+    )

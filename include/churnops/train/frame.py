@@ -13,17 +13,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from churnops.contracts import ACQUISITION_CHANNELS, PAYMENT_METHODS, PLAN_TYPES, REGIONS
-from churnops.settings import Settings, TrainParams
+from churnops.features.store import FEATURES_TABLE, LABEL_COLUMN, LABELS_TABLE, FeatureStore
+from churnops.settings import TrainParams
+from churnops.warehouse import MissingTable
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
 
-FEATURES_TABLE = "marts.fct_customer_features"
-LABELS_TABLE = "marts.fct_churn_labels"
 KEY_COLUMNS = ("as_of_date", "customer_id")
-LABEL_COLUMN = "churned_within_90d"
 # Categorical features and their fixed category lists: the codes LightGBM sees depend on
 # the list, so training and scoring must use the very same one (the landing contract's).
 CATEGORICAL_FEATURES: dict[str, tuple[str, ...]] = {
@@ -48,11 +47,11 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def load_training_frame(
-    settings: Settings,
+    features: FeatureStore,
     as_of_start: dt.date | None = None,
     as_of_end: dt.date | None = None,
     *,
-    params: TrainParams | None = None,
+    params: TrainParams,
 ) -> pd.DataFrame:
     """Features joined with matured labels, one snapshot every ``snapshot_every_days`` days.
 
@@ -60,60 +59,21 @@ def load_training_frame(
     as_of_end], so the newest labelled day is always in (the test window's end). Ordered
     by as_of_date, customer_id.
     """
-    from churnops.warehouse import connect
-
-    params = params or settings.train
-    if settings.warehouse.kind != "duckdb":
-        raise NotImplementedError(
-            f"training reads the DuckDB warehouse; warehouse kind {settings.warehouse.kind!r} "
-            "is not supported yet"
-        )
-    path = settings.warehouse.duckdb_path
-    if not path.exists():
-        raise InsufficientHistory(f"no warehouse at {path}: run `churnops bootstrap` first")
     from churnops.features import WINDOW_DAYS
-    from churnops.warehouse import LOADED_DROPS_TABLE
 
-    # The first as-of date whose feature window is whole (see TrainParams.full_windows_only).
-    full_window_floor = (
-        f"(select min(drop_date) + {WINDOW_DAYS - 1} from {LOADED_DROPS_TABLE})"
-        if params.full_windows_only
-        else "date '0001-01-01'"
-    )
-    sql = f"""
-        with labelled_dates as (
-            select distinct as_of_date
-            from {LABELS_TABLE}
-            where as_of_date between coalesce(?, date '0001-01-01')
-                and coalesce(?, date '9999-12-31')
-              and as_of_date >= {full_window_floor}
-        ),
-        snapshots as (
-            select as_of_date
-            from labelled_dates
-            where date_diff('day', as_of_date, (select max(as_of_date) from labelled_dates))
-                % ? = 0
+    try:
+        frame = features.labelled_snapshots(
+            as_of_start,
+            as_of_end,
+            params.snapshot_every_days,
+            # The first as-of date whose feature window is whole (TrainParams.full_windows_only).
+            first_whole_window_after=WINDOW_DAYS - 1 if params.full_windows_only else None,
         )
-        select features.*, labels.{LABEL_COLUMN}
-        from {FEATURES_TABLE} as features
-        inner join {LABELS_TABLE} as labels
-            on features.as_of_date = labels.as_of_date
-            and features.customer_id = labels.customer_id
-        where features.as_of_date in (select as_of_date from snapshots)
-        order by features.as_of_date, features.customer_id
-    """
-    # Read-write on purpose: in-process dbt keeps its (read-write) handle on the file, and
-    # DuckDB refuses a second handle with another configuration in the same process.
-    with connect(path) as con:
-        try:
-            frame = con.execute(sql, [as_of_start, as_of_end, params.snapshot_every_days]).df()
-        except Exception as exc:
-            if "does not exist" in str(exc):
-                raise InsufficientHistory(
-                    f"the warehouse has no {FEATURES_TABLE} / {LABELS_TABLE} yet: build the "
-                    "features first (`churnops bootstrap`)"
-                ) from exc
-            raise
+    except MissingTable as missing:
+        raise InsufficientHistory(
+            f"the warehouse has no {FEATURES_TABLE} / {LABELS_TABLE} yet: build the "
+            f"features first (`churnops bootstrap`) ({missing})"
+        ) from missing
     if frame.empty:
         window = f"{as_of_start or 'the start'}..{as_of_end or 'the end'}"
         raise InsufficientHistory(

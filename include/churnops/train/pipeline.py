@@ -83,6 +83,7 @@ def retrain(
         set_challenger,
     )
     from churnops.registry.tracking import mlflow_client
+    from churnops.stores import stores_for
     from churnops.train.evaluation import evaluate_model
     from churnops.train.frame import load_training_frame, time_split
     from churnops.train.model import train_model
@@ -93,7 +94,9 @@ def retrain(
     if require_approval is not None:
         policy = dataclasses.replace(policy, require_approval=require_approval)
 
-    frame = load_training_frame(settings, as_of_start, as_of_end, params=params)
+    frame = load_training_frame(
+        stores_for(settings).features, as_of_start, as_of_end, params=params
+    )
     split = time_split(frame, params)
     del frame  # the split holds the rows it needs
     trained = train_model(split, params)

@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from churnops.monitor.store import (
-    DRIFT_SUMMARY_TABLE,
-    RETRAIN_REQUESTS_TABLE,
-    ensure_monitoring_schema,
-    query,
-    warehouse,
-)
+from churnops.features.store import LABEL_COLUMN, LABELS_TABLE
+from churnops.monitor.store import DRIFT_SUMMARY_TABLE, RETRAIN_REQUESTS_TABLE, MonitoringStore
 from churnops.settings import Settings
 from churnops.triggers.policy import RetrainDecision, RetrainSignals, decide_retraining
-from churnops.warehouse import transaction, utc_now
-
-LABELS_TABLE = "marts.fct_churn_labels"
+from churnops.warehouse import utc_now
 
 
 def _training_cutoff(settings: Settings, version: str) -> dt.date | None:
@@ -32,36 +25,35 @@ def _training_cutoff(settings: Settings, version: str) -> dt.date | None:
     return dt.date.fromisoformat(as_of_range.split("..")[-1]) if ".." in as_of_range else None
 
 
-def read_signals(settings: Settings, as_of_date: dt.date) -> RetrainSignals:
+def read_signals(
+    settings: Settings, monitoring: MonitoringStore, as_of_date: dt.date
+) -> RetrainSignals:
     from churnops.monitor.performance import latest_cohort
     from churnops.registry import current_aliases
 
     champion = current_aliases(settings).get("champion")
     if champion is None:
         return RetrainSignals(as_of_date, None)
-    drift = query(
-        settings,
+    drift = monitoring.rows(
         f"select drifted_features from {DRIFT_SUMMARY_TABLE} "
         "where as_of_date = ? and model_version = ?",
         [as_of_date, champion],
     )
-    cohort = latest_cohort(settings, as_of_date)
+    cohort = latest_cohort(monitoring, as_of_date)
     cutoff = _training_cutoff(settings, champion)
     # New churn outcomes: customers whose churn shows in a label after the cutoff (each
     # churner is positive on every as-of date of the 90 days before leaving: count once).
-    new_labels = query(
-        settings,
+    new_labels = monitoring.rows(
         f"select count(distinct customer_id) as n from {LABELS_TABLE} "
-        "where churned_within_90d and as_of_date > ? and as_of_date <= ?",
+        f"where {LABEL_COLUMN} and as_of_date > ? and as_of_date <= ?",
         [cutoff or dt.date.min, as_of_date],
     )
     # The nearest other night that fired, before or after this one (a backfill may
     # process nights out of order; ties go to the earlier night).
-    nearest = query(
-        settings,
+    nearest = monitoring.rows(
         f"select as_of_date as night from {RETRAIN_REQUESTS_TABLE} "
         "where fired and as_of_date <> ? "
-        "order by abs(date_diff('day', as_of_date, ?::date)), as_of_date limit 1",
+        "order by abs(as_of_date - cast(? as date)), as_of_date limit 1",
         [as_of_date, as_of_date],
     )
     return RetrainSignals(
@@ -80,23 +72,21 @@ def evaluate_retraining(
     settings: Settings, as_of_date: dt.date, run_id: str | None = None
 ) -> tuple[RetrainSignals, RetrainDecision]:
     """Read the signals, decide, and record the evaluation (replacing the night's row)."""
-    signals = read_signals(settings, as_of_date)
+    from churnops.stores import stores_for
+
+    monitoring = stores_for(settings).monitoring
+    signals = read_signals(settings, monitoring, as_of_date)
     decision = decide_retraining(signals, settings.retraining)
-    with warehouse(settings) as con:
-        ensure_monitoring_schema(con)
-        with transaction(con):
-            con.execute(f"DELETE FROM {RETRAIN_REQUESTS_TABLE} WHERE as_of_date = ?", [as_of_date])
-            con.execute(
-                f"INSERT INTO {RETRAIN_REQUESTS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    as_of_date,
-                    signals.champion_version,
-                    decision.fire,
-                    decision.triggered,
-                    list(decision.reasons),
-                    decision.held_by_cooldown,
-                    utc_now(),
-                    run_id,
-                ],
-            )
+    monitoring.replace_retrain_request(
+        {
+            "as_of_date": as_of_date,
+            "champion_version": signals.champion_version,
+            "fired": decision.fire,
+            "triggered": decision.triggered,
+            "reasons": list(decision.reasons),
+            "held_by_cooldown": decision.held_by_cooldown,
+            "evaluated_at": utc_now(),
+            "run_id": run_id,
+        }
+    )
     return signals, decision

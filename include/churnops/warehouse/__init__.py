@@ -1,0 +1,64 @@
+"""The warehouse resource, built once from the settings and handed to the stores.
+
+``build_warehouse(settings.warehouse)`` gives the engine the settings choose:
+:class:`~churnops.warehouse.duckdb_warehouse.DuckDBWarehouse` (the embedded default, one
+file) or :class:`~churnops.warehouse.postgres_warehouse.PostgresWarehouse`
+(``CHURNOPS_WAREHOUSE=postgres``, ``CHURNOPS_POSTGRES_DSN``). ``warehouse_for(settings)``
+keeps one per process and settings, so every stage of a process shares its pool.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+from churnops.warehouse.base import (
+    ConstraintViolation,
+    MissingTable,
+    Params,
+    Session,
+    Warehouse,
+    WarehouseBusy,
+    WarehouseError,
+    WarehouseUnavailable,
+    utc_now,
+)
+
+if TYPE_CHECKING:
+    from churnops.settings import Settings, WarehouseSettings
+
+
+def build_warehouse(settings: WarehouseSettings, read_only: bool = False) -> Warehouse:
+    """A new warehouse resource for ``settings`` (``read_only`` matters to DuckDB only)."""
+    if settings.kind == "postgres":
+        from churnops.warehouse.postgres_warehouse import PostgresWarehouse
+
+        return PostgresWarehouse(settings.postgres_dsn)
+    from churnops.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+    return DuckDBWarehouse(settings.duckdb_path, read_only=read_only)
+
+
+@functools.cache
+def _shared(settings: WarehouseSettings, read_only: bool) -> Warehouse:
+    return build_warehouse(settings, read_only)
+
+
+def warehouse_for(settings: Settings, read_only: bool = False) -> Warehouse:
+    """The process's warehouse resource for these settings (built on first use)."""
+    return _shared(settings.warehouse, read_only)
+
+
+__all__ = [
+    "ConstraintViolation",
+    "MissingTable",
+    "Params",
+    "Session",
+    "Warehouse",
+    "WarehouseBusy",
+    "WarehouseError",
+    "WarehouseUnavailable",
+    "build_warehouse",
+    "utc_now",
+    "warehouse_for",
+]

@@ -1,0 +1,159 @@
+"""The embedded engine: one DuckDB file, through SQLAlchemy (duckdb_engine) and Arrow.
+
+The only module of the package that imports ``duckdb``.
+
+DuckDB admits one process at a time on a file (and then any number of connections inside
+it). So the engine holds no pool (``NullPool``): a connection is opened for a session and
+closed after it, and the file is free for the next process (an Airflow task, dbt, the
+portal) as soon as the work is done. A process that finds the file held by another gets
+:class:`WarehouseBusy`; in Airflow every writer takes the one slot of the warehouse pool.
+
+Arrow stays native both ways: an Arrow table is scanned in place by ``INSERT ... SELECT``
+after ``register``, and a result is streamed into Arrow by ``to_arrow_table``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from churnops.warehouse.base import (
+    ConstraintViolation,
+    MissingTable,
+    Params,
+    Session,
+    Warehouse,
+    WarehouseBusy,
+    WarehouseError,
+    plain_arrow,
+    qualified_name,
+)
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+_names = itertools.count()
+
+
+class DuckDBSession(Session):
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def execute(self, sql: str, params: Params = ()) -> None:
+        self.con.execute(sql, list(params))
+
+    def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        batch = [list(r) for r in rows]
+        if batch:
+            self.con.executemany(sql, batch)
+
+    def tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, list(params)).fetchall()
+
+    def rows(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        cursor = self.con.execute(sql, list(params))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def arrow(self, sql: str, params: Params = ()) -> pa.Table:
+        return plain_arrow(self.con.execute(sql, list(params)).to_arrow_table())
+
+    def _append(self, table: sa.Table, data: pa.Table) -> None:
+        name = f"_churnops_incoming_{next(_names)}"
+        columns = ", ".join(c.name for c in table.columns)
+        self.con.register(name, data)
+        try:
+            self.con.execute(
+                f"INSERT INTO {qualified_name(table)} ({columns}) SELECT {columns} FROM {name}"
+            )
+        finally:
+            self.con.unregister(name)
+
+
+class DuckDBWarehouse(Warehouse):
+    kind = "duckdb"
+
+    def __init__(self, path: Path, read_only: bool = False) -> None:
+        self.path = path
+        self.read_only = read_only
+        super().__init__(
+            sa.create_engine(
+                f"duckdb:///{path}",
+                poolclass=NullPool,
+                connect_args={"read_only": read_only},
+            )
+        )
+
+    def describe(self) -> str:
+        return f"DuckDB warehouse {self.path}"
+
+    def _translate(self, error: Exception) -> Exception | None:
+        import duckdb
+
+        # SQLAlchemy wraps driver errors; the DuckDB error is the cause.
+        cause = getattr(error, "orig", None) or error
+        text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        if isinstance(cause, duckdb.IOException) and "lock" in str(cause).lower():
+            return WarehouseBusy(
+                f"{self.describe()} is held by another process ({text}); DuckDB admits one "
+                "writing process: wait for it to finish, or use the PostgreSQL warehouse "
+                "(CHURNOPS_WAREHOUSE=postgres) for concurrent readers and writers"
+            )
+        if isinstance(cause, duckdb.CatalogException) and "does not exist" in str(cause):
+            return MissingTable(f"{self.describe()}: {text}")
+        if isinstance(cause, duckdb.ConstraintException):
+            return ConstraintViolation(f"{self.describe()}: {text}")
+        if isinstance(cause, duckdb.IOException):
+            return WarehouseError(f"{self.describe()} cannot be opened: {text}")
+        return None
+
+    @contextlib.contextmanager
+    def _native(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not self.read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            raise MissingTable(f"{self.describe()} does not exist yet")
+        with self._translated(), self.engine.connect() as connection:
+            # duckdb_engine wraps the native connection and forwards to it.
+            yield connection.connection.driver_connection  # type: ignore[misc]
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._native() as con, self._translated():
+            yield DuckDBSession(con)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with self._native() as con, self._translated():
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield DuckDBSession(con)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def ensure(self, *tables: sa.Table) -> None:
+        if self.read_only:
+            return  # a reader never creates; a missing table reads as MissingTable
+        super().ensure(*tables)
+
+    def has_table(self, table: sa.Table) -> bool:
+        if not self.path.exists():
+            return False
+        return super().has_table(table)
+
+    def check(self) -> None:
+        try:
+            super().check()
+        except WarehouseBusy:
+            raise
+        except MissingTable:
+            return  # no file yet for a reader: the first writer creates it

@@ -1,0 +1,211 @@
+"""The server engine: PostgreSQL, through SQLAlchemy (psycopg2) and ADBC (Arrow).
+
+Two kinds of connection, each for what it does best:
+
+- a SQLAlchemy engine on psycopg2 for DDL (compiled from the stores' ``Table`` objects) and
+  reflection;
+- a SQLAlchemy pool of ADBC connections (``adbc_driver_postgresql``) for everything that
+  moves data: queries come back as Arrow (libpq's binary protocol, no Python object per
+  value) and Arrow goes in by binary COPY (``adbc_ingest``). Several readers and writers
+  work at once; a partition replace is one transaction of its own connection, so a reader
+  sees the partition before or after, never half of it, and never waits ("busy").
+
+A wrong DSN, an unreachable server or a missing database is reported as
+:class:`WarehouseUnavailable` in one line naming the host, port, database and user, and
+what to check; the password never appears (nor does the DSN as given).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import QueuePool
+
+from churnops.warehouse.base import (
+    ConstraintViolation,
+    MissingTable,
+    Params,
+    Session,
+    Warehouse,
+    WarehouseError,
+    WarehouseUnavailable,
+    plain_arrow,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from adbc_driver_postgresql.dbapi import Connection
+
+# A ? outside quotes: the placeholder the stores write (DuckDB's), numbered for libpq.
+_PLACEHOLDER_OR_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
+
+
+def numbered_placeholders(sql: str) -> str:
+    """``?`` placeholders as ``$1, $2, ...`` (quoted text is left alone)."""
+    counter = iter(range(1, 10_000))
+
+    def number(match: re.Match[str]) -> str:
+        token = match.group(0)
+        return f"${next(counter)}" if token == "?" else token
+
+    return _PLACEHOLDER_OR_QUOTED.sub(number, sql)
+
+
+def parse_dsn(dsn: str) -> URL:
+    """The DSN as a URL, whatever driver suffix it was written with."""
+    try:
+        url = make_url(dsn)
+    except sa.exc.ArgumentError:
+        raise WarehouseError(
+            "CHURNOPS_POSTGRES_DSN is not a database URL; expected "
+            "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+        ) from None
+    if url.get_backend_name() != "postgresql":
+        raise WarehouseError(
+            f"CHURNOPS_POSTGRES_DSN names a {url.get_backend_name()!r} database; expected "
+            "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+        )
+    if not url.database:
+        raise WarehouseError(
+            "CHURNOPS_POSTGRES_DSN names no database; expected "
+            "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+        )
+    return url
+
+
+class PostgresSession(Session):
+    def __init__(self, con: Connection) -> None:
+        self.con = con
+        self.cursor = con.cursor()
+
+    def execute(self, sql: str, params: Params = ()) -> None:
+        self.cursor.execute(numbered_placeholders(sql), parameters=list(params) or None)
+
+    def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        batch = [list(r) for r in rows]
+        if batch:
+            self.cursor.executemany(numbered_placeholders(sql), batch)
+
+    def tuples(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        self.execute(sql, params)
+        return list(self.cursor.fetchall())
+
+    def rows(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        self.execute(sql, params)
+        names = [d[0] for d in self.cursor.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in self.cursor.fetchall()]
+
+    def arrow(self, sql: str, params: Params = ()) -> pa.Table:
+        self.execute(sql, params)
+        return plain_arrow(self.cursor.fetch_arrow_table())
+
+    def _append(self, table: sa.Table, data: pa.Table) -> None:
+        # Binary COPY of the Arrow columns, matched by name, in this session's transaction.
+        self.cursor.adbc_ingest(table.name, data, mode="append", db_schema_name=table.schema)
+
+    def close(self) -> None:
+        self.cursor.close()
+
+
+class PostgresWarehouse(Warehouse):
+    kind = "postgres"
+
+    def __init__(self, dsn: str, pool_size: int = 4) -> None:
+        self.url = parse_dsn(dsn)
+        self._libpq_uri = self.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        super().__init__(
+            sa.create_engine(
+                self.url.set(drivername="postgresql+psycopg2"),
+                pool_pre_ping=True,
+                pool_size=2,
+                hide_parameters=True,
+            )
+        )
+        # Standalone SQLAlchemy pool of ADBC connections; a connection comes back rolled back.
+        self._pool = QueuePool(
+            self._connect_adbc, pool_size=pool_size, max_overflow=pool_size, reset_on_return=True
+        )
+
+    def describe(self) -> str:
+        url = self.url
+        return (
+            f"PostgreSQL warehouse: database {url.database!r} on "
+            f"{url.host or 'localhost'}:{url.port or 5432} as user {url.username or '(default)'!r}"
+        )
+
+    def _connect_adbc(self) -> Connection:
+        import adbc_driver_postgresql.dbapi as adbc
+
+        try:
+            return adbc.connect(self._libpq_uri)
+        except Exception as error:
+            raise self._unavailable(error) from None
+
+    def _unavailable(self, error: BaseException) -> WarehouseUnavailable:
+        reason = _first_meaningful_line(str(getattr(error, "orig", None) or error))
+        if self.url.password:
+            reason = reason.replace(self.url.password, "***")
+        return WarehouseUnavailable(
+            f"cannot reach the {self.describe()}: {reason}. Check CHURNOPS_POSTGRES_DSN, that "
+            f"the server is running, and that the database exists (createdb -h "
+            f"{self.url.host or 'localhost'} -p {self.url.port or 5432} -U "
+            f"{self.url.username or 'postgres'} {self.url.database})"
+        )
+
+    def _translate(self, error: Exception) -> Exception | None:
+        import adbc_driver_manager
+
+        if isinstance(error, sa.exc.OperationalError | adbc_driver_manager.OperationalError):
+            return self._unavailable(error)
+        sqlstate = getattr(error, "sqlstate", None) or getattr(
+            getattr(error, "orig", None), "pgcode", None
+        )
+        if sqlstate in {"42P01", "3F000"}:  # undefined table, undefined schema
+            return MissingTable(f"{self.describe()}: {_first_meaningful_line(str(error))}")
+        if sqlstate and sqlstate.startswith("23"):  # integrity constraint violation
+            return ConstraintViolation(f"{self.describe()}: {_first_meaningful_line(str(error))}")
+        return None
+
+    @contextlib.contextmanager
+    def _session(self, commit: bool) -> Iterator[Session]:
+        with self._translated():
+            proxied = self._pool.connect()
+        try:
+            session = PostgresSession(proxied.dbapi_connection)
+            with self._translated():
+                try:
+                    yield session
+                    if commit:
+                        proxied.dbapi_connection.commit()  # type: ignore[union-attr]
+                finally:
+                    session.close()
+        finally:
+            proxied.close()  # back to the pool, rolled back (whatever was not committed)
+
+    def session(self) -> contextlib.AbstractContextManager[Session]:
+        return self._session(commit=False)
+
+    def transaction(self) -> contextlib.AbstractContextManager[Session]:
+        return self._session(commit=True)
+
+    def dispose(self) -> None:
+        super().dispose()
+        self._pool.dispose()
+
+
+def _first_meaningful_line(text: str) -> str:
+    """libpq's reason without the driver's prefixes (``IO: [libpq] Failed to connect:``)."""
+    for line in text.splitlines():
+        line = line.strip()
+        line = re.sub(r"^(?:[A-Z_]+: )?(?:\[libpq\] )?", "", line)
+        line = re.sub(r"^\(psycopg2\.[A-Za-z.]+\) ", "", line)
+        if line:
+            return line.rstrip(".")
+    return text.strip() or "unknown error"
