@@ -2,7 +2,7 @@
 
 The dbt tests use the real simulator (``churnops.simulate``). This generator exists for
 measuring dbt at production scale (500,000 customers), where it writes 100 days of drops
-in about a minute. It follows the raw layout of ``churnops.warehouse``: the contract's
+in about a minute. It follows the raw layout of ``churnops.ingest.store``: the contract's
 columns plus ``_drop_date``, ``_source_file`` and ``_loaded_at``, every row's event date
 equal to its drop day, and one ``raw._loaded_drops`` row per table per day. Its behaviour
 is crude (uniform random usage): use it for timings, not for model quality.
@@ -17,15 +17,25 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+import sqlalchemy as sa
+from duckdb_engine import Dialect
 
 from churnops.contracts import LANDING_TABLES
-from churnops.warehouse import LOADED_DROPS_TABLE, ensure_raw_schema
+from churnops.ingest.store import LOADED_DROPS, LOADED_DROPS_TABLE, RAW_SCHEMA, raw_table
 
 _PLANS = "['basic', 'standard', 'premium']"
 _PLAN_FEES = "[19.0, 39.0, 69.0]"
 _METHODS = "['card', 'direct_debit', 'paypal', 'invoice']"
 _CHANNELS = "['organic', 'paid_search', 'social', 'referral', 'partner', 'campaign']"
 _REGIONS = "['north', 'south', 'east', 'west', 'central']"
+
+
+def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """The raw layer's tables, with the DDL the warehouse's RawStore creates them with."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
+    for table in (LOADED_DROPS, *(raw_table(name) for name in LANDING_TABLES)):
+        ddl = sa.schema.CreateTable(table, if_not_exists=True).compile(dialect=Dialect())
+        con.execute(str(ddl))
 
 
 def generate_raw(
@@ -43,7 +53,7 @@ def generate_raw(
     never; about one support ticket per customer per 60 days.
     """
     con.execute("set enable_progress_bar = false")
-    ensure_raw_schema(con, list(LANDING_TABLES.values()))
+    ensure_raw_schema(con)
     end = start + dt.timedelta(days=days - 1)
     literals = {
         "$start": f"date '{start.isoformat()}'",

@@ -1,7 +1,7 @@
 """The dbt project end to end on a real DuckDB file filled from the simulator.
 
 A small simulated history is loaded into ``raw.*`` once per session (the way ingest loads
-it: ``replace_partition`` per table per day), then copied for each scenario:
+it: one partition per table per day; ``conftest.py``), then copied for each scenario:
 
 - a history bootstrap builds every as-of date at once (RANGE-window path for usage);
 - a "nightly" warehouse builds the same range minus its last days, then one run per night
@@ -15,119 +15,41 @@ dbt runs in-process (``dbtRunner``) with its own target and log folders per buil
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
-import duckdb
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from churnops.contracts import LANDING_TABLES
-from churnops.landing import drop_files
-from churnops.settings import SimulationSettings
-from churnops.warehouse import replace_partition
+from tests.dbt.warehouses import (
+    DAYS,
+    END,
+    MARTS,
+    START,
+    copy_warehouse,
+    days,
+    dbt_build,
+    mart,
+    query,
+)
 
 pytestmark = pytest.mark.integration
 
-PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
-START = dt.date(2025, 1, 1)
-DAYS = 120  # the labels of the first 30 as-of dates mature inside the history
-END = START + dt.timedelta(days=DAYS - 1)
 NIGHTS = 4  # nights built one by one after the bootstrap part of the "nightly" warehouse
 LABEL_HORIZON = dt.timedelta(days=90)
-MARTS = ("fct_customer_features", "fct_churn_labels")
-
-
-def _days(first: dt.date, last: dt.date) -> list[dt.date]:
-    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
-
-
-def dbt_build(warehouse: Path, work_dir: Path, dbt_vars: dict[str, str]) -> None:
-    """``dbt build`` in-process against ``warehouse``, unit tests included (the nightly
-    leaves them out: this suite is where they run). Raises DbtFailed with dbt's messages."""
-    from churnops.features import run_dbt
-    from churnops.settings import load_settings
-
-    settings = load_settings(
-        {"CHURNOPS_STATE_DIR": str(work_dir), "CHURNOPS_DUCKDB_PATH": str(warehouse)}
-    )
-    run_dir = work_dir / f"dbt-{len(list(work_dir.glob('dbt-*')))}"
-    run_dbt(settings, "build", dbt_vars_=dbt_vars, target_path=str(run_dir / "target"))
-
-
-def query(warehouse: Path, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(warehouse))
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
-
-
-def mart(warehouse: Path, name: str) -> pd.DataFrame:
-    frame = query(warehouse, f"select * from marts.{name} order by as_of_date, customer_id")
-    return frame.reset_index(drop=True)
-
-
-@pytest.fixture(scope="session")
-def raw_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A DuckDB file whose raw layer holds DAYS simulated daily drops of every table."""
-    from churnops.simulate import simulate_days
-
-    root = tmp_path_factory.mktemp("dbt-raw")
-    settings = SimulationSettings(customers=300, seed=23, history_start=START, history_days=DAYS)
-    simulate_days(settings, START, END, root / "landing")
-    # Not "raw.duckdb": DuckDB names the catalog after the file, which would shadow schema raw.
-    warehouse = root / "template.duckdb"
-    con = duckdb.connect(str(warehouse))
-    try:
-        for day in _days(START, END):
-            for name, contract in LANDING_TABLES.items():
-                files = drop_files(root / "landing", name, day)
-                assert files, f"the simulator wrote no {name} drop for {day}"
-                rows = pa.concat_tables([pq.read_table(f) for f in files])
-                replace_partition(con, contract, day, rows, [f.name for f in files])
-    finally:
-        con.close()
-    return warehouse
-
-
-def _copy(warehouse: Path, folder: Path) -> Path:
-    # dbt-duckdb keeps the database open in this process: write the WAL into the file
-    # first, or the copy misses the last build.
-    con = duckdb.connect(str(warehouse))
-    try:
-        con.execute("checkpoint")
-    finally:
-        con.close()
-    folder.mkdir(parents=True, exist_ok=True)
-    copy = folder / "warehouse.duckdb"
-    shutil.copyfile(warehouse, copy)
-    return copy
-
-
-@pytest.fixture(scope="session")
-def bootstrap_warehouse(raw_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every as-of date of the history built by one dbt run."""
-    folder = tmp_path_factory.mktemp("dbt-bootstrap")
-    warehouse = _copy(raw_warehouse, folder)
-    dbt_build(warehouse, folder, {"as_of_start": START.isoformat(), "as_of_end": END.isoformat()})
-    return warehouse
 
 
 @pytest.fixture(scope="session")
 def nightly_warehouse(raw_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The history up to END - NIGHTS built at once, then one dbt run per night to END."""
     folder = tmp_path_factory.mktemp("dbt-nightly")
-    warehouse = _copy(raw_warehouse, folder)
+    warehouse = copy_warehouse(raw_warehouse, folder)
     last_bootstrapped = END - dt.timedelta(days=NIGHTS)
     dbt_build(
         warehouse,
         folder,
         {"as_of_start": START.isoformat(), "as_of_end": last_bootstrapped.isoformat()},
     )
-    for night in _days(last_bootstrapped + dt.timedelta(days=1), END):
+    for night in days(last_bootstrapped + dt.timedelta(days=1), END):
         dbt_build(warehouse, folder, {"as_of_date": night.isoformat()})
     return warehouse
 
@@ -188,7 +110,7 @@ def test_labels_cover_exactly_the_matured_as_of_dates(bootstrap_warehouse: Path)
     labels = mart(bootstrap_warehouse, "fct_churn_labels")
     features = mart(bootstrap_warehouse, "fct_customer_features")
     label_dates = sorted(pd.to_datetime(labels["as_of_date"]).dt.date.unique())
-    assert label_dates == _days(START, END - LABEL_HORIZON)
+    assert label_dates == days(START, END - LABEL_HORIZON)
     # The population of each label date is that date's feature rows.
     matured = features[pd.to_datetime(features["as_of_date"]).dt.date <= END - LABEL_HORIZON]
     keys = ["as_of_date", "customer_id"]
@@ -214,7 +136,7 @@ def test_bootstrap_equals_nightly(bootstrap_warehouse: Path, nightly_warehouse: 
 def test_rerun_of_a_night_leaves_the_marts_identical(
     nightly_warehouse: Path, tmp_path: Path
 ) -> None:
-    warehouse = _copy(nightly_warehouse, tmp_path)
+    warehouse = copy_warehouse(nightly_warehouse, tmp_path)
     before = {name: mart(warehouse, name) for name in MARTS}
     for night in (END - dt.timedelta(days=2), END):
         dbt_build(warehouse, tmp_path, {"as_of_date": night.isoformat()})
@@ -225,7 +147,7 @@ def test_rerun_of_a_night_leaves_the_marts_identical(
 def test_a_night_without_loaded_drops_fails_and_writes_nothing(
     nightly_warehouse: Path, tmp_path: Path
 ) -> None:
-    warehouse = _copy(nightly_warehouse, tmp_path)
+    warehouse = copy_warehouse(nightly_warehouse, tmp_path)
     before = {name: mart(warehouse, name) for name in MARTS}
     unloaded = END + dt.timedelta(days=1)
     from churnops.features import DbtFailed

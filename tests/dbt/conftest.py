@@ -1,0 +1,24 @@
+"""The warehouses the dbt tests share: built once per session (see ``warehouses.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.dbt.warehouses import END, START, copy_warehouse, dbt_build, simulate_raw_history
+
+
+@pytest.fixture(scope="session")
+def raw_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DuckDB file whose raw layer holds the simulated history (never built on: copy it)."""
+    return simulate_raw_history(tmp_path_factory.mktemp("dbt-raw"))
+
+
+@pytest.fixture(scope="session")
+def bootstrap_warehouse(raw_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every as-of date of the history built by one dbt run on DuckDB."""
+    folder = tmp_path_factory.mktemp("dbt-bootstrap")
+    warehouse = copy_warehouse(raw_warehouse, folder)
+    dbt_build(warehouse, folder, {"as_of_start": START.isoformat(), "as_of_end": END.isoformat()})
+    return warehouse
