@@ -47,6 +47,25 @@
 {%- endmacro %}
 
 
+{#-
+    A string in byte order, for ORDER BY tie-breaks that must pick the same row on every
+    engine. DuckDB compares strings byte by byte (no default_collation is set); PostgreSQL
+    sorts by the database's collation, and a libc or ICU locale such as en-US orders
+    'inv-a' before 'INV-B' where bytes put 'INV-B' first. "C" is byte order.
+-#}
+{% macro byte_order(expression) -%}
+    {{ return(adapter.dispatch('byte_order', 'churnops')(expression)) }}
+{%- endmacro %}
+
+{% macro default__byte_order(expression) -%}
+    {{ expression }}
+{%- endmacro %}
+
+{% macro postgres__byte_order(expression) -%}
+    {{ expression }} collate "C"
+{%- endmacro %}
+
+
 {#- numerator / denominator as a double, or `otherwise` when the denominator is 0 or null. -#}
 {% macro safe_ratio(numerator, denominator, otherwise=0) -%}
     coalesce(

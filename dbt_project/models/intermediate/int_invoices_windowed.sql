@@ -80,7 +80,11 @@ recent_invoices_sequenced as (
         ) as valid_until
     from invoices
     where invoice_date > {{ as_of_start(-90) }}
-    window by_customer as (partition by customer_id order by invoice_date, invoice_id)
+    -- Two invoices of one day: the later invoice_id in byte order is the last, on every
+    -- engine and database collation.
+    window by_customer as (
+        partition by customer_id order by invoice_date, {{ byte_order('invoice_id') }}
+    )
 
 ),
 
@@ -149,11 +153,14 @@ lateness_windowed as (
         count(*) filter (
             where late_invoices.due_date > as_of_dates.as_of_date - 90
         ) as late_payments_90d,
+        -- Days as doubles: avg of integers is numeric on PostgreSQL, double on DuckDB.
         avg(
-            least(
-                coalesce(late_invoices.first_paid_date, as_of_dates.as_of_date),
-                as_of_dates.as_of_date
-            ) - late_invoices.due_date
+            cast(
+                least(
+                    coalesce(late_invoices.first_paid_date, as_of_dates.as_of_date),
+                    as_of_dates.as_of_date
+                ) - late_invoices.due_date as double precision
+            )
         ) filter (
             where late_invoices.due_date > as_of_dates.as_of_date - 90
         ) as avg_days_late_90d,
