@@ -1,0 +1,71 @@
+"""dbt_env: the environment profiles.yml reads, from the settings (one DSN for PostgreSQL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from churnops.features import dbt_env
+from churnops.settings import load_settings
+
+pytestmark = pytest.mark.unit
+
+PG_NAMES = [f"CHURNOPS_PG_{part}" for part in ("HOST", "PORT", "USER", "PASSWORD", "DBNAME")]
+
+
+def _postgres_env(dsn: str, tmp_path: Path) -> dict[str, str]:
+    settings = load_settings(
+        {
+            "CHURNOPS_WAREHOUSE": "postgres",
+            "CHURNOPS_POSTGRES_DSN": dsn,
+            "CHURNOPS_STATE_DIR": str(tmp_path),
+        }
+    )
+    return dbt_env(settings)
+
+
+def test_the_dsn_is_split_into_the_prod_outputs_settings(tmp_path: Path) -> None:
+    env = _postgres_env(
+        "postgresql://churn%40ops:p%40ss%2Fw%3Ard@db.internal:6543/wh%2D1", tmp_path
+    )
+    assert env["CHURNOPS_DBT_TARGET"] == "prod"
+    assert {name: env[name] for name in PG_NAMES} == {
+        "CHURNOPS_PG_HOST": "db.internal",
+        "CHURNOPS_PG_PORT": "6543",
+        "CHURNOPS_PG_USER": "churn@ops",
+        "CHURNOPS_PG_PASSWORD": "p@ss/w:rd",
+        "CHURNOPS_PG_DBNAME": "wh-1",
+    }
+
+
+@pytest.mark.parametrize(
+    "dsn", ["postgresql://db.internal/churnops", "postgresql+psycopg2://db.internal/churnops"]
+)
+def test_port_user_and_password_default(dsn: str, tmp_path: Path) -> None:
+    env = _postgres_env(dsn, tmp_path)
+    assert {name: env[name] for name in PG_NAMES} == {
+        "CHURNOPS_PG_HOST": "db.internal",
+        "CHURNOPS_PG_PORT": "5432",
+        "CHURNOPS_PG_USER": "postgres",
+        "CHURNOPS_PG_PASSWORD": "",
+        "CHURNOPS_PG_DBNAME": "churnops",
+    }
+
+
+def test_a_dsn_without_a_database_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="names no database"):
+        _postgres_env("postgresql://postgres@db.internal:5432", tmp_path)
+
+
+def test_duckdb_sets_no_postgres_settings(tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    settings = load_settings(
+        {"CHURNOPS_DUCKDB_PATH": str(warehouse), "CHURNOPS_STATE_DIR": str(tmp_path)}
+    )
+    assert dbt_env(settings) == {
+        "CHURNOPS_DUCKDB_PATH": str(warehouse),
+        "CHURNOPS_DBT_TARGET": "local",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DO_NOT_TRACK": "true",
+    }

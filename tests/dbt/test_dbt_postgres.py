@@ -1,0 +1,222 @@
+"""dbt on PostgreSQL (target ``prod``, dbt-postgres) gives DuckDB's rows, value by value.
+
+The session's simulated raw history (``conftest.raw_warehouse``) is copied table by table
+into a new PostgreSQL database with Arrow (ADBC), in the DuckDB raw layout (``raw.<table>``
+and ``raw._loaded_drops``, same columns and types). dbt builds every as-of date there
+through the product's path (``churnops.features.run_dbt`` with
+``CHURNOPS_WAREHOUSE=postgres`` and ``CHURNOPS_POSTGRES_DSN``), unit tests included; the
+intermediate tables and the marts must equal those of the DuckDB build of the same history
+(``conftest.bootstrap_warehouse``) exactly. A nightly rerun of the last date (GROUP-BY usage
+path, incremental delete+insert on PostgreSQL) must leave the marts unchanged and compute
+that date's intermediate rows as DuckDB's RANGE-window bootstrap did.
+
+The database is created with an ICU en-US collation where the server has ICU (this server's
+default is C): strings then sort unlike DuckDB's byte order, which no model may depend on
+(``macros/cross_db.sql``: byte_order; the invoice unit test fails without it).
+
+The server is this machine's PostgreSQL (``make services``: 127.0.0.1:5432, user postgres,
+trust auth); the tests fail when it does not answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.dbt.warehouses import (
+    END,
+    INTERMEDIATES,
+    KEYS,
+    MARTS,
+    SCHEMAS,
+    START,
+    dbt_build_on,
+    query_arrow,
+)
+
+if TYPE_CHECKING:
+    from adbc_driver_postgresql.dbapi import Connection
+
+    from churnops.features import DbtRun
+
+pytestmark = pytest.mark.integration
+
+# The maintenance database of the server: where databases are created and dropped.
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+TABLES = INTERMEDIATES + MARTS
+
+
+def _admin_connect() -> Connection:
+    import adbc_driver_postgresql.dbapi
+
+    return adbc_driver_postgresql.dbapi.connect(ADMIN_DSN, autocommit=True)
+
+
+@pytest.fixture(scope="module")
+def module_postgres_dsn() -> Iterator[str]:
+    """A new, empty database (unique name) for this module's builds; dropped afterwards."""
+    name = f"churnops_dbt_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = _admin_connect()
+    except Exception as exc:  # the driver raises its own OperationalError
+        pytest.fail(
+            f"PostgreSQL is not reachable at {make_url(ADMIN_DSN)!r} ({exc}): start it with `make services`"
+        )
+    with admin, admin.cursor() as cur:
+        try:
+            cur.execute(
+                f"create database {name} template template0 locale_provider icu icu_locale 'en-US'"
+            )
+        except Exception:  # no ICU on this server (or PostgreSQL < 15): its default locale
+            cur.execute(f"create database {name}")
+    try:
+        yield make_url(ADMIN_DSN).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with _admin_connect() as admin, admin.cursor() as cur:
+            # FORCE: a connection dbt left open must not keep the database alive.
+            cur.execute(f"drop database if exists {name} with (force)")
+
+
+def copy_raw_layer(duckdb_path: Path, dsn: str) -> None:
+    """Every table of the DuckDB file's ``raw`` schema into ``raw.<table>`` of ``dsn``."""
+    import adbc_driver_postgresql.dbapi
+
+    con = duckdb.connect(str(duckdb_path))
+    try:
+        names = [
+            name
+            for (name,) in con.execute(
+                "select table_name from information_schema.tables "
+                "where table_schema = 'raw' order by table_name"
+            ).fetchall()
+        ]
+        assert "_loaded_drops" in names, names
+        with adbc_driver_postgresql.dbapi.connect(dsn) as pg, pg.cursor() as cur:
+            cur.execute("create schema raw")
+            for name in names:
+                rows = con.sql(f"select * from raw.{name}").to_arrow_table()
+                cur.adbc_ingest(name, rows, mode="create", db_schema_name="raw")
+            pg.commit()
+    finally:
+        con.close()
+
+
+def read_postgres(dsn: str, sql: str) -> pa.Table:
+    import adbc_driver_postgresql.dbapi
+
+    with adbc_driver_postgresql.dbapi.connect(dsn) as pg, pg.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetch_arrow_table()
+
+
+def sorted_frame(table: pa.Table, keys: list[str]) -> pd.DataFrame:
+    """Rows sorted by their key in Python (PostgreSQL's ORDER BY would follow its collation)."""
+    return table.to_pandas().sort_values(keys).reset_index(drop=True)
+
+
+def column_types(table: pa.Table) -> list[tuple[str, pa.DataType]]:
+    # Names and types only: ADBC tags each field with its PostgreSQL type in metadata.
+    return [(field.name, field.type) for field in table.schema]
+
+
+def assert_same_rows(expected: pa.Table, actual: pa.Table, name: str) -> None:
+    """Same columns, types and rows. Exact for every column, floats included: every float
+    the models compute goes through round_float, which both engines evaluate to the same
+    double (macros/cross_db.sql), so no column needs a tolerance."""
+    assert column_types(actual) == column_types(expected), name
+    assert actual.num_rows == expected.num_rows > 0, name
+    pd.testing.assert_frame_equal(
+        sorted_frame(actual, KEYS[name]),
+        sorted_frame(expected, KEYS[name]),
+        check_exact=True,
+        obj=name,
+    )
+
+
+@dataclass(frozen=True)
+class PostgresBuild:
+    dsn: str
+    bootstrap: DbtRun
+    rerun: DbtRun
+    after_bootstrap: dict[str, pa.Table]  # model -> its rows right after the bootstrap
+    after_rerun: dict[str, pa.Table]  # ... and after the nightly rerun of END
+
+
+@pytest.fixture(scope="module")
+def postgres_build(
+    raw_warehouse: Path, module_postgres_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> PostgresBuild:
+    """Every as-of date built on PostgreSQL at once, then END rebuilt by a nightly run."""
+    folder = tmp_path_factory.mktemp("dbt-postgres")
+    copy_raw_layer(raw_warehouse, module_postgres_dsn)
+    env = {"CHURNOPS_WAREHOUSE": "postgres", "CHURNOPS_POSTGRES_DSN": module_postgres_dsn}
+
+    def snapshot() -> dict[str, pa.Table]:
+        return {
+            name: read_postgres(module_postgres_dsn, f"select * from {SCHEMAS[name]}.{name}")
+            for name in TABLES
+        }
+
+    bootstrap = dbt_build_on(
+        env, folder, {"as_of_start": START.isoformat(), "as_of_end": END.isoformat()}
+    )
+    after_bootstrap = snapshot()
+    rerun = dbt_build_on(env, folder, {"as_of_date": END.isoformat()})
+    return PostgresBuild(module_postgres_dsn, bootstrap, rerun, after_bootstrap, snapshot())
+
+
+def test_build_runs_models_data_tests_and_unit_tests_on_postgres(
+    postgres_build: PostgresBuild,
+) -> None:
+    for run in (postgres_build.bootstrap, postgres_build.rerun):
+        kinds = {unique_id.split(".")[0] for unique_id in run.nodes}
+        assert {"model", "test", "unit_test"} <= kinds, kinds
+        assert set(run.nodes.values()) <= {"success", "pass"}, run.nodes
+    unit_tests = [n for n in postgres_build.bootstrap.nodes if n.startswith("unit_test.")]
+    assert len(unit_tests) >= 7, unit_tests
+
+
+def test_the_raw_layer_has_the_duckdb_columns_and_types(
+    postgres_build: PostgresBuild, raw_warehouse: Path
+) -> None:
+    for name in ("_loaded_drops", "usage_daily", "support_tickets"):
+        on_duckdb = query_arrow(raw_warehouse, f"select * from raw.{name} limit 0")
+        on_postgres = read_postgres(postgres_build.dsn, f"select * from raw.{name} limit 0")
+        assert column_types(on_postgres) == column_types(on_duckdb), name
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_postgres_rows_equal_duckdb_rows(
+    name: str, postgres_build: PostgresBuild, bootstrap_warehouse: Path
+) -> None:
+    on_duckdb = query_arrow(bootstrap_warehouse, f"select * from {SCHEMAS[name]}.{name}")
+    assert_same_rows(on_duckdb, postgres_build.after_bootstrap[name], name)
+
+
+@pytest.mark.parametrize("name", MARTS)
+def test_a_nightly_rerun_on_postgres_leaves_the_marts_identical(
+    name: str, postgres_build: PostgresBuild
+) -> None:
+    before, after = postgres_build.after_bootstrap[name], postgres_build.after_rerun[name]
+    assert_same_rows(before, after, name)
+
+
+@pytest.mark.parametrize("name", INTERMEDIATES)
+def test_the_nightly_path_on_postgres_equals_the_duckdb_bootstrap(
+    name: str, postgres_build: PostgresBuild, bootstrap_warehouse: Path
+) -> None:
+    # Intermediate tables hold the last run's dates only: here END, by the GROUP-BY path.
+    on_duckdb = query_arrow(
+        bootstrap_warehouse,
+        f"select * from {SCHEMAS[name]}.{name} where as_of_date = date '{END.isoformat()}'",
+    )
+    assert_same_rows(on_duckdb, postgres_build.after_rerun[name], name)
