@@ -20,8 +20,8 @@ from churnops.landing import drop_dir
 from churnops.settings import Paths, load_settings
 from churnops.validate import DATA_DOCS_DIR, REPORT_FILE
 from churnops.validate.examples import valid_table, write_drop
-from churnops.warehouse import connect
 from tests.conftest import SMALL_START
+from tests.helpers import raw_store
 
 pytestmark = pytest.mark.integration
 
@@ -33,21 +33,27 @@ def paths(tmp_path: Path) -> Paths:
     return Paths(project_dir=tmp_path, state_dir=tmp_path / "state")
 
 
+def _tuples(paths: Paths, sql: str, params: list | None = None) -> list[tuple]:
+    return raw_store(paths).warehouse.tuples(sql, params or [])
+
+
 def _raw_counts(paths: Paths, table: str) -> dict[dt.date, int]:
-    with connect(paths.warehouse_path) as con:
-        rows = con.execute(
-            f"SELECT _drop_date, count(*) FROM raw.{table} GROUP BY 1 ORDER BY 1"
-        ).fetchall()
-    return dict(rows)
+    return dict(
+        _tuples(paths, f"SELECT _drop_date, count(*) FROM raw.{table} GROUP BY 1 ORDER BY 1")
+    )
 
 
 def _loaded_drops(paths: Paths, table: str) -> dict[dt.date, int]:
-    with connect(paths.warehouse_path) as con:
-        rows = con.execute(
-            "SELECT drop_date, row_count FROM raw._loaded_drops WHERE table_name = ? ORDER BY 1",
-            [table],
-        ).fetchall()
-    return dict(rows)
+    """Rows recorded per loaded day of ``table`` in ``raw._loaded_drops`` (none: {})."""
+    return raw_store(paths).row_counts(table)
+
+
+def _ingest_day(paths: Paths, day: dt.date, tables: list[str] | None = None):
+    return ingest_day(raw_store(paths), paths, day, tables)
+
+
+def _ingest_drop(paths: Paths, table: str, day: dt.date):
+    return ingest_drop(raw_store(paths), paths, table, day)
 
 
 def _land_valid_day(paths: Paths, day: dt.date, usage_rows: int = 200) -> None:
@@ -74,7 +80,7 @@ def _land_bad_usage(paths: Path | Paths, day: dt.date, bad_value: int = 9999) ->
 # ------------------------------------------------------------------ hand-built drops
 def test_a_valid_day_loads_and_a_rerun_replaces_it(paths):
     _land_valid_day(paths, DAY)
-    result = ingest_day(paths, DAY)
+    result = _ingest_day(paths, DAY)
     assert result.rows_loaded == {
         t: (200 if t in ("usage_daily", "customers") else 3) for t in LANDING_TABLES
     }
@@ -89,26 +95,25 @@ def test_a_valid_day_loads_and_a_rerun_replaces_it(paths):
     assert result.loaded["usage_daily"].validation is not None
     assert result.loaded["usage_daily"].validation.data is None  # rows not kept after loading
 
-    again = ingest_day(paths, DAY)
+    again = _ingest_day(paths, DAY)
     assert again.rows_loaded == result.rows_loaded
     for table, rows in result.rows_loaded.items():
         assert _raw_counts(paths, table) == {DAY: rows}  # replaced, not duplicated
-    with connect(paths.warehouse_path) as con:
-        [(source,)] = con.execute("SELECT DISTINCT _source_file FROM raw.usage_daily").fetchall()
+    [(source,)] = _tuples(paths, "SELECT DISTINCT _source_file FROM raw.usage_daily")
     assert source == "usage_daily/dt=2025-03-04/part-0.parquet"
 
 
 def test_loaded_rows_keep_the_contract_types(paths):
     _land_valid_day(paths, DAY)
-    ingest_drop(paths, "support_tickets", DAY)
-    with connect(paths.warehouse_path) as con:
-        types = dict(
-            con.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = 'raw' AND table_name = 'support_tickets'"
-            ).fetchall()
+    _ingest_drop(paths, "support_tickets", DAY)
+    types = dict(
+        _tuples(
+            paths,
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'raw' AND table_name = 'support_tickets'",
         )
-        [(first,)] = con.execute("SELECT min(created_at) FROM raw.support_tickets").fetchall()
+    )
+    [(first,)] = _tuples(paths, "SELECT min(created_at) FROM raw.support_tickets")
     assert types["created_at"] == "TIMESTAMP" and types["customer_id"] == "BIGINT"
     assert first.date() == DAY
 
@@ -116,12 +121,12 @@ def test_loaded_rows_keep_the_contract_types(paths):
 def test_a_rejected_drop_is_quarantined_and_the_other_tables_still_load(paths):
     before = DAY - dt.timedelta(days=1)
     _land_valid_day(paths, before)
-    ingest_day(paths, before)
+    _ingest_day(paths, before)
     _land_valid_day(paths, DAY)
     _land_bad_usage(paths, DAY)
 
     with pytest.raises(DropRejected) as caught:
-        ingest_day(paths, DAY)
+        _ingest_day(paths, DAY)
     error = caught.value
     assert isinstance(error, ValueError)
     assert set(error.rejections) == {"usage_daily"}
@@ -150,25 +155,23 @@ def test_a_rejected_drop_is_quarantined_and_the_other_tables_still_load(paths):
 
 def test_a_bad_redelivery_of_a_loaded_day_keeps_the_good_partition(paths):
     _land_valid_day(paths, DAY)
-    ingest_day(paths, DAY)
-    with connect(paths.warehouse_path) as con:
-        good = con.execute("SELECT * FROM raw.usage_daily ORDER BY customer_id").fetchall()
+    _ingest_day(paths, DAY)
+    good = _tuples(paths, "SELECT * FROM raw.usage_daily ORDER BY customer_id")
     _land_bad_usage(paths, DAY)
     with pytest.raises(DropRejected):
-        ingest_drop(paths, "usage_daily", DAY)
-    with connect(paths.warehouse_path) as con:
-        assert con.execute("SELECT * FROM raw.usage_daily ORDER BY customer_id").fetchall() == good
+        _ingest_drop(paths, "usage_daily", DAY)
+    assert _tuples(paths, "SELECT * FROM raw.usage_daily ORDER BY customer_id") == good
 
 
 def test_a_retry_repeats_the_verdict_and_keeps_the_quarantine(paths):
     _land_bad_usage(paths, DAY)
     with pytest.raises(DropRejected) as first:
-        ingest_drop(paths, "usage_daily", DAY)
+        _ingest_drop(paths, "usage_daily", DAY)
     report = drop_dir(paths.quarantine_dir, "usage_daily", DAY) / REPORT_FILE
     saved = report.read_text()
 
     with pytest.raises(DropRejected) as retry:
-        ingest_drop(paths, "usage_daily", DAY)
+        _ingest_drop(paths, "usage_daily", DAY)
     assert "is in quarantine" in str(retry.value)
     assert first.value.report is not None
     assert first.value.report.message() in str(retry.value)
@@ -178,10 +181,10 @@ def test_a_retry_repeats_the_verdict_and_keeps_the_quarantine(paths):
 def test_a_new_rejection_replaces_the_old_quarantine(paths):
     _land_bad_usage(paths, DAY, bad_value=9999)
     with pytest.raises(DropRejected):
-        ingest_drop(paths, "usage_daily", DAY)
+        _ingest_drop(paths, "usage_daily", DAY)
     _land_bad_usage(paths, DAY, bad_value=-7)
     with pytest.raises(DropRejected) as caught:
-        ingest_drop(paths, "usage_daily", DAY)
+        _ingest_drop(paths, "usage_daily", DAY)
     assert "(e.g. -7)" in str(caught.value)
     quarantine = drop_dir(paths.quarantine_dir, "usage_daily", DAY)
     assert "(e.g. -7)" in json.loads((quarantine / REPORT_FILE).read_text())["message"]
@@ -191,15 +194,15 @@ def test_a_new_rejection_replaces_the_old_quarantine(paths):
 def test_a_fixed_drop_loads_after_a_rejection(paths):
     _land_bad_usage(paths, DAY)
     with pytest.raises(DropRejected):
-        ingest_drop(paths, "usage_daily", DAY)
+        _ingest_drop(paths, "usage_daily", DAY)
     write_drop(paths.landing_dir, "usage_daily", DAY, valid_table(USAGE_DAILY, DAY, 150))
-    assert ingest_drop(paths, "usage_daily", DAY).rows_loaded == 150
+    assert _ingest_drop(paths, "usage_daily", DAY).rows_loaded == 150
     assert _raw_counts(paths, "usage_daily") == {DAY: 150}
 
 
 def test_a_missing_drop_is_rejected_with_its_own_message(paths):
     with pytest.raises(DropRejected) as caught:
-        ingest_drop(paths, "churn_events", DAY)
+        _ingest_drop(paths, "churn_events", DAY)
     assert "churn_events dt=2025-03-04 rejected: drop_present: no drop folder" in str(caught.value)
     quarantine = drop_dir(paths.quarantine_dir, "churn_events", DAY)
     assert (
@@ -212,22 +215,22 @@ def test_day_over_day_checks_read_the_warehouse(paths):
     days = [DAY - dt.timedelta(days=i) for i in (4, 3, 2, 1)]
     for day in days:
         write_drop(paths.landing_dir, "usage_daily", day, valid_table(USAGE_DAILY, day, 100))
-        ingest_drop(paths, "usage_daily", day)
+        _ingest_drop(paths, "usage_daily", day)
 
     write_drop(paths.landing_dir, "usage_daily", DAY, valid_table(USAGE_DAILY, DAY, 30))
     with pytest.raises(DropRejected) as caught:
-        ingest_drop(paths, "usage_daily", DAY)
+        _ingest_drop(paths, "usage_daily", DAY)
     assert "row_count_vs_recent_median(min ratio 0.5): 30 rows is 0.30 x the median 100" in str(
         caught.value
     )
 
     # churn: at most 2% of the 100 customers active the day before
     write_drop(paths.landing_dir, "churn_events", DAY, valid_table("churn_events", DAY, 2))
-    assert ingest_drop(paths, "churn_events", DAY).rows_loaded == 2
+    assert _ingest_drop(paths, "churn_events", DAY).rows_loaded == 2
     shutil.rmtree(drop_dir(paths.landing_dir, "churn_events", DAY))
     write_drop(paths.landing_dir, "churn_events", DAY, valid_table("churn_events", DAY, 3))
     with pytest.raises(DropRejected) as caught:
-        ingest_drop(paths, "churn_events", DAY)
+        _ingest_drop(paths, "churn_events", DAY)
     assert (
         "rows_vs_active_customers(max share 0.02): 3 rows is more than 2% of the 100 customers "
         "active the day before" in str(caught.value)
@@ -238,7 +241,7 @@ def test_day_over_day_checks_read_the_warehouse(paths):
 def test_unknown_tables_fail_before_anything_loads(paths):
     _land_valid_day(paths, DAY)
     with pytest.raises(KeyError, match="unknown landing table"):
-        ingest_day(paths, DAY, tables=["usage_daily", "nope"])
+        _ingest_day(paths, DAY, tables=["usage_daily", "nope"])
     assert not paths.warehouse_path.exists() or _loaded_drops(paths, "usage_daily") == {}
 
 
@@ -250,7 +253,11 @@ def test_settings_select_the_folders_and_the_duckdb_file(tmp_path):
         }
     )
     write_drop(settings.paths.landing_dir, "churn_events", DAY, valid_table("churn_events", DAY, 1))
-    assert ingest_drop(settings, "churn_events", DAY).rows_loaded == 1
+    from churnops.stores import stores_for
+
+    assert (
+        ingest_drop(stores_for(settings).raw, settings.paths, "churn_events", DAY).rows_loaded == 1
+    )
     assert (tmp_path / "w.duckdb").is_file() and not settings.paths.warehouse_path.exists()
 
 
@@ -292,7 +299,7 @@ def loaded_history(tmp_path_factory, small_sim) -> Path:
     paths = Paths(project_dir=state, state_dir=state)
     simulate_days(small_sim, GOOD_DAYS[0], GOOD_DAYS[-1], paths.landing_dir)
     for day in GOOD_DAYS:
-        ingest_day(paths, day)
+        _ingest_day(paths, day)
     return state
 
 
@@ -312,7 +319,7 @@ def test_simulated_days_load_and_a_rerun_does_not_duplicate(loaded_history, tmp_
         assert set(recorded) == set(GOOD_DAYS)
         assert {d: n for d, n in recorded.items() if n} == before[table]
 
-    result = ingest_day(paths, LAST_GOOD)
+    result = _ingest_day(paths, LAST_GOOD)
     assert {t: _raw_counts(paths, t) for t in LANDING_TABLES} == before
     assert result.rows_loaded["usage_daily"] == before["usage_daily"][LAST_GOOD]
 
@@ -336,7 +343,7 @@ def test_every_corruption_kind_is_caught_and_contained(loaded_history, tmp_path,
     k = int(affected.group(1)) if affected else 0
 
     with pytest.raises(DropRejected) as caught:
-        ingest_drop(paths, "usage_daily", BAD_DAY)
+        _ingest_drop(paths, "usage_daily", BAD_DAY)
     message = str(caught.value)
 
     column, rule, detail = EXPECTED[kind]
@@ -371,7 +378,7 @@ def test_a_table_not_required_every_day_loads_an_empty_day(paths, monkeypatch):
     monkeypatch.setitem(
         LANDING_TABLES, "churn_events", replace(CHURN_EVENTS, required_every_day=False)
     )
-    result = ingest_drop(paths, "churn_events", DAY)
+    result = _ingest_drop(paths, "churn_events", DAY)
     assert result.rows_loaded == 0 and "allows none" in result.note
     assert _loaded_drops(paths, "churn_events") == {DAY: 0}
     assert not drop_dir(paths.quarantine_dir, "churn_events", DAY).exists()

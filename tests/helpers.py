@@ -1,0 +1,45 @@
+"""Small helpers the tests share to reach the warehouse through the stores."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from churnops.ingest.store import RawStore
+    from churnops.settings import Paths, Settings
+    from churnops.warehouse import Warehouse
+    from churnops.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+
+def duckdb_warehouse(paths: Paths, read_only: bool = False) -> DuckDBWarehouse:
+    """The DuckDB warehouse of bare ``paths`` (``paths.warehouse_path``)."""
+    from churnops.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+    return DuckDBWarehouse(paths.warehouse_path, read_only=read_only)
+
+
+def raw_store(paths: Paths, read_only: bool = False) -> RawStore:
+    """The raw layer of the DuckDB warehouse of bare ``paths``."""
+    from churnops.ingest.store import RawStore
+
+    return RawStore(duckdb_warehouse(paths, read_only=read_only))
+
+
+def warehouse_of(settings: Settings) -> Warehouse:
+    """The process's warehouse resource for ``settings`` (what the pipeline uses)."""
+    from churnops.stores import stores_for
+
+    return stores_for(settings).warehouse
+
+
+def reopened(warehouse: Warehouse) -> Warehouse:
+    """A new resource on the same database: nothing of ``warehouse``'s state (its pool,
+    the tables it has ensured) carries over, so what it sees is what is stored."""
+    from churnops.warehouse.duckdb_warehouse import DuckDBWarehouse
+    from churnops.warehouse.postgres_warehouse import PostgresWarehouse
+
+    if isinstance(warehouse, DuckDBWarehouse):
+        return DuckDBWarehouse(warehouse.path, read_only=warehouse.read_only)
+    if isinstance(warehouse, PostgresWarehouse):
+        return PostgresWarehouse(warehouse.url.render_as_string(hide_password=False))
+    raise TypeError(f"no way to reopen {warehouse!r}")
