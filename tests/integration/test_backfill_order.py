@@ -12,7 +12,6 @@ import datetime as dt
 from collections import deque
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from churnops.contracts import LANDING_TABLES
@@ -20,6 +19,7 @@ from churnops.features import HistoryIncomplete, build_features, require_window_
 from churnops.ingest import ingest_day
 from churnops.settings import SimulationSettings, load_settings
 from churnops.simulate import simulate_days
+from churnops.stores import stores_for
 
 pytestmark = pytest.mark.integration
 
@@ -48,9 +48,10 @@ def run_nights(settings, order: list[dt.date], target: Path) -> list[str]:
     queue = deque(order)
     while queue:
         day = queue.popleft()
-        ingest_day(settings, day)
+        raw = stores_for(settings).raw
+        ingest_day(raw, settings.paths, day)
         try:
-            require_window_loaded(settings, day)
+            require_window_loaded(raw, settings.orchestration.nightly_start, day)
         except HistoryIncomplete:
             log.append(f"{day}: waits")
             queue.append(day)
@@ -61,13 +62,13 @@ def run_nights(settings, order: list[dt.date], target: Path) -> list[str]:
 
 
 def snapshot(settings) -> dict[str, list[tuple]]:
-    with duckdb.connect(str(settings.warehouse.duckdb_path)) as con:
-        tables = {
-            t: con.execute(f"SELECT * EXCLUDE (_loaded_at) FROM raw.{t} ORDER BY ALL").fetchall()
-            for t in LANDING_TABLES
-        }
-        for mart in ("fct_customer_features", "fct_churn_labels"):
-            tables[mart] = con.execute(f"SELECT * FROM marts.{mart} ORDER BY ALL").fetchall()
+    warehouse = stores_for(settings).warehouse
+    tables = {
+        t: warehouse.tuples(f"SELECT * EXCLUDE (_loaded_at) FROM raw.{t} ORDER BY ALL")
+        for t in LANDING_TABLES
+    }
+    for mart in ("fct_customer_features", "fct_churn_labels"):
+        tables[mart] = warehouse.tuples(f"SELECT * FROM marts.{mart} ORDER BY ALL")
     return tables
 
 
@@ -106,7 +107,8 @@ def test_history_bootstrap_equals_the_nightly_path(
 
 def test_missing_window_days_are_named(tmp_path: Path, landing) -> None:
     settings = settings_for(tmp_path / "gap", landing)
-    ingest_day(settings, DAYS[0])
-    ingest_day(settings, DAYS[2])
+    raw = stores_for(settings).raw
+    ingest_day(raw, settings.paths, DAYS[0])
+    ingest_day(raw, settings.paths, DAYS[2])
     with pytest.raises(HistoryIncomplete, match=f"usage_daily: {DAYS[1]}"):
-        require_window_loaded(settings, DAYS[2])
+        require_window_loaded(raw, settings.orchestration.nightly_start, DAYS[2])

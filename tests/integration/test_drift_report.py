@@ -14,8 +14,15 @@ import pandas as pd
 import pytest
 
 from churnops.monitor.drift import DriftResult, drift_report, persist_drift
-from churnops.monitor.store import DRIFT_SUMMARY_TABLE, FEATURE_DRIFT_TABLE, PREDICTION_FEATURE
+from churnops.monitor.store import (
+    DRIFT_SUMMARY_TABLE,
+    FEATURE_DRIFT_TABLE,
+    PREDICTION_FEATURE,
+    MonitoringStore,
+)
 from churnops.settings import Settings, load_settings
+from churnops.warehouse import ConstraintViolation
+from tests.helpers import warehouse_of
 from tests.unit.train.synthetic import synthetic_frame
 
 pytestmark = pytest.mark.integration
@@ -53,13 +60,14 @@ def result(settings: Settings) -> DriftResult:
     return drift_report(settings, NIGHT, VERSION, reference, current)
 
 
-def _rows(settings: Settings, table: str) -> list[tuple]:
-    from churnops.warehouse import connect
+def _monitoring(settings: Settings) -> MonitoringStore:
+    return MonitoringStore(warehouse_of(settings))
 
-    with connect(settings.warehouse.duckdb_path) as con:
-        return con.execute(
-            f"SELECT * FROM {table} WHERE as_of_date = ? ORDER BY ALL", [NIGHT]
-        ).fetchall()
+
+def _rows(settings: Settings, table: str) -> list[tuple]:
+    return warehouse_of(settings).tuples(
+        f"SELECT * FROM {table} WHERE as_of_date = ? ORDER BY ALL", [NIGHT]
+    )
 
 
 def test_report_files_are_evidentlys_and_carry_the_verdicts(
@@ -96,8 +104,8 @@ def test_report_files_are_evidentlys_and_carry_the_verdicts(
 def test_tables_hold_one_row_per_feature_and_a_rerun_replaces_them(
     settings: Settings, result: DriftResult
 ) -> None:
-    persist_drift(settings, result)
-    persist_drift(settings, dataclasses.replace(result, seconds=99.0))
+    persist_drift(_monitoring(settings), result)
+    persist_drift(_monitoring(settings), dataclasses.replace(result, seconds=99.0))
 
     features = _rows(settings, FEATURE_DRIFT_TABLE)
     assert len(features) == len(result.features) == 11  # 10 features + the prediction
@@ -127,7 +135,7 @@ def test_tables_hold_one_row_per_feature_and_a_rerun_replaces_them(
     assert summary[8:11] == (str(result.html_path), str(result.json_path), 99.0)
 
     # Another version on the same night is its own partition.
-    persist_drift(settings, dataclasses.replace(result, model_version="4"))
+    persist_drift(_monitoring(settings), dataclasses.replace(result, model_version="4"))
     assert len(_rows(settings, FEATURE_DRIFT_TABLE)) == 2 * 11
     assert len(_rows(settings, DRIFT_SUMMARY_TABLE)) == 2
 
@@ -135,16 +143,14 @@ def test_tables_hold_one_row_per_feature_and_a_rerun_replaces_them(
 def test_a_failed_write_leaves_the_previous_partition(
     settings: Settings, result: DriftResult
 ) -> None:
-    import duckdb
-
-    persist_drift(settings, result)
+    persist_drift(_monitoring(settings), result)
     before = _rows(settings, FEATURE_DRIFT_TABLE), _rows(settings, DRIFT_SUMMARY_TABLE)
     broken = dataclasses.replace(
         result,
         features=[*result.features[:-1], dataclasses.replace(result.features[-1], method=None)],
     )
-    with pytest.raises(duckdb.ConstraintException):
-        persist_drift(settings, broken)  # type: ignore[arg-type]
+    with pytest.raises(ConstraintViolation):
+        persist_drift(_monitoring(settings), broken)  # type: ignore[arg-type]
     assert (_rows(settings, FEATURE_DRIFT_TABLE), _rows(settings, DRIFT_SUMMARY_TABLE)) == before
 
 

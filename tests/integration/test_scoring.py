@@ -7,11 +7,13 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pytest
 
 from churnops.settings import Settings, load_settings
+from churnops.stores import stores_for
+from churnops.warehouse import ConstraintViolation
+from tests.helpers import warehouse_of
 from tests.trained_state import trained_state
 
 pytestmark = pytest.mark.integration
@@ -42,9 +44,9 @@ def _set_challenger(settings: Settings, version: str | None) -> None:
 
 
 def _rows(settings: Settings, sql: str, params: list | None = None) -> list[tuple]:
-    # Read-write like the pipeline: in-process dbt keeps a read-write handle on the file.
-    with duckdb.connect(str(settings.warehouse.duckdb_path)) as con:
-        return con.execute(sql, params or []).fetchall()
+    # The pipeline's own warehouse resource (read-write: in-process dbt keeps a read-write
+    # handle on the DuckDB file).
+    return warehouse_of(settings).tuples(sql, params or [])
 
 
 def _night(settings: Settings) -> dt.date:
@@ -85,7 +87,8 @@ def test_every_active_customer_gets_exactly_one_prediction(settings: Settings) -
     assert list(settings.paths.compiled_models_dir.glob("churn-v1-*.so"))
     from churnops.score.nightly import read_night_features
 
-    expected = load_champion(settings).predict(read_night_features(settings, night).to_pandas())
+    features = read_night_features(stores_for(settings).features, night)
+    expected = load_champion(settings).predict(features.to_pandas())
     assert max(abs(a - b) for a, b in zip(probabilities, expected, strict=True)) <= 1e-9
 
 
@@ -170,7 +173,7 @@ def test_without_a_champion_scoring_skips_and_keeps_earlier_predictions(
 
 def test_a_failed_write_leaves_the_previous_partition(settings: Settings) -> None:
     from churnops.score import score_day
-    from churnops.score.store import PREDICTION_COLUMNS, replace_night
+    from churnops.score.store import PREDICTION_COLUMNS
 
     night = _night(settings)
     score_day(settings, night)
@@ -189,34 +192,33 @@ def test_a_failed_write_leaves_the_previous_partition(settings: Settings) -> Non
             "scored_at": [dt.datetime(2026, 1, 1)] * len(broken),
         }
     )
-    with (
-        duckdb.connect(str(settings.warehouse.duckdb_path)) as con,
-        pytest.raises(duckdb.ConstraintException),
-    ):
-        replace_night(con, night, table, None)
+    with pytest.raises(ConstraintViolation):
+        stores_for(settings).scoring.replace_night(night, table, None)
     assert _predictions(settings, night) == before
 
 
 def test_a_night_with_a_customer_twice_is_refused_and_nothing_changes(settings: Settings) -> None:
-    from churnops.score.store import DuplicateCustomers, replace_night
+    from churnops.score.store import DuplicateCustomers
 
     night = _night(settings)
     before = _predictions(settings, night)
-    with duckdb.connect(str(settings.warehouse.duckdb_path)) as con:
-        served = con.sql(
-            f"SELECT * FROM scoring.predictions WHERE as_of_date = DATE '{night}'"
-        ).to_arrow_table()
-        doubled = pa.concat_tables([served, served.slice(0, 3)])
-        with pytest.raises(DuplicateCustomers, match="3 duplicate customer rows"):
-            replace_night(con, night, doubled, None)
+    scoring = stores_for(settings).scoring
+    served = scoring.night(night)
+    doubled = pa.concat_tables([served, served.slice(0, 3)])
+    with pytest.raises(DuplicateCustomers, match="3 duplicate customer rows"):
+        scoring.replace_night(night, doubled, None)
     assert _predictions(settings, night) == before
 
 
 def test_prediction_tables_made_with_a_primary_key_are_rebuilt_without_it(tmp_path: Path) -> None:
     """Warehouses from before the key was dropped keep their rows and lose the key once."""
-    from churnops.score.store import ensure_scoring_schema
+    import duckdb
 
-    with duckdb.connect(str(tmp_path / "old.duckdb")) as con:
+    from churnops.score.store import ScoringStore
+    from churnops.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:  # an old warehouse, made before the stores
         con.execute("CREATE SCHEMA scoring")
         con.execute(
             "CREATE TABLE scoring.predictions (as_of_date DATE NOT NULL, customer_id BIGINT "
@@ -229,12 +231,13 @@ def test_prediction_tables_made_with_a_primary_key_are_rebuilt_without_it(tmp_pa
             "INSERT INTO scoring.predictions VALUES "
             "(DATE '2026-01-01', 7, 0.4, 'high', 'churn', '1', 'champion', ['a'], now())"
         )
-        ensure_scoring_schema(con)
-        keys = con.execute(
-            "SELECT count(*) FROM duckdb_constraints() WHERE schema_name = 'scoring' "
-            "AND constraint_type = 'PRIMARY KEY'"
-        ).fetchall()
-        rows = con.execute("SELECT customer_id, reason_codes FROM scoring.predictions").fetchall()
+    warehouse = DuckDBWarehouse(path)
+    ScoringStore(warehouse).ensure()
+    keys = warehouse.tuples(
+        "SELECT count(*) FROM duckdb_constraints() WHERE schema_name = 'scoring' "
+        "AND constraint_type = 'PRIMARY KEY'"
+    )
+    rows = warehouse.tuples("SELECT customer_id, reason_codes FROM scoring.predictions")
     assert keys == [(0,)]
     assert rows == [(7, ["a"])]
 
@@ -262,7 +265,7 @@ def test_the_canary_is_a_stable_share_of_20k_customers_on_consecutive_nights(
     first_night = start + dt.timedelta(days=91)
     last_night = first_night + dt.timedelta(days=1)
     simulate_days(big.simulation, start, last_night, big.paths.landing_dir)
-    ingest_range(big, start, last_night)
+    ingest_range(stores_for(big).raw, big.paths, start, last_night)
     build_features(big, first_night, last_night)
 
     _set_challenger(settings, "2")
