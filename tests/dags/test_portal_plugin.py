@@ -77,58 +77,108 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def populated(state_dir: Path) -> Settings:
     """Two nights of monitoring results, three matured cohorts, one fired retrain request,
     the report file of the latest night, and a file outside the reports dir."""
+    import pyarrow as pa
+
     from churnops.monitor.store import (
-        COHORT_PERFORMANCE_TABLE,
-        DRIFT_SUMMARY_TABLE,
-        FEATURE_DRIFT_TABLE,
-        RETRAIN_REQUESTS_TABLE,
-        ensure_monitoring_schema,
+        COHORT_PERFORMANCE,
+        DRIFT_SUMMARY,
+        FEATURE_DRIFT,
+        RETRAIN_REQUESTS,
     )
-    from churnops.warehouse import connect
+    from churnops.stores import stores_for
     from churnops.warehouse import utc_now as now
 
     settings = load_settings()
-    with connect(settings.warehouse.duckdb_path) as con:
-        ensure_monitoring_schema(con)
-        drifted = ["tenure_days", "plan_type", "monthly_revenue", "logins_30d"]
-        con.executemany(
-            f"INSERT INTO {DRIFT_SUMMARY_TABLE} VALUES (?, '3', 45, ?, ?, ?, ?, ?, NULL, NULL, 1.5, ?)",
-            [
-                [NIGHT, 4, 4 / 45, drifted, True, False, now()],
-                [EARLIER, 1, 1 / 45, drifted[:1], False, False, now()],
-            ],
-        )
-        con.executemany(
-            f"INSERT INTO {FEATURE_DRIFT_TABLE} VALUES (?, '3', ?, ?, ?, ?, ?, ?, ?, 5000, 4000, ?)",
-            [
-                [NIGHT, "tenure_days", "numerical", "wasserstein", 0.23, None, 0.1, True, now()],
-                [NIGHT, "plan_type", "categorical", "jensenshannon", 0.12, None, 0.1, True, now()],
-                [NIGHT, "support_tickets_30d", "numerical", "ks", 0.01, 0.4, 0.01, False, now()],
-                [
-                    NIGHT,
-                    "churn_probability",
-                    "prediction",
-                    "wasserstein",
-                    0.15,
-                    None,
-                    0.1,
-                    True,
-                    now(),
-                ],
-            ],
-        )
-        con.executemany(
-            f"INSERT INTO {COHORT_PERFORMANCE_TABLE} VALUES (?, '3', 20000, 1600, ?, 0.7, 0.3, 0.42, 0.2, ?)",
-            [
-                [dt.date(2024, 11, 1), 0.83, now()],
-                [dt.date(2024, 11, 15), 0.80, now()],
-                [dt.date(2024, 12, 1), 0.76, now()],
-            ],
-        )
-        con.execute(
-            f"INSERT INTO {RETRAIN_REQUESTS_TABLE} VALUES (?, '3', true, true, ?, false, ?, 'manual')",
-            [NIGHT, ["drift on 4 features (at least 3)"], now()],
-        )
+    monitoring = stores_for(settings).monitoring
+    monitoring.ensure()
+    drifted = ["tenure_days", "plan_type", "monthly_revenue", "logins_30d"]
+
+    def summary(day: dt.date, count: int, features: list[str], prediction: bool) -> dict:
+        return {
+            "as_of_date": day,
+            "model_version": "3",
+            "features_total": 45,
+            "features_drifted": count,
+            "share_drifted": count / 45,
+            "drifted_features": features,
+            "prediction_drifted": prediction,
+            "dataset_drifted": False,
+            "html_path": None,
+            "json_path": None,
+            "seconds": 1.5,
+            "computed_at": now(),
+        }
+
+    def feature(
+        name: str,
+        kind: str,
+        method: str,
+        statistic: float,
+        p_value: float | None,
+        threshold: float,
+        drifted: bool,
+    ) -> dict:
+        return {
+            "as_of_date": NIGHT,
+            "model_version": "3",
+            "feature": name,
+            "kind": kind,
+            "method": method,
+            "statistic": statistic,
+            "p_value": p_value,
+            "threshold": threshold,
+            "drifted": drifted,
+            "reference_rows": 5000,
+            "current_rows": 4000,
+            "computed_at": now(),
+        }
+
+    def cohort(day: dt.date, auc: float) -> dict:
+        return {
+            "as_of_date": day,
+            "model_versions": "3",
+            "rows": 20000,
+            "churners": 1600,
+            "auc": auc,
+            "recall": 0.7,
+            "precision": 0.3,
+            "f1": 0.42,
+            "threshold": 0.2,
+            "computed_at": now(),
+        }
+
+    rows = {
+        DRIFT_SUMMARY: [
+            summary(NIGHT, 4, drifted, True),
+            summary(EARLIER, 1, drifted[:1], False),
+        ],
+        FEATURE_DRIFT: [
+            feature("tenure_days", "numerical", "wasserstein", 0.23, None, 0.1, True),
+            feature("plan_type", "categorical", "jensenshannon", 0.12, None, 0.1, True),
+            feature("support_tickets_30d", "numerical", "ks", 0.01, 0.4, 0.01, False),
+            feature("churn_probability", "prediction", "wasserstein", 0.15, None, 0.1, True),
+        ],
+        COHORT_PERFORMANCE: [
+            cohort(dt.date(2024, 11, 1), 0.83),
+            cohort(dt.date(2024, 11, 15), 0.80),
+            cohort(dt.date(2024, 12, 1), 0.76),
+        ],
+        RETRAIN_REQUESTS: [
+            {
+                "as_of_date": NIGHT,
+                "champion_version": "3",
+                "fired": True,
+                "triggered": True,
+                "reasons": ["drift on 4 features (at least 3)"],
+                "held_by_cooldown": False,
+                "evaluated_at": now(),
+                "run_id": "manual",
+            }
+        ],
+    }
+    with monitoring.warehouse.transaction() as session:
+        for table, table_rows in rows.items():
+            session.insert(table, pa.Table.from_pylist(table_rows))
     report = portal.report_path(settings, NIGHT, "3")
     report.parent.mkdir(parents=True)
     report.write_text(REPORT_HTML)
