@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -40,6 +43,9 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME /
 
 from churnops.settings import SimulationSettings  # noqa: E402
 
+if TYPE_CHECKING:
+    from churnops.warehouse import Warehouse
+
 SMALL_START = dt.date(2025, 1, 1)
 
 
@@ -65,3 +71,76 @@ def airflow_db() -> Path:
     airflow = Path(sys.executable).with_name("airflow")
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
     return _AIRFLOW_HOME
+
+
+# ----------------------------------------------------------------------------- warehouses
+# This machine's PostgreSQL (`make services`): trust auth for the postgres user.
+POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER = "127.0.0.1", 5432, "postgres"
+
+
+def _postgres_admin():  # -> psycopg2 connection on the maintenance database
+    import psycopg2
+
+    try:
+        con = psycopg2.connect(
+            host=POSTGRES_HOST,
+            port=POSTGRES_PORT,
+            user=POSTGRES_USER,
+            dbname="postgres",
+            connect_timeout=10,
+        )
+    except psycopg2.OperationalError as error:
+        pytest.fail(
+            f"PostgreSQL is not reachable on {POSTGRES_HOST}:{POSTGRES_PORT} as "
+            f"{POSTGRES_USER} ({str(error).strip()}): start it with `make services`"
+        )
+    con.autocommit = True  # CREATE / DROP DATABASE cannot run in a transaction
+    return con
+
+
+def drop_postgres_database(name: str) -> None:
+    """Drop ``name``, ending whatever connections are still open on it first."""
+    con = _postgres_admin()
+    try:
+        with con.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                [name],
+            )
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def postgres_dsn() -> Iterator[str]:
+    """A fresh, empty database on the local PostgreSQL; dropped after the test."""
+    name = f"churnops_test_{uuid.uuid4().hex[:12]}"
+    con = _postgres_admin()
+    try:
+        with con.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        con.close()
+    try:
+        yield f"postgresql://{POSTGRES_USER}@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
+    finally:
+        drop_postgres_database(name)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
+    """Each engine in turn: a DuckDB file under tmp_path, a fresh PostgreSQL database."""
+    from churnops.warehouse.duckdb_warehouse import DuckDBWarehouse
+    from churnops.warehouse.postgres_warehouse import PostgresWarehouse
+
+    resource: Warehouse
+    if request.param == "duckdb":
+        resource = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
+    else:
+        resource = PostgresWarehouse(request.getfixturevalue("postgres_dsn"))
+    try:
+        yield resource
+    finally:
+        resource.dispose()
