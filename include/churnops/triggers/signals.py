@@ -45,7 +45,7 @@ def read_signals(
     # churner is positive on every as-of date of the 90 days before leaving: count once).
     new_labels = monitoring.rows(
         f"select count(distinct customer_id) as n from {LABELS_TABLE} "
-        f"where {LABEL_COLUMN} and as_of_date > ? and as_of_date <= ?",
+        f"where {LABEL_COLUMN} = 1 and as_of_date > ? and as_of_date <= ?",
         [cutoff or dt.date.min, as_of_date],
     )
     # The nearest other night that fired, before or after this one (a backfill may
