@@ -27,6 +27,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from churnops.settings import Settings, load_settings
+from churnops.stores import stores_for
 
 pytestmark = pytest.mark.integration
 
@@ -247,7 +248,9 @@ def test_the_champion_loads_as_a_native_booster_and_scores_like_at_training(stor
     assert registered is not None
     assert registered.auc == pytest.approx(story.first.challenger_metrics.auc)
 
-    frame = load_training_frame(settings, as_of_end=PRE_CHANGE_END)
+    frame = load_training_frame(
+        stores_for(settings).features, as_of_end=PRE_CHANGE_END, params=settings.train
+    )
     test = frame[frame["as_of_date"] >= registered.test_start]
     assert roc_auc_score(test["churned_within_90d"], champion.predict(test)) == pytest.approx(
         registered.auc, abs=1e-9
@@ -259,7 +262,10 @@ def test_the_champion_loads_as_a_native_booster_and_scores_like_at_training(stor
 def scoring_rows(story: Story) -> pd.DataFrame:
     from churnops.train import load_training_frame
 
-    frame = load_training_frame(story.settings, as_of_end=PRE_CHANGE_END)
+    settings = story.settings
+    frame = load_training_frame(
+        stores_for(settings).features, as_of_end=PRE_CHANGE_END, params=settings.train
+    )
     return frame[frame["as_of_date"] == frame["as_of_date"].max()].reset_index(drop=True)
 
 
