@@ -210,38 +210,6 @@ def test_a_night_with_a_customer_twice_is_refused_and_nothing_changes(settings: 
     assert _predictions(settings, night) == before
 
 
-def test_prediction_tables_made_with_a_primary_key_are_rebuilt_without_it(tmp_path: Path) -> None:
-    """Warehouses from before the key was dropped keep their rows and lose the key once."""
-    import duckdb
-
-    from churnops.score.store import ScoringStore
-    from churnops.warehouse.duckdb_warehouse import DuckDBWarehouse
-
-    path = tmp_path / "old.duckdb"
-    with duckdb.connect(str(path)) as con:  # an old warehouse, made before the stores
-        con.execute("CREATE SCHEMA scoring")
-        con.execute(
-            "CREATE TABLE scoring.predictions (as_of_date DATE NOT NULL, customer_id BIGINT "
-            "NOT NULL, churn_probability DOUBLE NOT NULL, risk_band VARCHAR NOT NULL, "
-            "model_name VARCHAR NOT NULL, model_version VARCHAR NOT NULL, served_by VARCHAR "
-            "NOT NULL, reason_codes VARCHAR[], scored_at TIMESTAMP NOT NULL, "
-            "PRIMARY KEY (as_of_date, customer_id))"
-        )
-        con.execute(
-            "INSERT INTO scoring.predictions VALUES "
-            "(DATE '2026-01-01', 7, 0.4, 'high', 'churn', '1', 'champion', ['a'], now())"
-        )
-    warehouse = DuckDBWarehouse(path)
-    ScoringStore(warehouse).ensure()
-    keys = warehouse.tuples(
-        "SELECT count(*) FROM duckdb_constraints() WHERE schema_name = 'scoring' "
-        "AND constraint_type = 'PRIMARY KEY'"
-    )
-    rows = warehouse.tuples("SELECT customer_id, reason_codes FROM scoring.predictions")
-    assert keys == [(0,)]
-    assert rows == [(7, ["a"])]
-
-
 def test_the_canary_is_a_stable_share_of_20k_customers_on_consecutive_nights(
     settings: Settings, tmp_path: Path
 ) -> None:

@@ -63,18 +63,19 @@ class DuckDBSession(Session):
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def arrow(self, sql: str, params: Params = ()) -> pa.Table:
-        return plain_arrow(self.con.execute(sql, list(params)).to_arrow_table())
+        # A relation streams into Arrow without the extra copy a cursor's result makes.
+        return plain_arrow(self.con.sql(sql, params=list(params)).to_arrow_table())
 
     def _append(self, table: sa.Table, data: pa.Table) -> None:
         name = f"_churnops_incoming_{next(_names)}"
         columns = ", ".join(c.name for c in table.columns)
         self.con.register(name, data)
-        try:
-            self.con.execute(
-                f"INSERT INTO {qualified_name(table)} ({columns}) SELECT {columns} FROM {name}"
-            )
-        finally:
-            self.con.unregister(name)
+        self.con.execute(
+            f"INSERT INTO {qualified_name(table)} ({columns}) SELECT {columns} FROM {name}"
+        )
+        # Not in a `finally`: after a failed insert the transaction is aborted and DuckDB
+        # refuses even this; the view goes with the connection, closed after the session.
+        self.con.unregister(name)
 
 
 class DuckDBWarehouse(Warehouse):
@@ -143,6 +144,7 @@ class DuckDBWarehouse(Warehouse):
     def ensure(self, *tables: sa.Table) -> None:
         if self.read_only:
             return  # a reader never creates; a missing table reads as MissingTable
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         super().ensure(*tables)
 
     def has_table(self, table: sa.Table) -> bool:
