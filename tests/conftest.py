@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import subprocess
@@ -113,20 +114,38 @@ def drop_postgres_database(name: str) -> None:
         con.close()
 
 
-@pytest.fixture
-def postgres_dsn() -> Iterator[str]:
-    """A fresh, empty database on the local PostgreSQL; dropped after the test."""
-    name = f"churnops_test_{uuid.uuid4().hex[:12]}"
+@contextlib.contextmanager
+def fresh_postgres_database(prefix: str = "churnops_test", icu_locale: str = "") -> Iterator[str]:
+    """A new, empty database with a unique name on the local PostgreSQL, as a DSN; dropped
+    afterwards. ``icu_locale`` (e.g. ``en-US``) gives it that collation where the server
+    has ICU (this server's default is C, which sorts like DuckDB)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     con = _postgres_admin()
     try:
         with con.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
+            if icu_locale:
+                try:
+                    cursor.execute(
+                        f'CREATE DATABASE "{name}" TEMPLATE template0 '
+                        f"LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}'"
+                    )
+                except Exception:  # no ICU on this server: its default locale
+                    cursor.execute(f'CREATE DATABASE "{name}"')
+            else:
+                cursor.execute(f'CREATE DATABASE "{name}"')
     finally:
         con.close()
     try:
         yield f"postgresql://{POSTGRES_USER}@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
     finally:
         drop_postgres_database(name)
+
+
+@pytest.fixture
+def postgres_dsn() -> Iterator[str]:
+    """A fresh, empty database on the local PostgreSQL; dropped after the test."""
+    with fresh_postgres_database() as dsn:
+        yield dsn
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

@@ -20,7 +20,6 @@ trust auth); the tests fail when it does not answer.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +29,8 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pytest
-from sqlalchemy.engine import make_url
 
+from tests.conftest import fresh_postgres_database
 from tests.dbt.warehouses import (
     END,
     INTERMEDIATES,
@@ -44,46 +43,18 @@ from tests.dbt.warehouses import (
 )
 
 if TYPE_CHECKING:
-    from adbc_driver_postgresql.dbapi import Connection
-
     from churnops.features import DbtRun
 
 pytestmark = pytest.mark.integration
 
-# The maintenance database of the server: where databases are created and dropped.
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TABLES = INTERMEDIATES + MARTS
-
-
-def _admin_connect() -> Connection:
-    import adbc_driver_postgresql.dbapi
-
-    return adbc_driver_postgresql.dbapi.connect(ADMIN_DSN, autocommit=True)
 
 
 @pytest.fixture(scope="module")
 def module_postgres_dsn() -> Iterator[str]:
     """A new, empty database (unique name) for this module's builds; dropped afterwards."""
-    name = f"churnops_dbt_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = _admin_connect()
-    except Exception as exc:  # the driver raises its own OperationalError
-        pytest.fail(
-            f"PostgreSQL is not reachable at {make_url(ADMIN_DSN)!r} ({exc}): start it with `make services`"
-        )
-    with admin, admin.cursor() as cur:
-        try:
-            cur.execute(
-                f"create database {name} template template0 locale_provider icu icu_locale 'en-US'"
-            )
-        except Exception:  # no ICU on this server (or PostgreSQL < 15): its default locale
-            cur.execute(f"create database {name}")
-    try:
-        yield make_url(ADMIN_DSN).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with _admin_connect() as admin, admin.cursor() as cur:
-            # FORCE: a connection dbt left open must not keep the database alive.
-            cur.execute(f"drop database if exists {name} with (force)")
+    with fresh_postgres_database("churnops_dbt", icu_locale="en-US") as dsn:
+        yield dsn
 
 
 def copy_raw_layer(duckdb_path: Path, dsn: str) -> None:

@@ -11,7 +11,6 @@ the wall-clock columns (load, score and compute times) and run ids are left out.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,7 @@ import pytest
 
 from churnops.contracts import LANDING_TABLES
 from churnops.settings import Settings
-from tests.conftest import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, _postgres_admin
-from tests.conftest import drop_postgres_database as drop_database
+from tests.conftest import fresh_postgres_database
 from tests.trained_state import TRAINED_ENV, trained_state
 
 pytestmark = pytest.mark.integration
@@ -102,17 +100,8 @@ def run_history(state: Path, **env: str) -> EngineRun:
 
 @pytest.fixture(scope="module")
 def postgres_database() -> Iterator[str]:
-    name = f"churnops_parity_{uuid.uuid4().hex[:12]}"
-    con = _postgres_admin()
-    try:
-        with con.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        con.close()
-    try:
-        yield f"postgresql://{POSTGRES_USER}@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
-    finally:
-        drop_database(name)
+    with fresh_postgres_database("churnops_parity") as dsn:
+        yield dsn
 
 
 @pytest.fixture(scope="module")
