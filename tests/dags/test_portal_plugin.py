@@ -541,3 +541,58 @@ def test_report_page_refuses_bad_addresses_and_serves_files(tmp_path: Path) -> N
     path.write_text(REPORT_HTML)
     served = portal.report_page(settings, "2025-03-02", "03")
     assert served.status == 200 and served.file == path
+
+
+@pytest.fixture
+def on_postgres(state_dir: Path, postgres_dsn: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The portal's settings name a fresh PostgreSQL warehouse (request before `populated`)."""
+    monkeypatch.setenv("CHURNOPS_WAREHOUSE", "postgres")
+    monkeypatch.setenv("CHURNOPS_POSTGRES_DSN", postgres_dsn)
+    return postgres_dsn
+
+
+@pytest.mark.integration
+def test_on_postgres_a_night_being_replaced_never_makes_the_portal_busy(
+    client, auth, on_postgres: str, populated: Settings
+) -> None:
+    """A nightly writer in the middle of replacing a night: the portal answers at once with
+    the night as it was, and with the new night once the writer commits."""
+    import pyarrow as pa
+
+    from churnops.monitor.store import DRIFT_SUMMARY
+    from churnops.warehouse import utc_now
+    from churnops.warehouse.postgres_warehouse import PostgresWarehouse
+
+    assert populated.warehouse.kind == "postgres"
+    writer = PostgresWarehouse(on_postgres)
+    replacement = {
+        "as_of_date": NIGHT,
+        "model_version": "3",
+        "features_total": 45,
+        "features_drifted": 1,
+        "share_drifted": 1 / 45,
+        "drifted_features": ["days_since_last_ticket"],
+        "prediction_drifted": False,
+        "dataset_drifted": False,
+        "html_path": None,
+        "json_path": None,
+        "seconds": 1.0,
+        "computed_at": utc_now(),
+    }
+    try:
+        with writer.transaction() as session:
+            session.replace(
+                DRIFT_SUMMARY,
+                {"as_of_date": NIGHT, "model_version": "3"},
+                pa.Table.from_pylist([replacement]),
+            )
+            during = client.get("/churnops/", headers=auth)
+        after = client.get("/churnops/", headers=auth)
+    finally:
+        writer.dispose()
+    assert during.status_code == 200, during.text
+    assert portal.BUSY_MESSAGE not in during.text
+    # The night as it was (monthly_revenue drifted on that night only), not half of the new.
+    assert "monthly_revenue" in during.text and "days_since_last_ticket" not in during.text
+    assert after.status_code == 200
+    assert "days_since_last_ticket" in after.text and "monthly_revenue" not in after.text

@@ -172,3 +172,22 @@ def test_training_scoring_drift_and_policy_agree(runs: dict[str, EngineRun]) -> 
     assert duck.scoring == pg.scoring
     assert duck.drifted == pg.drifted
     assert (duck.retrain_fired, duck.retrain_reasons) == (pg.retrain_fired, pg.retrain_reasons)
+
+
+def test_status_reads_the_same_report_from_both_engines(runs: dict[str, EngineRun]) -> None:
+    from churnops.status import collect_status
+
+    def essentials(run: EngineRun) -> dict[str, object]:
+        report = collect_status(run.settings)
+        night, drift = report["last_nightly_run"], report["drift"]
+        return {
+            "champion": report["champion"]["version"],
+            "decisions": [(d["challenger"], d["action"]) for d in report["recent_decisions"]],
+            "audit": [(m["alias"], m["from"], m["to"]) for m in report["audit_log"]],
+            "night": (night["as_of_date"], night["state"], night["rows_scored"]),
+            "drift": (drift["as_of_date"], drift["features_drifted"], drift["drifted_features"]),
+        }
+
+    duck = essentials(runs["duckdb"])
+    assert duck["champion"] == "1" and duck["night"][1] == "scored", duck
+    assert essentials(runs["postgres"]) == duck
