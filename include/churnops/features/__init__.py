@@ -44,35 +44,16 @@ class DbtRun:
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
-    """Environment that dbt_project/profiles.yml reads.
+    """Environment that dbt_project/profiles.yml reads (the engine's part from
+    ``churnops.warehouse.dbt_profile``: for PostgreSQL the parts of its one DSN)."""
+    from churnops.warehouse import dbt_profile
 
-    PostgreSQL is configured by one DSN (``CHURNOPS_POSTGRES_DSN``); the ``prod`` output
-    of profiles.yml takes its parts from CHURNOPS_PG_HOST/PORT/USER/PASSWORD/DBNAME,
-    percent-decoded (a password may hold ``@`` or ``/``).
-    """
-    env = {
-        "CHURNOPS_DUCKDB_PATH": str(settings.warehouse.duckdb_path),
+    return {
+        **dbt_profile(settings.warehouse).env,
         "CHURNOPS_DBT_TARGET": settings.warehouse.dbt_target,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "true",
     }
-    if settings.warehouse.kind == "postgres":
-        from sqlalchemy.engine import make_url
-
-        url = make_url(settings.warehouse.postgres_dsn)
-        if not url.database:
-            # libpq would fall back to a database named after the user: never guess.
-            raise ValueError("CHURNOPS_POSTGRES_DSN names no database (…/dbname)")
-        env.update(
-            {
-                "CHURNOPS_PG_HOST": url.host or "127.0.0.1",
-                "CHURNOPS_PG_PORT": str(url.port or 5432),
-                "CHURNOPS_PG_USER": url.username or "postgres",
-                "CHURNOPS_PG_PASSWORD": url.password or "",
-                "CHURNOPS_PG_DBNAME": url.database,
-            }
-        )
-    return env
 
 
 @contextlib.contextmanager
@@ -95,23 +76,6 @@ def dbt_vars(start: dt.date, end: dt.date) -> dict[str, str]:
     return {"as_of_start": start.isoformat(), "as_of_end": end.isoformat()}
 
 
-def _release_duckdb(settings: Settings) -> None:
-    """Close the DuckDB database dbt-duckdb keeps open for the life of the process.
-
-    DuckDB lets one process hold the file: left open after an in-process dbt run, the
-    handle would lock every other process out (an Airflow task started by the same
-    command, the portal) until this process exits.
-    """
-    if settings.warehouse.kind != "duckdb":
-        return
-    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-
-    with DuckDBConnectionManager._LOCK:
-        if DuckDBConnectionManager._ENV is not None:
-            DuckDBConnectionManager._ENV.close()
-            DuckDBConnectionManager._ENV = None
-
-
 def run_dbt(
     settings: Settings,
     command: str,
@@ -124,11 +88,14 @@ def run_dbt(
 
     from dbt.cli.main import dbtRunner
 
+    from churnops.warehouse import dbt_profile
+
     project = str(settings.paths.dbt_project_dir)
     argv = [command, "--project-dir", project, "--profiles-dir", project]
     argv += ["--target", settings.warehouse.dbt_target]
-    if settings.warehouse.kind == "duckdb":
-        argv += ["--threads", "1"]  # DuckDB admits one writer
+    profile = dbt_profile(settings.warehouse)
+    if profile.threads is not None:
+        argv += ["--threads", str(profile.threads)]
     # Runs write their artifacts under the state dir: dbt_project/target holds only the
     # parsed manifest Cosmos renders the DAG from, and a run must never rewrite it.
     argv += ["--target-path", target_path or str(settings.paths.state_dir / "dbt" / "target")]
@@ -141,7 +108,8 @@ def run_dbt(
         try:
             result = dbtRunner().invoke(argv)
         finally:
-            _release_duckdb(settings)
+            if profile.release is not None:
+                profile.release()
     seconds = time.perf_counter() - began
     nodes: dict[str, str] = {}
     failures: list[str] = []

@@ -10,6 +10,8 @@ keeps one per process and settings, so every stage of a process shares its pool.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from churnops.warehouse.base import (
@@ -39,6 +41,31 @@ def build_warehouse(settings: WarehouseSettings, read_only: bool = False) -> War
     return DuckDBWarehouse(settings.duckdb_path, read_only=read_only)
 
 
+@dataclass(frozen=True)
+class DbtProfile:
+    """How dbt reaches the warehouse: the environment profiles.yml reads, the threads to
+    run with (None: the profile's), and what to release after an in-process run."""
+
+    env: dict[str, str]
+    threads: int | None = None
+    release: Callable[[], None] | None = None
+
+
+def dbt_profile(settings: WarehouseSettings) -> DbtProfile:
+    """dbt's side of the engine ``settings`` choose (builds no connection)."""
+    if settings.kind == "postgres":
+        from churnops.warehouse import postgres_warehouse
+
+        return DbtProfile(postgres_warehouse.dbt_profile_env(settings.postgres_dsn))
+    from churnops.warehouse import duckdb_warehouse
+
+    return DbtProfile(
+        duckdb_warehouse.dbt_profile_env(settings.duckdb_path),
+        threads=duckdb_warehouse.DBT_THREADS,
+        release=duckdb_warehouse.release_dbt_handles,
+    )
+
+
 @functools.cache
 def _shared(settings: WarehouseSettings, read_only: bool) -> Warehouse:
     return build_warehouse(settings, read_only)
@@ -51,6 +78,7 @@ def warehouse_for(settings: Settings, read_only: bool = False) -> Warehouse:
 
 __all__ = [
     "ConstraintViolation",
+    "DbtProfile",
     "MissingTable",
     "Params",
     "Session",
@@ -59,6 +87,7 @@ __all__ = [
     "WarehouseError",
     "WarehouseUnavailable",
     "build_warehouse",
+    "dbt_profile",
     "utc_now",
     "warehouse_for",
 ]

@@ -159,3 +159,27 @@ class DuckDBWarehouse(Warehouse):
             raise
         except MissingTable:
             return  # no file yet for a reader: the first writer creates it
+
+
+def dbt_profile_env(path: Path) -> dict[str, str]:
+    """What the ``local`` output of dbt_project/profiles.yml reads."""
+    return {"CHURNOPS_DUCKDB_PATH": str(path)}
+
+
+# DuckDB admits one writer: dbt's threads would only wait for each other's lock.
+DBT_THREADS = 1
+
+
+def release_dbt_handles() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open for the life of the process.
+
+    DuckDB lets one process hold the file: left open after an in-process dbt run, the
+    handle would lock every other process out (an Airflow task started by the same
+    command, the portal) until this process exits.
+    """
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    with DuckDBConnectionManager._LOCK:
+        if DuckDBConnectionManager._ENV is not None:
+            DuckDBConnectionManager._ENV.close()
+            DuckDBConnectionManager._ENV = None

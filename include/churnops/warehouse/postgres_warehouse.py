@@ -32,7 +32,6 @@ from churnops.warehouse.base import (
     Params,
     Session,
     Warehouse,
-    WarehouseError,
     WarehouseUnavailable,
     plain_arrow,
 )
@@ -57,25 +56,39 @@ def numbered_placeholders(sql: str) -> str:
 
 
 def parse_dsn(dsn: str) -> URL:
-    """The DSN as a URL, whatever driver suffix it was written with."""
+    """The DSN as a URL, whatever driver suffix it was written with.
+
+    Raises :class:`~churnops.settings.SettingsError` (a ValueError) when it is not a
+    PostgreSQL URL naming a database: libpq would fall back to a database named after the
+    user, and the pipeline never guesses where the warehouse is.
+    """
+    from churnops.settings import SettingsError
+
+    expected = "expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
     try:
         url = make_url(dsn)
     except sa.exc.ArgumentError:
-        raise WarehouseError(
-            "CHURNOPS_POSTGRES_DSN is not a database URL; expected "
-            "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
-        ) from None
+        raise SettingsError(f"CHURNOPS_POSTGRES_DSN is not a database URL; {expected}") from None
     if url.get_backend_name() != "postgresql":
-        raise WarehouseError(
-            f"CHURNOPS_POSTGRES_DSN names a {url.get_backend_name()!r} database; expected "
-            "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+        raise SettingsError(
+            f"CHURNOPS_POSTGRES_DSN names a {url.get_backend_name()!r} database; {expected}"
         )
     if not url.database:
-        raise WarehouseError(
-            "CHURNOPS_POSTGRES_DSN names no database; expected "
-            "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
-        )
+        raise SettingsError(f"CHURNOPS_POSTGRES_DSN names no database; {expected}")
     return url
+
+
+def dbt_profile_env(dsn: str) -> dict[str, str]:
+    """What the ``prod`` output of dbt_project/profiles.yml reads: the DSN's parts,
+    percent-decoded (a password may hold ``@`` or ``/``)."""
+    url = parse_dsn(dsn)
+    return {
+        "CHURNOPS_PG_HOST": url.host or "127.0.0.1",
+        "CHURNOPS_PG_PORT": str(url.port or 5432),
+        "CHURNOPS_PG_USER": url.username or "postgres",
+        "CHURNOPS_PG_PASSWORD": url.password or "",
+        "CHURNOPS_PG_DBNAME": url.database or "",
+    }
 
 
 class PostgresSession(Session):
