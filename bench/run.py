@@ -31,7 +31,7 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -118,36 +118,73 @@ def bench_simulate(tmp: Path) -> list[tuple[str, dict]]:
 NIGHTLY_HISTORY_DAYS = int(os.environ.get("CHURNOPS_BENCH_HISTORY_DAYS", "90"))
 
 
-def _bench_settings(state: str):
+def _bench_settings(state: str, dsn: str | None = None, mlflow_dir: str | None = None):
+    """The bench state's settings: its DuckDB file, or with ``dsn`` a PostgreSQL warehouse
+    (the state dir's landing drops, reports and compiled models are the same either way);
+    with ``mlflow_dir`` a registry of its own."""
     from churnops.settings import load_settings
 
-    return load_settings(
-        {"CHURNOPS_STATE_DIR": state, "CHURNOPS_SIM_CUSTOMERS": str(BENCH_CUSTOMERS)}
-    )
+    env = {"CHURNOPS_STATE_DIR": state, "CHURNOPS_SIM_CUSTOMERS": str(BENCH_CUSTOMERS)}
+    if dsn is not None:
+        env |= {"CHURNOPS_WAREHOUSE": "postgres", "CHURNOPS_POSTGRES_DSN": dsn}
+    if mlflow_dir is not None:
+        mlflow = Path(mlflow_dir)
+        env |= {
+            "CHURNOPS_MLFLOW_TRACKING_URI": f"sqlite:///{mlflow / 'mlflow.db'}",
+            "CHURNOPS_MLFLOW_ARTIFACT_LOCATION": (mlflow / "artifacts").as_uri(),
+        }
+    return load_settings(env)
+
+
+def _raw(settings):
+    from churnops.stores import stores_for
+
+    return stores_for(settings).raw
+
+
+def _features(settings):
+    from churnops.stores import stores_for
+
+    return stores_for(settings).features
+
+
+NIGHTLY_PROGRESS_FILE = "bench-nightly-progress.json"
 
 
 def prepare_history(state: str, days: int) -> dict:
-    """Untimed set-up: the nightly's 90-day window of drops, simulated and loaded."""
+    """Untimed set-up: the nightly's 90-day window of drops, simulated and loaded.
+
+    A state kept from an earlier run (same customers and days: its progress file says so)
+    is reused as it is.
+    """
     from churnops.ingest import ingest_range
     from churnops.simulate import simulate_days
 
     settings = _bench_settings(state)
     start = settings.simulation.history_start
     night = start + dt.timedelta(days=days)
+    record = Path(state) / NIGHTLY_PROGRESS_FILE
+    done = {"customers": BENCH_CUSTOMERS, "days": days, "night": night.isoformat()}
+    if _read_progress(record) == done:
+        return {"night": night.isoformat(), "resumed": True}
     simulate_days(settings.simulation, start, night, settings.paths.landing_dir)
-    ingest_range(settings, start, night - dt.timedelta(days=1))
-    return {"night": night.isoformat()}
+    ingest_range(_raw(settings), settings.paths, start, night - dt.timedelta(days=1))
+    _write_progress(record, done)
+    return {"night": night.isoformat(), "resumed": False}
 
 
-def nightly_ingest(state: str, night: str) -> dict:
+def nightly_ingest(state: str, night: str, dsn: str | None = None) -> dict:
     began = time.perf_counter()
     import great_expectations  # noqa: F401  (paid once per task process)
 
     imported = time.perf_counter() - began
     from churnops.ingest import ingest_day
 
+    settings = _bench_settings(state, dsn)
+    raw = _raw(settings)
+    raw.warehouse.check()  # the first connection is not the stage's
     began = time.perf_counter()
-    result = ingest_day(_bench_settings(state), dt.date.fromisoformat(night))
+    result = ingest_day(raw, settings.paths, dt.date.fromisoformat(night))
     return {
         "seconds": time.perf_counter() - began,
         "gx_import_s": imported,
@@ -155,11 +192,12 @@ def nightly_ingest(state: str, night: str) -> dict:
     }
 
 
-def nightly_features(state: str, night: str) -> dict:
+def nightly_features(state: str, night: str, dsn: str | None = None) -> dict:
     from churnops.features import build_features
 
+    os.environ.setdefault("DBT_QUIET", "true")
     day = dt.date.fromisoformat(night)
-    run = build_features(_bench_settings(state), day, day)
+    run = build_features(_bench_settings(state, dsn), day, day)
     return {"seconds": run.seconds, "dbt_nodes": len(run.nodes)}
 
 
@@ -323,7 +361,7 @@ def prepare_training_history(state: str) -> dict:
         t0 = time.perf_counter()
         simulate_days(settings.simulation, day, end, settings.paths.landing_dir)
         t1 = time.perf_counter()
-        ingest_range(settings, day, end)
+        ingest_range(_raw(settings), settings.paths, day, end)
         t2 = time.perf_counter()
         seconds["simulate"] += t1 - t0
         seconds["ingest"] += t2 - t1
@@ -359,19 +397,9 @@ def prepare_training_history(state: str) -> dict:
     }
 
 
-def _bench_train_settings(state: str, mlflow_dir: str):
+def _bench_train_settings(state: str, mlflow_dir: str, dsn: str | None = None):
     """The bench state's warehouse, and a registry of its own: the retrain starts empty."""
-    from churnops.settings import load_settings
-
-    mlflow = Path(mlflow_dir)
-    return load_settings(
-        {
-            "CHURNOPS_STATE_DIR": state,
-            "CHURNOPS_SIM_CUSTOMERS": str(BENCH_CUSTOMERS),
-            "CHURNOPS_MLFLOW_TRACKING_URI": f"sqlite:///{mlflow / 'mlflow.db'}",
-            "CHURNOPS_MLFLOW_ARTIFACT_LOCATION": (mlflow / "artifacts").as_uri(),
-        }
-    )
+    return _bench_settings(state, dsn, mlflow_dir)
 
 
 def train_steps(state: str, mlflow_dir: str) -> dict:
@@ -383,7 +411,7 @@ def train_steps(state: str, mlflow_dir: str) -> dict:
     settings = _bench_train_settings(state, mlflow_dir)
     params = _train_params(settings)
     began = time.perf_counter()
-    frame = load_training_frame(settings, params=params)
+    frame = load_training_frame(_features(settings), params=params)
     split = time_split(frame, params)
     snapshots = frame["as_of_date"].nunique()
     del frame
@@ -479,13 +507,16 @@ def score_champion(state: str, mlflow_dir: str) -> dict:
 
 
 def _latest_snapshot(settings) -> dt.date:
-    from churnops.warehouse import connect
+    from churnops.features.store import FEATURES_TABLE
 
-    with connect(settings.warehouse.duckdb_path) as con:
-        return con.execute("select max(as_of_date) from marts.fct_customer_features").fetchone()[0]
+    return _features(settings).warehouse.tuples(f"SELECT max(as_of_date) FROM {FEATURES_TABLE}")[0][
+        0
+    ]
 
 
-def score_night_stage(state: str, mlflow_dir: str, first_night: bool) -> dict:
+def score_night_stage(
+    state: str, mlflow_dir: str, first_night: bool, dsn: str | None = None
+) -> dict:
     """Timed: churnops.score.score_day, the nightly task's whole body, on the latest night.
 
     ``first_night``: the champion's compiled library is removed first, so the night pays
@@ -496,7 +527,7 @@ def score_night_stage(state: str, mlflow_dir: str, first_night: bool) -> dict:
 
     from churnops.score import score_day
 
-    settings = _bench_train_settings(state, mlflow_dir)
+    settings = _bench_train_settings(state, mlflow_dir, dsn)
     if first_night:
         shutil.rmtree(settings.paths.compiled_models_dir, ignore_errors=True)
     result = score_day(settings, _latest_snapshot(settings), say=lambda _line: None)
@@ -535,7 +566,7 @@ def score_engines_vs_pyfunc(state: str, mlflow_dir: str) -> dict:
 
     settings = _bench_train_settings(state, mlflow_dir)
     champion = load_champion(settings)
-    table = read_night_features(settings, _latest_snapshot(settings))
+    table = read_night_features(_features(settings), _latest_snapshot(settings))
     rows = table.num_rows
     threads = settings.scoring.predict_threads
 
@@ -654,11 +685,10 @@ def _stand_in_score(frame):
 
 
 def _features_of(settings, as_of: dt.date):
-    from churnops.train.frame import CATEGORICAL_FEATURES, FEATURES_TABLE
-    from churnops.warehouse import connect
+    from churnops.train.frame import CATEGORICAL_FEATURES
 
-    with connect(settings.warehouse.duckdb_path) as con:
-        frame = con.execute(f"SELECT * FROM {FEATURES_TABLE} WHERE as_of_date = ?", [as_of]).df()
+    # The night's rows as the old DuckDB .df() gave them: dates as datetime64.
+    frame = _features(settings).night(as_of).to_pandas(date_as_object=False)
     for column in CATEGORICAL_FEATURES:
         frame[column] = frame[column].astype("category")
     frame["churn_probability"] = _stand_in_score(frame)
@@ -694,7 +724,7 @@ def prepare_drift_frames(state: str) -> dict:
     if "reference" not in progress:
         first = settings.simulation.history_start
         simulate_days(settings.simulation, first, reference_day, settings.paths.landing_dir)
-        ingest_range(settings, first, reference_day)
+        ingest_range(_raw(settings), settings.paths, first, reference_day)
         build_features(settings, reference_day, reference_day)
         frame = _features_of(settings, reference_day)
         rows = settings.train.reference_sample_rows  # what log_training_run keeps
@@ -708,7 +738,7 @@ def prepare_drift_frames(state: str) -> dict:
             continue
         scenario_settings = _drift_settings(state, scenario)
         simulate_days(scenario_settings.simulation, start, night, settings.paths.landing_dir)
-        ingest_range(scenario_settings, start, night)
+        ingest_range(_raw(scenario_settings), scenario_settings.paths, start, night)
         build_features(scenario_settings, night, night)
         frame = _features_of(scenario_settings, night)
         frame.to_parquet(root / f"current_{scenario}.parquet", index=False)
@@ -849,13 +879,293 @@ def _drifted(verdicts: dict[str, bool], prediction: str) -> str:
     return f"{len(names)} of {len(features)}" + (f" ({','.join(names)})" if names else "")
 
 
-GROUPS: dict[str, Callable[[Path], list[tuple[str, dict]]]] = {
+# ----------------------------------------------------------------------------- engines
+NIGHTLY_STATE_ENV = "CHURNOPS_BENCH_NIGHTLY_STATE"
+POSTGRES_ADMIN_DSN_ENV = "CHURNOPS_BENCH_POSTGRES"
+# The issue's targets.
+ENGINE_RATIO_TARGET = 2.0  # PostgreSQL within 2x of DuckDB, stage by stage
+TRAIN_FRAME_TARGET_S = 8.0  # the training frame on DuckDB
+USAGE_WRITE_TARGET_S = 5.0  # one night's usage_daily into PostgreSQL
+COPY_BATCH_DAYS = 5
+ENGINE_STAGES_ENV = "CHURNOPS_BENCH_ENGINE_STAGES"
+ENGINE_STAGES = (
+    "ingest",
+    "dbt",
+    "usage",
+    "score",
+    "frame",
+)  # raw partitions copied per batch (500k customers: ~2.5M usage rows)
+
+
+def _postgres_dsn(database: str) -> str:
+    """``CHURNOPS_BENCH_POSTGRES`` (a server URL, default this machine's) with ``database``."""
+    from sqlalchemy.engine import make_url
+
+    server = os.environ.get(POSTGRES_ADMIN_DSN_ENV, "postgresql://postgres@127.0.0.1:5432/postgres")
+    return make_url(server).set(database=database).render_as_string(hide_password=False)
+
+
+def _admin(sql: str) -> None:
+    """One statement on the server's maintenance database (CREATE / DROP DATABASE)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(
+        _postgres_dsn("postgres").replace("postgresql://", "postgresql+psycopg2://", 1),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text(sql))
+    finally:
+        engine.dispose()
+
+
+def copy_to_postgres(state: str, dsn: str, raw_before: str | None, marts: bool) -> dict:
+    """Untimed set-up: the tables a stage reads, copied from the DuckDB state to PostgreSQL.
+
+    Through the warehouse layer: ``Warehouse.arrow`` on DuckDB, ``Session.insert`` (binary
+    COPY) on PostgreSQL, a few partitions per batch so memory stays bounded. Raw tables
+    get their DDL from ``RawStore.ensure``; with ``raw_before`` every raw table's drops
+    before that day are copied, else only ``raw._loaded_drops`` (all of it). With
+    ``marts``, dbt's two marts are created from their Arrow schema (``adbc_ingest``,
+    mode "create") and copied one as-of date at a time. Then ANALYZE, as autovacuum would.
+    """
+    from churnops.contracts import LANDING_TABLES
+    from churnops.features.store import FEATURES_TABLE, LABELS_TABLE
+    from churnops.ingest.store import LOADED_DROPS, LOADED_DROPS_TABLE, raw_table
+
+    source = _raw(_bench_settings(state)).warehouse
+    target_raw = _raw(_bench_settings(state, dsn))
+    target = target_raw.warehouse
+    target_raw.ensure()
+    copied: dict[str, int] = {}
+
+    def copy_rows(sql: str, params: list, table) -> None:
+        data = source.arrow(sql, params)
+        if data.num_rows:
+            with target.transaction() as session:
+                session.insert(table, data)
+        name = f"{table.schema}.{table.name}"
+        copied[name] = copied.get(name, 0) + data.num_rows
+
+    if raw_before is None:
+        copy_rows(f"SELECT * FROM {LOADED_DROPS_TABLE}", [], LOADED_DROPS)
+    else:
+        night = dt.date.fromisoformat(raw_before)
+        copy_rows(f"SELECT * FROM {LOADED_DROPS_TABLE} WHERE drop_date < ?", [night], LOADED_DROPS)
+        for name in LANDING_TABLES:
+            table = raw_table(name)
+            days = [
+                d
+                for (d,) in source.tuples(
+                    f"SELECT DISTINCT _drop_date FROM raw.{name} WHERE _drop_date < ? ORDER BY 1",
+                    [night],
+                )
+            ]
+            for i in range(0, len(days), COPY_BATCH_DAYS):
+                batch = days[i : i + COPY_BATCH_DAYS]
+                copy_rows(
+                    f"SELECT * FROM raw.{name} WHERE _drop_date BETWEEN ? AND ?",
+                    [batch[0], batch[-1]],
+                    table,
+                )
+    if marts:
+        for mart in (FEATURES_TABLE, LABELS_TABLE):
+            schema, name = mart.split(".")
+            dates = [d for (d,) in source.tuples(f"SELECT DISTINCT as_of_date FROM {mart}")]
+            with target.transaction() as session:
+                session.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            for i, day in enumerate(sorted(dates)):
+                data = source.arrow(f"SELECT * FROM {mart} WHERE as_of_date = ?", [day])
+                with target.transaction() as session:
+                    # dbt owns the marts' DDL: no Table object to ensure, so the first batch
+                    # creates the table from its Arrow schema, the others append.
+                    session.cursor.adbc_ingest(  # type: ignore[attr-defined]
+                        name, data, mode="create" if i == 0 else "append", db_schema_name=schema
+                    )
+                copied[mart] = copied.get(mart, 0) + data.num_rows
+    with target.session() as session:
+        session.execute("ANALYZE")
+    return {"rows": sum(copied.values()), **{f"{k}_rows": v for k, v in copied.items()}}
+
+
+def usage_partition_write(state: str, night: str, dsn: str | None = None) -> dict:
+    """Timed: ``RawStore.replace_partition`` of the night's usage_daily (over the night's
+    rows the ingest loaded: delete, COPY / insert, ``_loaded_drops``, one transaction).
+    The rows are read from the DuckDB state first, outside the clock."""
+    from churnops.contracts import contract_for
+
+    day = dt.date.fromisoformat(night)
+    contract = contract_for("usage_daily")
+    rows = _raw(_bench_settings(state)).partition("usage_daily", day)
+    rows = rows.select(list(contract.column_names))
+    raw = _raw(_bench_settings(state, dsn))
+    raw.ensure([contract])
+    raw.warehouse.check()  # the first connection (and driver import) is not the write's
+    began = time.perf_counter()
+    written = raw.replace_partition(contract, day, rows, ["bench"])
+    return {"seconds": time.perf_counter() - began, "rows": written}
+
+
+def training_frame_load(state: str, dsn: str | None = None) -> dict:
+    """Timed: ``load_training_frame`` with the train group's params (12 monthly snapshots)."""
+    from churnops.train.frame import load_training_frame
+
+    settings = _bench_settings(state, dsn)
+    features = _features(settings)
+    features.warehouse.check()
+    began = time.perf_counter()
+    frame = load_training_frame(features, params=_train_params(settings))
+    seconds = time.perf_counter() - began
+    return {
+        "seconds": seconds,
+        "rows": len(frame),
+        "columns": frame.shape[1],
+        "snapshots": frame["as_of_date"].nunique(),
+    }
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT MET"
+
+
+def _side_by_side(
+    stage: str,
+    duck: dict,
+    pg: dict,
+    pg_target_s: float | None = None,
+    parts: tuple[str, ...] = (),
+) -> list[tuple[str, dict]]:
+    """The two engines' rows and a third: PG/DuckDB on ``seconds`` (the target) and on
+    each of ``parts`` (shown, not judged)."""
+    ratio = pg["seconds"] / duck["seconds"]
+    summary: dict[str, object] = {
+        "seconds": pg["seconds"],
+        "peak_rss_mb": pg["peak_rss_mb"],
+        "duckdb_s": duck["seconds"],
+        "postgres_s": pg["seconds"],
+        "duckdb_peak_mb": round(duck["peak_rss_mb"]),
+        "pg/duckdb": f"{ratio:.2f}x",
+        f"target PG <= {ENGINE_RATIO_TARGET:g}x": _verdict(ratio <= ENGINE_RATIO_TARGET),
+    }
+    for part in parts:
+        summary[f"{part} pg/duckdb"] = (
+            f"{pg[part]:.2f}/{duck[part]:.2f} = {pg[part] / duck[part]:.2f}x"
+        )
+    if pg_target_s is not None:
+        summary[f"target PG <= {pg_target_s:g} s"] = _verdict(pg["seconds"] <= pg_target_s)
+    return [
+        (f"{stage}: DuckDB", duck),
+        (f"{stage}: PostgreSQL", pg),
+        (f"{stage}: PG/DuckDB (seconds = PG)", summary),
+    ]
+
+
+def bench_engines(tmp: Path) -> Iterator[tuple[str, dict]]:
+    """DuckDB and PostgreSQL side by side on the same rows.
+
+    The state is built once on DuckDB by the nightly and training set-ups (kept in
+    ``CHURNOPS_BENCH_NIGHTLY_STATE`` / ``CHURNOPS_BENCH_TRAIN_STATE`` when set), then the
+    tables each stage reads are copied into two fresh PostgreSQL databases (dropped at the
+    end); only the stages are timed, each in its own child process. A generator: each
+    figure is printed as soon as it is measured. ``CHURNOPS_BENCH_ENGINE_STAGES`` (comma
+    separated, default all of ``ENGINE_STAGES``) picks stages; only their set-ups run.
+    """
+    nightly_state = os.environ.get(NIGHTLY_STATE_ENV) or str(tmp / "nightly")
+    train_state = os.environ.get(TRAIN_STATE_ENV) or str(tmp / "train")
+    mlflow_dir = str(tmp / "mlflow-engines")
+    stages = [s for s in os.environ.get(ENGINE_STAGES_ENV, ",".join(ENGINE_STAGES)).split(",") if s]
+    unknown = sorted(set(stages) - set(ENGINE_STAGES))
+    if unknown:
+        raise SystemExit(f"{ENGINE_STAGES_ENV}: unknown stage(s) {unknown}; known: {ENGINE_STAGES}")
+    nightly = bool({"ingest", "dbt", "usage"} & set(stages))
+    training = bool({"score", "frame"} & set(stages))
+    n = f"{BENCH_CUSTOMERS:,} customers"
+    suffix = f"{os.getpid()}_{int(time.time())}"
+    databases: list[str] = []
+    try:
+        if nightly:
+            nightly_setup = measure(prepare_history, nightly_state, NIGHTLY_HISTORY_DAYS)
+            night = nightly_setup["night"]
+            databases.append(f"churnops_bench_nightly_{suffix}")
+            _admin(f"CREATE DATABASE {databases[-1]}")
+            nightly_dsn = _postgres_dsn(databases[-1])
+            copy_nightly = measure(copy_to_postgres, nightly_state, nightly_dsn, night, False)
+            yield from [
+                (
+                    f"(set-up, untimed) DuckDB: {NIGHTLY_HISTORY_DAYS} days loaded, night {night}",
+                    nightly_setup,
+                ),
+                (f"(set-up, untimed) copy to PostgreSQL: raw before {night}", copy_nightly),
+            ]
+        if training:
+            train_setup = measure(prepare_training_history, train_state)
+            champion = measure(score_champion, train_state, mlflow_dir)
+            databases.append(f"churnops_bench_train_{suffix}")
+            _admin(f"CREATE DATABASE {databases[-1]}")
+            train_dsn = _postgres_dsn(databases[-1])
+            copy_train = measure(copy_to_postgres, train_state, train_dsn, None, True)
+            yield from [
+                (f"(set-up, untimed) DuckDB: the training bench's state, {n}", train_setup),
+                (f"(set-up, untimed) champion v{champion['version']}", champion),
+                ("(set-up, untimed) copy to PostgreSQL: marts + raw._loaded_drops", copy_train),
+            ]
+        if "ingest" in stages:
+            yield from _side_by_side(
+                f"ingest+validate night {night}",
+                measure(nightly_ingest, nightly_state, night),
+                measure(nightly_ingest, nightly_state, night, nightly_dsn),
+            )
+        if "dbt" in stages:
+            yield from _side_by_side(
+                f"dbt build night {night}",
+                measure(nightly_features, nightly_state, night),
+                measure(nightly_features, nightly_state, night, nightly_dsn),
+            )
+        if "usage" in stages:
+            duck = measure(usage_partition_write, nightly_state, night)
+            pg = measure(usage_partition_write, nightly_state, night, nightly_dsn)
+            yield from _side_by_side(
+                f"usage_daily partition {night} ({pg['rows']:,} rows), RawStore.replace_partition",
+                duck,
+                pg,
+                pg_target_s=USAGE_WRITE_TARGET_S,
+            )
+        if "score" in stages:
+            measure(score_night_stage, train_state, mlflow_dir, False)  # untimed: compiles once
+            yield from _side_by_side(
+                f"score_day, latest night, {n}",
+                measure(score_night_stage, train_state, mlflow_dir, False),
+                measure(score_night_stage, train_state, mlflow_dir, False, train_dsn),
+                parts=("stage_s (read+predict+write)", "read_features_s", "write_s"),
+            )
+        if "frame" not in stages:
+            return
+        duck = measure(training_frame_load, train_state)
+        pg = measure(training_frame_load, train_state, train_dsn)
+        yield from _side_by_side(
+            f"load_training_frame, {TRAIN_SNAPSHOTS} monthly snapshots ({duck['rows']:,} rows)",
+            duck
+            | {
+                f"target <= {TRAIN_FRAME_TARGET_S:g} s": _verdict(
+                    duck["seconds"] <= TRAIN_FRAME_TARGET_S
+                )
+            },
+            pg,
+        )
+    finally:
+        for database in databases:
+            _admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+GROUPS: dict[str, Callable[[Path], Iterable[tuple[str, dict]]]] = {
     "simulate": bench_simulate,
     "nightly": bench_nightly,
     "dags": bench_dags,
     "train": bench_train,
     "score": bench_score,
     "drift": bench_drift,
+    "engines": bench_engines,
 }
 
 
