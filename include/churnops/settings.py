@@ -181,8 +181,9 @@ class WarehouseSettings:
 
     kind: str  # duckdb | postgres
     duckdb_path: Path
-    postgres_dsn: str
-    dbt_target: str  # the target in dbt_project/profiles.yml
+    # May carry a password: kept out of repr, so logging the settings never shows it.
+    postgres_dsn: str = field(repr=False)
+    dbt_target: str = "local"  # the target in dbt_project/profiles.yml
 
 
 @dataclass(frozen=True)

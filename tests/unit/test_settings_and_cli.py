@@ -99,3 +99,14 @@ def test_status_on_an_empty_installation(tmp_path: Path, capsys, monkeypatch) ->
     assert report["champion"] is None and report["audit_log"] == []
     assert report["last_nightly_run"] is None and report["drift"] is None
     assert report["triggers"] == []
+
+
+def test_the_settings_repr_never_shows_the_postgres_password() -> None:
+    settings = load_settings(
+        {
+            "CHURNOPS_WAREHOUSE": "postgres",
+            "CHURNOPS_POSTGRES_DSN": "postgresql://churn:s3cr3t-value@db:5432/wh",
+        }
+    )
+    assert settings.warehouse.postgres_dsn.endswith("@db:5432/wh")
+    assert "s3cr3t-value" not in repr(settings) and "s3cr3t-value" not in str(settings)
