@@ -34,37 +34,37 @@ SCORING_SCHEMA = "scoring"
 _metadata = sa.MetaData(schema=SCORING_SCHEMA)
 
 
-def _probability() -> sa.Column[float]:
-    return sa.Column(
-        "churn_probability",
-        sa.Double,
-        sa.CheckConstraint("churn_probability BETWEEN 0 AND 1"),
-        nullable=False,
-    )
+def _score_columns() -> list[sa.Column[Any]]:
+    """Who was scored when, with which probability and band, by which model version
+    (new Column objects each call: a Column belongs to one table)."""
+    return [
+        sa.Column("as_of_date", sa.Date, nullable=False),
+        sa.Column("customer_id", sa.BigInteger, nullable=False),
+        sa.Column(
+            "churn_probability",
+            sa.Double,
+            sa.CheckConstraint("churn_probability BETWEEN 0 AND 1"),
+            nullable=False,
+        ),
+        sa.Column("risk_band", sa.String, nullable=False),
+        sa.Column("model_name", sa.String, nullable=False),
+        sa.Column("model_version", sa.String, nullable=False),
+    ]
 
 
 PREDICTIONS = sa.Table(
     "predictions",
     _metadata,
-    sa.Column("as_of_date", sa.Date, nullable=False),
-    sa.Column("customer_id", sa.BigInteger, nullable=False),
-    _probability(),
-    sa.Column("risk_band", sa.String, nullable=False),
-    sa.Column("model_name", sa.String, nullable=False),
-    sa.Column("model_version", sa.String, nullable=False),
+    *_score_columns(),
     sa.Column("served_by", sa.String, nullable=False),  # champion | challenger (canary)
     sa.Column("reason_codes", ARRAY(sa.String)),  # top features pushing the score up
     sa.Column("scored_at", sa.DateTime, nullable=False),
 )
+# The challenger's scores of the same customers: never served.
 SHADOW_PREDICTIONS = sa.Table(
     "shadow_predictions",
     _metadata,
-    sa.Column("as_of_date", sa.Date, nullable=False),
-    sa.Column("customer_id", sa.BigInteger, nullable=False),
-    _probability(),
-    sa.Column("risk_band", sa.String, nullable=False),
-    sa.Column("model_name", sa.String, nullable=False),
-    sa.Column("model_version", sa.String, nullable=False),
+    *_score_columns(),
     sa.Column("scored_at", sa.DateTime, nullable=False),
 )
 SCORING_RUNS = sa.Table(
