@@ -14,7 +14,6 @@ from churnops.ingest.store import LOADED_DROPS_TABLE
 from churnops.warehouse import MissingTable, Warehouse
 
 if TYPE_CHECKING:
-    import pandas as pd
     import pyarrow as pa
 
 FEATURES_TABLE = "marts.fct_customer_features"
@@ -39,9 +38,12 @@ class FeatureStore:
         as_of_end: dt.date | None,
         every_days: int,
         first_whole_window_after: int | None,
-    ) -> pd.DataFrame:
+    ) -> pa.Table:
         """Features joined with matured labels, one as-of date every ``every_days`` days
         counted back from the latest labelled one, ordered by as_of_date, customer_id.
+
+        Arrow, not pandas: the caller converts millions of rows once, the way it needs
+        (``churnops.train.frame.load_training_frame``).
 
         ``first_whole_window_after``: only as-of dates at least that many days after the
         first loaded drop (whose feature windows are whole); None for every date.
@@ -74,7 +76,7 @@ class FeatureStore:
             where features.as_of_date in (select as_of_date from snapshots)
             order by features.as_of_date, features.customer_id
         """
-        return self.warehouse.frame(sql, [as_of_start, as_of_end, every_days])
+        return self.warehouse.arrow(sql, [as_of_start, as_of_end, every_days])
 
     def has_marts(self) -> bool:
         try:

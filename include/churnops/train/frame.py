@@ -19,6 +19,7 @@ from churnops.warehouse import MissingTable
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def load_training_frame(
     from churnops.features import WINDOW_DAYS
 
     try:
-        frame = features.labelled_snapshots(
+        table = features.labelled_snapshots(
             as_of_start,
             as_of_end,
             params.snapshot_every_days,
@@ -74,7 +75,7 @@ def load_training_frame(
             f"the warehouse has no {FEATURES_TABLE} / {LABELS_TABLE} yet: build the "
             f"features first (`churnops bootstrap`) ({missing})"
         ) from missing
-    if frame.empty:
+    if table.num_rows == 0:
         window = f"{as_of_start or 'the start'}..{as_of_end or 'the end'}"
         raise InsufficientHistory(
             f"no matured labels for as-of dates {window}: labels mature "
@@ -86,12 +87,8 @@ def load_training_frame(
                 else ""
             )
         )
-    # Plain dates: windows are compared with datetime.date throughout.
-    frame["as_of_date"] = frame["as_of_date"].dt.date
-    frame[LABEL_COLUMN] = frame[LABEL_COLUMN].astype("int8")
-    for column in CATEGORICAL_FEATURES:
-        if column in frame.columns:  # one object per distinct value, not per row
-            frame[column] = frame[column].astype("category")
+    frame = _to_frame(table)
+    del table
     log.info(
         "training frame: %d rows, %d as-of dates %s..%s, %d churners",
         len(frame),
@@ -100,6 +97,40 @@ def load_training_frame(
         frame["as_of_date"].max(),
         int(frame[LABEL_COLUMN].sum()),
     )
+    return frame
+
+
+def _to_frame(table: pa.Table) -> pd.DataFrame:
+    """The training frame from the warehouse's Arrow rows, converted once, column by column.
+
+    ``as_of_date`` as ``datetime.date`` objects (windows are compared with dates
+    throughout), made once per distinct day (a dozen) and repeated by index, not once per
+    row; the categorical features dictionary-encoded in Arrow, so pandas gets codes rather
+    than a string object per row (categories sorted, as ``astype("category")`` gives them:
+    ``train.model`` re-codes against the fixed lists anyway); the label as int8; every
+    other column as Arrow's ``to_pandas`` gives it (dates as datetime64). One block per
+    column and Arrow's buffers released as they are converted, so the rows are never held
+    three times.
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
+    names = table.column_names
+    days = pc.dictionary_encode(table.column("as_of_date").combine_chunks())
+    as_of = np.asarray(days.dictionary.to_pylist(), dtype=object)[days.indices.to_numpy()]
+    categorical = [c for c in CATEGORICAL_FEATURES if c in names]
+    for column in categorical:
+        encoded = pc.dictionary_encode(table.column(column).combine_chunks())
+        table = table.set_column(names.index(column), column, encoded)
+    position = names.index("as_of_date")
+    table = table.remove_column(position)
+    frame = table.to_pandas(date_as_object=False, split_blocks=True, self_destruct=True)
+    del table
+    frame.insert(position, "as_of_date", as_of)
+    frame[LABEL_COLUMN] = frame[LABEL_COLUMN].astype("int8")
+    for column in categorical:
+        values = frame[column].cat
+        frame[column] = values.reorder_categories(sorted(values.categories))
     return frame
 
 
