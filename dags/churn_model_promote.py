@@ -21,7 +21,8 @@ from churnops.settings import load_settings
 settings = load_settings()
 
 
-@task(outlets=[MODEL_PROMOTED], retries=0)
+# The audit log is in the warehouse: the move takes the warehouse slot like every writer.
+@task(outlets=[MODEL_PROMOTED], retries=0, pool=settings.orchestration.warehouse_pool)
 def promote(params: dict | None = None):
     from churnops.orchestration.model import promote_version
 

@@ -19,7 +19,8 @@ from churnops.settings import load_settings
 settings = load_settings()
 
 
-@task(retries=0)
+# The audit log is in the warehouse: the move takes the warehouse slot like every writer.
+@task(retries=0, pool=settings.orchestration.warehouse_pool)
 def rollback(params: dict | None = None) -> list[str]:
     from churnops.orchestration.model import rollback_champion
 
