@@ -2,7 +2,8 @@
 
 Used by ``churnops airflow`` (``make up``, ``make backfill``), by the closed-loop demo, and
 by the end-to-end tests that drive real scheduler runs. Everything goes through the
-``airflow`` command line with the project's environment, exactly as a person would.
+``airflow`` command line with the project's environment, or the REST API the UI calls
+(a run's tries, the UI's Clear), exactly as a person would.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from churnops.orchestration.environment import airflow_env, ensure_admin_password
 from churnops.settings import Settings
@@ -43,6 +46,7 @@ class LocalAirflow:
         self.env["PATH"] = os.pathsep.join([bin_dir, self.env.get("PATH", "")])
         self.airflow = shutil.which("airflow", path=self.env["PATH"]) or "airflow"
         self.base_url = self.env["AIRFLOW__API__BASE_URL"]
+        self._token: str | None = None
 
     def run(self, args: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
         """``airflow <args>``. A command that lost the race for the SQLite metadata DB to
@@ -119,18 +123,74 @@ class LocalAirflow:
                     return []
         return []
 
+    def api(self, path: str, body: Any = None) -> Any:
+        """The REST API (``/api/v2/<path>``, what the UI calls), signed in as admin: a GET,
+        or a POST of ``body`` as JSON."""
+        if self._token is None:
+            login = {"username": "admin", "password": ensure_admin_password(self.settings)}
+            self._token = str(self._request("/auth/token", login)["access_token"])
+        return self._request(f"/api/v2/{path}", body, {"Authorization": f"Bearer {self._token}"})
+
+    def _request(self, path: str, body: Any = None, headers: dict | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.base_url}{path}",
+            data=data,
+            headers={**(headers or {}), "Content-Type": "application/json"},
+            method="GET" if data is None else "POST",
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+
+    def task_tries(self, dag_id: str, run_id: str) -> dict[str, list[dict]]:
+        """Every try of every task of a run, earlier tries (and cleared ones) included."""
+        run = f"dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances"
+        instances = self.api(f"{run}?limit=1000")["task_instances"]
+        return {
+            ti["task_id"]: self.api(f"{run}/{urllib.parse.quote(ti['task_id'], safe='')}/tries")[
+                "task_instances"
+            ]
+            for ti in instances
+        }
+
+    def clear_tasks(self, dag_id: str, run_id: str, task_ids: Sequence[str]) -> list[dict]:
+        """Clear these tasks of one run, without their downstream or upstream, as the UI's
+        Clear does (through the REST API: `airflow tasks clear --task-regex` matches task
+        ids as substrings in Airflow 3.3). The scheduler runs them again."""
+        body = {
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": list(task_ids),
+            "only_failed": False,
+            "reset_dag_runs": True,
+            "include_downstream": False,
+            "include_upstream": False,
+        }
+        return list(self.api(f"dags/{dag_id}/clearTaskInstances", body)["task_instances"])
+
     def dag_ids(self) -> set[str]:
         return {row["dag_id"] for row in self._json_rows(["dags", "list"])}
 
     def runs(self, dag_id: str) -> list[dict]:
         return self._json_rows(["dags", "list-runs", dag_id])
 
-    def backfill(self, dag_id: str, start: str, end: str, *extra: str) -> str:
-        """``airflow backfill create``. Airflow lets a backfill run 10 nights at once
-        whatever the DAG's own ``max_active_runs``; unless ``extra`` says otherwise, the
-        DAG's limit from settings applies (1 by default). The nights wait for the one
-        DuckDB writer slot anyway, and in date order each night's retraining policy sees
-        the nights before it, as the nightly schedule would have."""
+    def backfill(self, dag_id: str, first: str, last: str, *extra: str) -> str:
+        """``airflow backfill create`` of the runs whose logical dates fall on the days
+        ``first`` .. ``last`` (``YYYY-MM-DD``, inclusive): what ``churnops backfill
+        --from-date F --to-date L`` means.
+
+        Airflow compares ``--to-date`` with logical dates, and the nightly's logical date
+        of day D is D 02:30, so ``--to-date L`` alone would leave out day L (and refuse a
+        one-day range: "No runs to create"): the last instant of ``last`` is passed.
+
+        Airflow lets a backfill run 10 nights at once whatever the DAG's own
+        ``max_active_runs``; unless ``extra`` says otherwise, the DAG's limit from settings
+        applies (1 by default). The nights wait for the one DuckDB writer slot anyway, and
+        in date order each night's retraining policy sees the nights before it, as the
+        nightly schedule would have."""
+        start = dt.date.fromisoformat(str(first)[:10])
+        end = dt.date.fromisoformat(str(last)[:10])
+        until = dt.datetime.combine(end, dt.time.max.replace(microsecond=0), tzinfo=dt.UTC)
         if "--max-active-runs" not in extra:
             extra = (*extra, "--max-active-runs", str(self.settings.orchestration.max_active_runs))
         return self.run(
@@ -140,22 +200,16 @@ class LocalAirflow:
                 "--dag-id",
                 dag_id,
                 "--from-date",
-                start,
+                start.isoformat(),
                 "--to-date",
-                end,
+                until.isoformat(),
                 *extra,
             ]
         ).stdout
 
     def backfill_days(self, dag_id: str, first: dt.date, last: dt.date, *extra: str) -> str:
-        """Backfill the nightly runs that process the days ``first`` .. ``last`` (inclusive).
-
-        Airflow compares ``--to-date`` (midnight) with logical dates, and the nightly's
-        logical date of day D is D 02:30: so the last day's run needs ``--to-date last + 1``.
-        """
-        return self.backfill(
-            dag_id, first.isoformat(), (last + dt.timedelta(days=1)).isoformat(), *extra
-        )
+        """Backfill the nightly runs that process the days ``first`` .. ``last`` (inclusive)."""
+        return self.backfill(dag_id, first.isoformat(), last.isoformat(), *extra)
 
     def wait_for_runs(
         self, dag_id: str, count: int, timeout: float, run_id_prefix: str = ""
