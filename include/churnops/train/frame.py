@@ -108,9 +108,9 @@ def _to_frame(table: pa.Table) -> pd.DataFrame:
     row; the categorical features dictionary-encoded in Arrow, so pandas gets codes rather
     than a string object per row (categories sorted, as ``astype("category")`` gives them:
     ``train.model`` re-codes against the fixed lists anyway); the label as int8; every
-    other column as Arrow's ``to_pandas`` gives it (dates as datetime64). One block per
-    column and Arrow's buffers released as they are converted, so the rows are never held
-    three times.
+    other column as Arrow's ``to_pandas`` gives it (dates as datetime64), Arrow's buffers
+    released as they are converted. Blocks stay consolidated (not ``split_blocks``): at 6M
+    rows a split frame made each of time_split's ``.loc`` about 4x slower.
     """
     import numpy as np
     import pyarrow.compute as pc
@@ -124,7 +124,7 @@ def _to_frame(table: pa.Table) -> pd.DataFrame:
         table = table.set_column(names.index(column), column, encoded)
     position = names.index("as_of_date")
     table = table.remove_column(position)
-    frame = table.to_pandas(date_as_object=False, split_blocks=True, self_destruct=True)
+    frame = table.to_pandas(date_as_object=False, self_destruct=True)
     del table
     frame.insert(position, "as_of_date", as_of)
     frame[LABEL_COLUMN] = frame[LABEL_COLUMN].astype("int8")
