@@ -23,8 +23,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from churnops.settings import Settings
+
+if TYPE_CHECKING:
+    from churnops.orchestration.local_airflow import LocalAirflow
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,8 @@ class LoopOutcome:
     retrain_runs: list[dict]
     requests: list[dict]
     seconds: dict[str, float] = field(default_factory=dict)
+    # What ``then`` returned (run_closed_loop), e.g. a test's reruns in the same session.
+    after: Any = None
 
 
 def with_campaign(settings: Settings, lead_days: int) -> Settings:
@@ -61,7 +67,10 @@ def run_closed_loop(
     port: int | None = None,
     say: Say = print,
     timeout: float = 1800.0,
+    then: Callable[[LocalAirflow, Settings, LoopOutcome], Any] | None = None,
 ) -> LoopOutcome:
+    """The loop; ``then(airflow, settings, outcome)``, when given, runs last in the same
+    Airflow session (the scheduler still up), its result kept in ``outcome.after``."""
     from churnops.monitor.store import RETRAIN_REQUESTS_TABLE
     from churnops.orchestration.local_airflow import running_airflow
     from churnops.pipeline import bootstrap_history
@@ -139,5 +148,10 @@ def run_closed_loop(
         else:
             say("== 4/4 the retraining policy did not fire: no retrain")
         seconds["retrain"] = time.perf_counter() - mark
+        result = LoopOutcome(days, nightly, retrains, requests, seconds)
+        if then is not None:
+            mark = time.perf_counter()
+            result.after = then(airflow, settings, result)
+            seconds["then"] = time.perf_counter() - mark
     seconds["total"] = time.perf_counter() - began
-    return LoopOutcome(days, nightly, retrains, requests, seconds)
+    return result
