@@ -43,8 +43,11 @@ just ended), or `as_of_date` from the trigger form.
 
 **Reruns and backfills are idempotent**: `make backfill FROM=2025-03-01 TO=2025-03-07`
 (= `airflow backfill create --dag-id churn_nightly --from-date ... --to-date ...`) gives
-for every day exactly what its night would have given, in any order. Tasks that write the
-DuckDB warehouse share the one-slot pool `churnops_warehouse`.
+for every day exactly what its night would have given, in any order; so does a cleared
+night (`churnops backfill ... --reprocess completed`) or a retried task. Tasks that open
+the warehouse or run dbt share the one-slot pool `churnops_warehouse` on every try. On a
+retry or a clear the dbt producer (`features.dbt_producer_watcher`) builds the night
+again; the per-model tasks never run dbt, they mirror the producer's last build.
 """
 
 from __future__ import annotations
