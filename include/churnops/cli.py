@@ -282,8 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
         "backfill",
         help="create an Airflow backfill of the nightly DAG (the scheduler runs it)",
         description="`airflow backfill create` with the project's environment for the days "
-        "FROM..TO inclusive (Airflow's --to-date is passed as TO + 1, since the run of day D "
-        "has logical date D 02:30), retried while the scheduler locks the SQLite metadata DB.",
+        "FROM..TO inclusive (Airflow's --to-date is passed as the last second of TO, since the "
+        "run of day D has logical date D 02:30), retried while the scheduler locks the SQLite "
+        "metadata DB.",
     )
     bf.add_argument("--from-date", type=_date, required=True)
     bf.add_argument("--to-date", type=_date, required=True)
@@ -307,11 +308,29 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[Settings, argparse.Namespace], int] = args.handler
+    from churnops.features import DbtFailed, HistoryIncomplete
+    from churnops.monitor.nightly import NightNotScored
+    from churnops.registry import RegistryError
+    from churnops.score.nightly import NoFeaturesForNight
+    from churnops.train.frame import InsufficientHistory
     from churnops.warehouse import WarehouseError
 
+    # What a user can cause and fix (bad settings or input, a stage run too early, an
+    # unreachable warehouse): one line that says what to do, never a traceback.
+    user_errors = (
+        SettingsError,
+        ValueError,
+        WarehouseError,
+        InsufficientHistory,
+        HistoryIncomplete,
+        DbtFailed,
+        NoFeaturesForNight,
+        NightNotScored,
+        RegistryError,
+    )
     try:
         return handler(load_settings(), args)
-    except (SettingsError, ValueError, WarehouseError) as exc:
+    except user_errors as exc:
         print(f"churnops {args.command}: {exc}", file=sys.stderr)
         return 2
 
