@@ -84,6 +84,15 @@ def test_cli_reports_bad_input_without_a_traceback(tmp_path: Path, capsys, monke
     assert "churnops simulate: unknown corruption kind 'gremlins'" in capsys.readouterr().err
 
 
+def test_training_before_any_history_says_what_to_run(tmp_path: Path, capsys, monkeypatch) -> None:
+    """A stage run too early is the user's to fix: one line naming the step, no traceback."""
+    monkeypatch.setenv("CHURNOPS_STATE_DIR", str(tmp_path))
+    assert main(["train"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("churnops train: the warehouse has no marts.fct_customer_features")
+    assert "churnops bootstrap" in err and "Traceback" not in err
+
+
 def test_status_on_an_empty_installation(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("CHURNOPS_STATE_DIR", str(tmp_path))
     assert main(["status"]) == 0
