@@ -17,6 +17,12 @@ simulator or the dbt models is refused, not reused). Timed: loading the training
 time split, LightGBM training, test-window evaluation (one process), then the whole
 ``churnops.train.pipeline.retrain`` with MLflow logging and registration (another process,
 with a registry of its own so each bench run starts from an empty one).
+
+``engines``: DuckDB and PostgreSQL side by side on the same rows (see ``bench_engines``):
+the nightly and training set-ups above build the state on DuckDB, the tables each stage
+reads are copied into fresh PostgreSQL databases (``CHURNOPS_BENCH_POSTGRES`` names the
+server), and each stage is timed on both, with PG/DuckDB and the issue's targets
+(met / NOT MET) printed beside the figures.
 """
 
 from __future__ import annotations
