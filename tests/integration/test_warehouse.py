@@ -537,3 +537,23 @@ def test_cli_status_on_an_unreachable_postgres_exits_with_one_line(
     assert lines[0].startswith("churnops status: ")
     assert host in lines[0] and database in lines[0], lines[0]
     assert SECRET not in result.stderr and SECRET not in result.stdout
+
+
+def test_a_statement_timeout_on_a_reachable_postgres_is_not_reported_as_unreachable(
+    postgres_dsn: str,
+) -> None:
+    """An operational error of the statement (here a timeout, SQLSTATE 57014) is not a
+    connection problem: it must not send the user to check the DSN."""
+    import adbc_driver_manager
+
+    warehouse = PostgresWarehouse(postgres_dsn)
+    try:
+        with (
+            pytest.raises(adbc_driver_manager.OperationalError, match="statement timeout"),
+            warehouse.session() as session,
+        ):
+            session.execute("SET statement_timeout = 50")
+            session.tuples("SELECT pg_sleep(2)")
+        assert warehouse.tuples("SELECT 1") == [(1,)]  # the pool still serves
+    finally:
+        warehouse.dispose()

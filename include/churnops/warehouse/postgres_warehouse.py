@@ -175,11 +175,18 @@ class PostgresWarehouse(Warehouse):
     def _translate(self, error: Exception) -> Exception | None:
         import adbc_driver_manager
 
-        if isinstance(error, sa.exc.OperationalError | adbc_driver_manager.OperationalError):
-            return self._unavailable(error)
         sqlstate = getattr(error, "sqlstate", None) or getattr(
             getattr(error, "orig", None), "pgcode", None
         )
+        # Unreachable: no answer at all, a connection or authentication failure, no such
+        # database, the server shutting down. Other operational errors (a deadlock, a
+        # statement timeout) are the statement's, and pass through as they are.
+        if isinstance(error, sa.exc.OperationalError | adbc_driver_manager.OperationalError) and (
+            sqlstate is None
+            or sqlstate[:2] in {"08", "28", "3D"}
+            or sqlstate in {"57P01", "57P02", "57P03"}
+        ):
+            return self._unavailable(error)
         if sqlstate in {"42P01", "3F000"}:  # undefined table, undefined schema
             return MissingTable(f"{self.describe()}: {_first_meaningful_line(str(error))}")
         if sqlstate and sqlstate.startswith("23"):  # integrity constraint violation
