@@ -11,7 +11,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from churnops.ingest.store import LOADED_DROPS_TABLE
-from churnops.warehouse import MissingTable, Warehouse
+from churnops.warehouse import Warehouse
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -77,10 +77,3 @@ class FeatureStore:
             order by features.as_of_date, features.customer_id
         """
         return self.warehouse.arrow(sql, [as_of_start, as_of_end, every_days])
-
-    def has_marts(self) -> bool:
-        try:
-            self.warehouse.tuples(f"SELECT 1 FROM {FEATURES_TABLE} LIMIT 1")
-        except MissingTable:
-            return False
-        return True
