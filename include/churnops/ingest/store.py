@@ -55,7 +55,7 @@ LOADED_DROPS_TABLE = f"{RAW_SCHEMA}.{LOADED_DROPS.name}"
 def raw_table(table_name: str) -> sa.Table:
     """``raw.<table>``: the contract's columns and the lineage columns."""
     contract = contract_for(table_name)
-    return sa.Table(
+    table = sa.Table(
         contract.name,
         _metadata,
         *(sa.Column(c.name, _SQL_TYPES[c.arrow_type]()) for c in contract.columns),
@@ -63,6 +63,11 @@ def raw_table(table_name: str) -> sa.Table:
         sa.Column("_source_file", sa.String),
         sa.Column("_loaded_at", sa.DateTime),
     )
+    # PostgreSQL scans a row store: without an index, replacing one day deletes by a scan
+    # of every day loaded (45 M usage rows at 500k customers). DuckDB's column store skips
+    # row groups by their min/max; an index there would only slow every delete and insert.
+    sa.Index(f"{contract.name}_drop_date", table.c._drop_date).ddl_if(dialect="postgresql")
+    return table
 
 
 @dataclass(frozen=True)
