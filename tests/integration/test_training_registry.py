@@ -16,6 +16,7 @@ Real MLflow (SQLite + local artifacts under the tmp state dir), real LightGBM.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import threading
@@ -255,6 +256,45 @@ def test_the_champion_loads_as_a_native_booster_and_scores_like_at_training(stor
     assert roc_auc_score(test["churned_within_90d"], champion.predict(test)) == pytest.approx(
         registered.auc, abs=1e-9
     )
+
+
+def test_training_loads_only_the_snapshots_its_split_uses(story: Story) -> None:
+    """load_split (what retrain reads) plans the split on the labels, loads only the
+    snapshots it keeps, and splits exactly like loading every snapshot and splitting."""
+    from churnops.train import load_split, load_training_frame, plan_split, time_split
+
+    settings = story.settings
+    features = stores_for(settings).features
+    params = settings.train
+    everything = load_training_frame(features, as_of_end=PRE_CHANGE_END, params=params)
+    whole = time_split(everything, params)
+    planned = plan_split(features, as_of_end=PRE_CHANGE_END, params=params)
+    split = load_split(features, as_of_end=PRE_CHANGE_END, params=params)
+    assert planned == whole.windows == split.windows
+    assert split.counts() == whole.counts()
+    for part in ("train", "validation", "test"):
+        assert getattr(split, part).equals(getattr(whole, part)), part
+    loaded = load_training_frame(features, as_of_end=PRE_CHANGE_END, params=params, windows=planned)
+    skipped = set(everything["as_of_date"]) - set(loaded["as_of_date"])
+    assert skipped, "the story's history has snapshots outside the split"
+    assert all(planned.part_of(day) is None for day in skipped)
+    assert len(everything) - len(loaded) >= planned.gap_rows_dropped > 0
+
+
+def test_the_training_check_refuses_like_the_split_without_reading_features(
+    story: Story,
+) -> None:
+    """plan_split (the retrain DAG's check) raises the split's InsufficientHistory from the
+    labels alone when a part would have too few churners."""
+    from churnops.train import InsufficientHistory, load_split, plan_split
+
+    features = stores_for(story.settings).features
+    greedy = dataclasses.replace(story.settings.train, min_eval_positives=10**9)
+    with pytest.raises(InsufficientHistory, match="too few labelled churners") as planned:
+        plan_split(features, as_of_end=PRE_CHANGE_END, params=greedy)
+    with pytest.raises(InsufficientHistory) as loaded:
+        load_split(features, as_of_end=PRE_CHANGE_END, params=greedy)
+    assert str(planned.value) == str(loaded.value)
 
 
 # ------------------------------------------------------------------ behaviour of the model

@@ -8,6 +8,7 @@ training.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from churnops.ingest.store import LOADED_DROPS_TABLE
@@ -32,19 +33,19 @@ class FeatureStore:
             [as_of_date],
         )
 
-    def labelled_snapshots(
+    def labelled_snapshot_rows(
         self,
         as_of_start: dt.date | None,
         as_of_end: dt.date | None,
         every_days: int,
         first_whole_window_after: int | None,
-    ) -> pa.Table:
-        """Features joined with matured labels, one as-of date every ``every_days`` days
-        counted back from the latest labelled one, ordered by as_of_date, customer_id.
+    ) -> dict[dt.date, tuple[int, int]]:
+        """The training snapshots: one as-of date every ``every_days`` days, counted back
+        from the latest labelled one in [as_of_start, as_of_end] (None: open-ended), each
+        with its labelled rows and churners. Oldest first.
 
-        Arrow, not pandas: the caller converts millions of rows once, the way it needs
-        (``churnops.train.frame.load_training_frame``).
-
+        Read from the labels alone (one pass, no join): the training split is planned on
+        these dates before any feature row is read, so rows it would drop are never loaded.
         ``first_whole_window_after``: only as-of dates at least that many days after the
         first loaded drop (whose feature windows are whole); None for every date.
         Raises :class:`MissingTable` when dbt has not built the marts yet.
@@ -56,24 +57,49 @@ class FeatureStore:
         )
         sql = f"""
             with labelled_dates as (
-                select distinct as_of_date
+                select
+                    as_of_date,
+                    count(*) as labelled_rows,
+                    sum({LABEL_COLUMN}) as churners
                 from {LABELS_TABLE}
                 where as_of_date between coalesce(cast(? as date), date '0001-01-01')
                     and coalesce(cast(? as date), date '9999-12-31')
                   and as_of_date >= {floor}
-            ),
-            snapshots as (
-                select as_of_date
-                from labelled_dates
-                where ((select max(as_of_date) from labelled_dates) - as_of_date)
-                    % cast(? as integer) = 0
+                group by as_of_date
             )
+            select as_of_date, labelled_rows, churners
+            from labelled_dates
+            where ((select max(as_of_date) from labelled_dates) - as_of_date)
+                % cast(? as integer) = 0
+            order by as_of_date
+        """
+        return {
+            day: (int(rows), int(churners))
+            for day, rows, churners in self.warehouse.tuples(
+                sql, [as_of_start, as_of_end, every_days]
+            )
+        }
+
+    def labelled_snapshots(self, as_of_dates: Sequence[dt.date]) -> pa.Table:
+        """Features joined with matured labels on the given as-of dates, ordered by
+        as_of_date, customer_id (the training frame's rows).
+
+        Arrow, not pandas: the caller converts millions of rows once, the way it needs
+        (``churnops.train.frame.load_training_frame``).
+        Raises :class:`MissingTable` when dbt has not built the marts yet.
+        """
+        dates = sorted(set(as_of_dates))
+        if not dates:
+            raise ValueError("labelled_snapshots needs at least one as-of date")
+        placeholders = ", ".join("?" for _ in dates)
+        sql = f"""
             select features.*, labels.{LABEL_COLUMN}
             from {FEATURES_TABLE} as features
             inner join {LABELS_TABLE} as labels
                 on features.as_of_date = labels.as_of_date
                 and features.customer_id = labels.customer_id
-            where features.as_of_date in (select as_of_date from snapshots)
+            where features.as_of_date in ({placeholders})
+              and labels.as_of_date in ({placeholders})
             order by features.as_of_date, features.customer_id
         """
-        return self.warehouse.arrow(sql, [as_of_start, as_of_end, every_days])
+        return self.warehouse.arrow(sql, [*dates, *dates])

@@ -62,12 +62,12 @@ def skip_unless_scheduled_retrain_due() -> str:
 def check_training_data() -> dict[str, Any]:
     """Fail early, and readably, when the warehouse lacks the history to train on."""
     from churnops.stores import stores_for
-    from churnops.train.frame import load_training_frame, time_split
+    from churnops.train.frame import plan_split
 
     settings = load_settings()
-    frame = load_training_frame(stores_for(settings).features, params=settings.train)
-    split = time_split(frame, settings.train)
-    windows = {k: str(v) for k, v in vars(split.windows).items()}
+    # Planned on the labels alone: the check reads no feature row (training loads them).
+    planned = plan_split(stores_for(settings).features, params=settings.train)
+    windows = {k: str(v) for k, v in vars(planned).items()}
     log.info("training windows: %s", windows)
     return windows
 

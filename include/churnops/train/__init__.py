@@ -11,7 +11,10 @@ from churnops.train.frame import (
     InsufficientHistory,
     SplitWindows,
     feature_columns,
+    load_split,
     load_training_frame,
+    plan_split,
+    split_windows,
     time_split,
 )
 from churnops.train.model import (
@@ -30,8 +33,11 @@ __all__ = [
     "TrainedModel",
     "evaluate_model",
     "feature_columns",
+    "load_split",
     "load_training_frame",
+    "plan_split",
     "prepare_features",
+    "split_windows",
     "time_split",
     "train_model",
 ]

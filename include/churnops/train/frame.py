@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,10 @@ NON_FEATURE_COLUMNS = frozenset(KEY_COLUMNS) | {LABEL_COLUMN}
 DAYS_PER_MONTH = 365.25 / 12
 
 
+def _months(first: dt.date, last: dt.date) -> float:
+    return ((last - first).days + 1) / DAYS_PER_MONTH
+
+
 class InsufficientHistory(RuntimeError):
     """Too few matured as-of dates or churners to train and evaluate a model honestly."""
 
@@ -47,23 +52,18 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in NON_FEATURE_COLUMNS]
 
 
-def load_training_frame(
+def _snapshot_rows(
     features: FeatureStore,
-    as_of_start: dt.date | None = None,
-    as_of_end: dt.date | None = None,
-    *,
+    as_of_start: dt.date | None,
+    as_of_end: dt.date | None,
     params: TrainParams,
-) -> pd.DataFrame:
-    """Features joined with matured labels, one snapshot every ``snapshot_every_days`` days.
-
-    Snapshots are counted back from the latest matured as-of date in [as_of_start,
-    as_of_end], so the newest labelled day is always in (the test window's end). Ordered
-    by as_of_date, customer_id.
-    """
+) -> dict[dt.date, tuple[int, int]]:
+    """The training snapshots' as-of dates with their labelled rows and churners, or :class:`InsufficientHistory`
+    saying why there are none."""
     from churnops.features import WINDOW_DAYS
 
     try:
-        table = features.labelled_snapshots(
+        rows = features.labelled_snapshot_rows(
             as_of_start,
             as_of_end,
             params.snapshot_every_days,
@@ -75,7 +75,7 @@ def load_training_frame(
             f"the warehouse has no {FEATURES_TABLE} / {LABELS_TABLE} yet: build the "
             f"features first (`churnops bootstrap`) ({missing})"
         ) from missing
-    if table.num_rows == 0:
+    if not rows:
         window = f"{as_of_start or 'the start'}..{as_of_end or 'the end'}"
         raise InsufficientHistory(
             f"no matured labels for as-of dates {window}: labels mature "
@@ -87,6 +87,61 @@ def load_training_frame(
                 else ""
             )
         )
+    return rows
+
+
+def plan_split(
+    features: FeatureStore,
+    as_of_start: dt.date | None = None,
+    as_of_end: dt.date | None = None,
+    *,
+    params: TrainParams,
+) -> SplitWindows:
+    """The split's windows from the labels alone (no feature row read), checked like
+    :func:`time_split` checks a loaded frame: :class:`InsufficientHistory` when a part
+    would have too few churners. A quick check before loading millions of rows."""
+    sizes = _snapshot_rows(features, as_of_start, as_of_end, params)
+    windows = split_windows({day: rows for day, (rows, _) in sizes.items()}, params)
+    parts: dict[str, list[tuple[int, int]]] = {"train": [], "validation": [], "test": []}
+    for day, size in sizes.items():
+        part = windows.part_of(day)
+        if part is not None:
+            parts[part].append(size)
+    _require_enough_churners(
+        windows,
+        params,
+        {
+            name: (sum(r for r, _ in sizes_), sum(c for _, c in sizes_), len(sizes_))
+            for name, sizes_ in parts.items()
+        },
+    )
+    return windows
+
+
+def load_training_frame(
+    features: FeatureStore,
+    as_of_start: dt.date | None = None,
+    as_of_end: dt.date | None = None,
+    *,
+    params: TrainParams,
+    windows: SplitWindows | None = None,
+) -> pd.DataFrame:
+    """Features joined with matured labels, one snapshot every ``snapshot_every_days`` days.
+
+    Snapshots are counted back from the latest matured as-of date in [as_of_start,
+    as_of_end], so the newest labelled day is always in (the test window's end). Ordered
+    by as_of_date, customer_id. With ``windows`` (:func:`plan_split`), only the snapshots
+    the split uses are read: not those before the train window, nor those in the gap
+    before validation whose label window reaches into it (3 of 12 monthly snapshots).
+    """
+    rows = _snapshot_rows(features, as_of_start, as_of_end, params)
+    dates = [day for day in rows if windows is None or windows.part_of(day) is not None]
+    if not dates:
+        raise InsufficientHistory(
+            f"none of the {len(rows)} snapshot as-of dates {min(rows)}..{max(rows)} falls "
+            f"in the split's windows ({windows.describe() if windows else ''})"
+        )
+    table = features.labelled_snapshots(dates)
     frame = _to_frame(table)
     del table
     log.info(
@@ -98,6 +153,20 @@ def load_training_frame(
         int(frame[LABEL_COLUMN].sum()),
     )
     return frame
+
+
+def load_split(
+    features: FeatureStore,
+    as_of_start: dt.date | None = None,
+    as_of_end: dt.date | None = None,
+    *,
+    params: TrainParams,
+) -> FrameSplit:
+    """What training reads: the split planned on the snapshot dates, then only its rows
+    loaded and split (:func:`plan_split`, :func:`load_training_frame`, :func:`time_split`)."""
+    windows = plan_split(features, as_of_start, as_of_end, params=params)
+    frame = load_training_frame(features, as_of_start, as_of_end, params=params, windows=windows)
+    return time_split(frame, params, windows)
 
 
 def _to_frame(table: pa.Table) -> pd.DataFrame:
@@ -138,6 +207,9 @@ def _to_frame(table: pa.Table) -> pd.DataFrame:
 class SplitWindows:
     """The as-of windows of a split (inclusive). ``scale`` < 1 when history was short."""
 
+    history_start: dt.date  # the first and last labelled snapshot dates there were
+    history_end: dt.date
+    snapshots: int
     train_start: dt.date
     train_end: dt.date  # the last as-of date whose label window closes before validation
     validation_start: dt.date
@@ -149,6 +221,17 @@ class SplitWindows:
     validation_months: float
     test_months: float
     gap_rows_dropped: int
+
+    def part_of(self, as_of_date: dt.date) -> str | None:
+        """ "train", "validation" or "test" for an as-of date the split keeps, else None
+        (before the train window, or in the gap before validation)."""
+        if self.train_start <= as_of_date <= self.train_end:
+            return "train"
+        if self.validation_start <= as_of_date <= self.validation_end:
+            return "validation"
+        if self.test_start <= as_of_date <= self.test_end:
+            return "test"
+        return None
 
     def describe(self) -> str:
         shrunk = "" if self.scale >= 1 else f" (history short: windows at {self.scale:.0%})"
@@ -186,14 +269,15 @@ class FrameSplit:
         }
 
 
-def time_split(frame: pd.DataFrame, params: TrainParams) -> FrameSplit:
-    """Split by as_of_date: train, then validation, then test = the latest as-of dates.
+def split_windows(snapshot_rows: Mapping[dt.date, int], params: TrainParams) -> SplitWindows:
+    """The split's windows from the snapshot as-of dates and their row counts (pure).
 
-    Windows follow ``params`` (12/3/3 months by default). With less history they shrink at
-    the same ratio, down to ``min_history_months`` in total; below that, or with too few
-    churners in any part, :class:`InsufficientHistory` says what is there and what is needed.
+    Train, then validation, then test = the latest as-of dates. Windows follow ``params``
+    (12/3/3 months by default). With less history they shrink at the same ratio, down to
+    ``min_history_months`` in total; below that :class:`InsufficientHistory` says what is
+    there and what is needed.
     """
-    dates = sorted(set(frame["as_of_date"]))
+    dates = sorted(snapshot_rows)
     first, last = dates[0], dates[-1]
     span_days = (last - first).days + 1
     wanted_days = params.total_months * DAYS_PER_MONTH
@@ -220,31 +304,15 @@ def time_split(frame: pd.DataFrame, params: TrainParams) -> FrameSplit:
     # the validation period into training (leakage, and an optimistic early stopping), so
     # they are dropped: keep as_of_date + horizon <= validation_start.
     train_cutoff = validation_start - dt.timedelta(days=params.label_horizon_days)
-
-    as_of = frame["as_of_date"]
-    in_train_window = (as_of >= train_start) & (as_of < validation_start)
-    train_mask = in_train_window & (as_of <= train_cutoff)
-    gap_rows = int((in_train_window & ~train_mask).sum())
-    train = frame.loc[train_mask].reset_index(drop=True)
-    validation = frame.loc[(as_of >= validation_start) & (as_of <= validation_end)].reset_index(
-        drop=True
+    gap_rows = sum(
+        rows
+        for day, rows in snapshot_rows.items()
+        if train_start <= day < validation_start and day > train_cutoff
     )
-    test = frame.loc[as_of >= test_start].reset_index(drop=True)
-
-    problems = []
-    for name, part, needed in (
-        ("train", train, params.min_train_positives),
-        ("validation", validation, params.min_eval_positives),
-        ("test", test, params.min_eval_positives),
-    ):
-        positives = int(part[LABEL_COLUMN].sum()) if len(part) else 0
-        negatives = len(part) - positives
-        if positives < needed or negatives == 0:
-            problems.append(
-                f"{name}: {len(part):,} rows on {part['as_of_date'].nunique()} as-of dates with "
-                f"{positives:,} churners (needs at least {needed:,} churners and some non-churners)"
-            )
-    windows = SplitWindows(
+    return SplitWindows(
+        history_start=first,
+        history_end=last,
+        snapshots=len(dates),
         train_start=train_start,
         train_end=min(train_cutoff, validation_start - dt.timedelta(days=1)),
         validation_start=validation_start,
@@ -257,11 +325,60 @@ def time_split(frame: pd.DataFrame, params: TrainParams) -> FrameSplit:
         test_months=params.test_months * scale,
         gap_rows_dropped=gap_rows,
     )
-    if problems:
-        raise InsufficientHistory(
-            f"history {first}..{last} ({span_days / DAYS_PER_MONTH:.1f} months, "
-            f"{len(dates)} snapshot as-of dates) split as {windows.describe()} leaves too few "
-            "labelled churners: " + "; ".join(problems)
-        )
+
+
+def time_split(
+    frame: pd.DataFrame, params: TrainParams, windows: SplitWindows | None = None
+) -> FrameSplit:
+    """Split by as_of_date into the windows of :func:`split_windows`: planned on ``frame``'s
+    own dates, or given (``windows``, when the frame was loaded for them: :func:`load_split`).
+
+    With too few churners in any part, :class:`InsufficientHistory` says what is there and
+    what is needed.
+    """
+    if windows is None:
+        windows = split_windows(frame["as_of_date"].value_counts().to_dict(), params)
+    as_of = frame["as_of_date"]
+    train = frame.loc[(as_of >= windows.train_start) & (as_of <= windows.train_end)].reset_index(
+        drop=True
+    )
+    validation = frame.loc[
+        (as_of >= windows.validation_start) & (as_of <= windows.validation_end)
+    ].reset_index(drop=True)
+    test = frame.loc[as_of >= windows.test_start].reset_index(drop=True)
+
+    _require_enough_churners(
+        windows,
+        params,
+        {
+            name: (len(part), int(part[LABEL_COLUMN].sum()), part["as_of_date"].nunique())
+            for name, part in (("train", train), ("validation", validation), ("test", test))
+        },
+    )
     log.info("split: %s", windows.describe())
     return FrameSplit(train, validation, test, windows, params)
+
+
+def _require_enough_churners(
+    windows: SplitWindows, params: TrainParams, parts: Mapping[str, tuple[int, int, int]]
+) -> None:
+    """:class:`InsufficientHistory` when a part (rows, churners, as-of dates) has fewer
+    churners than ``params`` needs, or no non-churner."""
+    needs = {
+        "train": params.min_train_positives,
+        "validation": params.min_eval_positives,
+        "test": params.min_eval_positives,
+    }
+    problems = [
+        f"{name}: {rows:,} rows on {dates} as-of dates with {churners:,} churners "
+        f"(needs at least {needs[name]:,} churners and some non-churners)"
+        for name, (rows, churners, dates) in parts.items()
+        if churners < needs[name] or rows - churners == 0
+    ]
+    if problems:
+        raise InsufficientHistory(
+            f"history {windows.history_start}..{windows.history_end} "
+            f"({_months(windows.history_start, windows.history_end):.1f} months, "
+            f"{windows.snapshots} snapshot as-of dates) split as {windows.describe()} "
+            "leaves too few labelled churners: " + "; ".join(problems)
+        )

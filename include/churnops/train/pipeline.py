@@ -85,7 +85,7 @@ def retrain(
     from churnops.registry.tracking import mlflow_client
     from churnops.stores import stores_for
     from churnops.train.evaluation import evaluate_model
-    from churnops.train.frame import load_training_frame, time_split
+    from churnops.train.frame import load_split
     from churnops.train.model import train_model
 
     began = time.perf_counter()
@@ -94,11 +94,7 @@ def retrain(
     if require_approval is not None:
         policy = dataclasses.replace(policy, require_approval=require_approval)
 
-    frame = load_training_frame(
-        stores_for(settings).features, as_of_start, as_of_end, params=params
-    )
-    split = time_split(frame, params)
-    del frame  # the split holds the rows it needs
+    split = load_split(stores_for(settings).features, as_of_start, as_of_end, params=params)
     trained = train_model(split, params)
     metrics = evaluate_model(trained, split)
     registered = log_training_run(settings, trained, metrics, split, actor=actor, reason=reason)

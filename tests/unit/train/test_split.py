@@ -107,3 +107,36 @@ def test_window_parameters_are_validated() -> None:
         TrainParams(threshold_rule="max_precision")
     with pytest.raises(SettingsError, match="must be positive"):
         TrainParams(test_months=0)
+
+
+def test_windows_planned_from_date_counts_alone_match_the_frame_split() -> None:
+    """split_windows (what load_split plans on before reading any feature row) gives the
+    same windows as splitting the loaded frame, and part_of names each date's part."""
+    from churnops.train import split_windows
+
+    frame = synthetic_frame(weeks=100)
+    split = time_split(frame, PARAMS)
+    planned = split_windows(frame["as_of_date"].value_counts().to_dict(), PARAMS)
+    assert planned == split.windows
+    for part_name in ("train", "validation", "test"):
+        part = getattr(split, part_name)
+        assert {planned.part_of(day) for day in part["as_of_date"]} == {part_name}
+    kept = {day for day in frame["as_of_date"] if planned.part_of(day) is not None}
+    dropped = frame[~frame["as_of_date"].isin(kept)]
+    in_window_but_dropped = dropped[dropped["as_of_date"] >= planned.train_start]
+    assert len(in_window_but_dropped) == planned.gap_rows_dropped > 0
+    assert (dropped["as_of_date"] < planned.validation_start).all()
+
+
+def test_a_frame_split_on_given_windows_keeps_their_gap_count() -> None:
+    """A frame loaded for its windows (the gap dates never read) splits like the whole."""
+    from churnops.train import split_windows
+
+    frame = synthetic_frame(weeks=100)
+    planned = split_windows(frame["as_of_date"].value_counts().to_dict(), PARAMS)
+    pruned = frame[[planned.part_of(day) is not None for day in frame["as_of_date"]]]
+    whole, from_pruned = time_split(frame, PARAMS), time_split(pruned, PARAMS, planned)
+    assert from_pruned.windows == whole.windows
+    assert from_pruned.counts() == whole.counts()
+    assert from_pruned.train.equals(whole.train)
+    assert from_pruned.test.equals(whole.test)
