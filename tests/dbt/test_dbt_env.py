@@ -69,3 +69,21 @@ def test_duckdb_sets_no_postgres_settings(tmp_path: Path) -> None:
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "true",
     }
+
+
+@pytest.mark.parametrize("size", ["64MB", "1GB", "512kB"])
+def test_the_dbt_work_mem_setting_takes_postgres_sizes(size: str, tmp_path: Path) -> None:
+    settings = load_settings(
+        {"CHURNOPS_POSTGRES_WORK_MEM": size, "CHURNOPS_STATE_DIR": str(tmp_path)}
+    )
+    assert settings.warehouse.postgres_work_mem == size
+
+
+@pytest.mark.parametrize("size", ["256", "256 MB", "0MB", "lots", "-1GB", "1.5GB"])
+def test_a_dbt_work_mem_that_postgres_would_refuse_is_refused_by_name(
+    size: str, tmp_path: Path
+) -> None:
+    from churnops.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="CHURNOPS_POSTGRES_WORK_MEM=.*256MB"):
+        load_settings({"CHURNOPS_POSTGRES_WORK_MEM": size, "CHURNOPS_STATE_DIR": str(tmp_path)})

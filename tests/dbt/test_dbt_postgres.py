@@ -191,3 +191,41 @@ def test_the_nightly_path_on_postgres_equals_the_duckdb_bootstrap(
         f"select * from {SCHEMAS[name]}.{name} where as_of_date = date '{END.isoformat()}'",
     )
     assert_same_rows(on_duckdb, postgres_build.after_rerun[name], name)
+
+
+def test_dbt_sessions_on_postgres_get_the_configured_work_mem(
+    module_postgres_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CHURNOPS_POSTGRES_WORK_MEM reaches dbt's own connections (libpq's PGOPTIONS,
+    after any the user set), and leaves the environment as it was after the call."""
+    import os
+
+    from dbt.cli.main import dbtRunner
+
+    from churnops.features import _environment, dbt_env
+    from churnops.settings import load_settings
+
+    monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=600000")
+    settings = load_settings(
+        {
+            "CHURNOPS_WAREHOUSE": "postgres",
+            "CHURNOPS_POSTGRES_DSN": module_postgres_dsn,
+            "CHURNOPS_POSTGRES_WORK_MEM": "96MB",
+            "CHURNOPS_STATE_DIR": str(tmp_path),
+        }
+    )
+    project = str(settings.paths.dbt_project_dir)
+    sql = (
+        "select current_setting('work_mem') as work_mem, "
+        "current_setting('statement_timeout') as statement_timeout"
+    )
+    with _environment(dbt_env(settings)):
+        result = dbtRunner().invoke(
+            ["show", "--inline", sql, "--project-dir", project, "--profiles-dir", project]
+            + ["--target", "prod", "--target-path", str(tmp_path / "target")]
+            + ["--log-path", str(tmp_path / "logs"), "--quiet"]
+        )
+    assert result.success, result.exception
+    row = result.result.results[0].agate_table.rows[0]
+    assert (row["work_mem"], row["statement_timeout"]) == ("96MB", "10min")
+    assert os.environ["PGOPTIONS"] == "-c statement_timeout=600000"

@@ -557,3 +557,29 @@ def test_a_statement_timeout_on_a_reachable_postgres_is_not_reported_as_unreacha
         assert warehouse.tuples("SELECT 1") == [(1,)]  # the pool still serves
     finally:
         warehouse.dispose()
+
+
+def test_the_postgres_sessions_get_the_work_mem_setting_after_the_dsns_options(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    """CHURNOPS_POSTGRES_WORK_MEM reaches the warehouse's own data sessions, and options
+    the DSN carries stay in force."""
+    from churnops.settings import load_settings
+    from churnops.warehouse import build_warehouse
+
+    dsn = f"{postgres_dsn}?options=-c%20statement_timeout%3D600000"
+    settings = load_settings(
+        {
+            "CHURNOPS_WAREHOUSE": "postgres",
+            "CHURNOPS_POSTGRES_DSN": dsn,
+            "CHURNOPS_POSTGRES_WORK_MEM": "80MB",
+            "CHURNOPS_STATE_DIR": str(tmp_path),
+        }
+    )
+    warehouse = build_warehouse(settings.warehouse)
+    try:
+        assert warehouse.tuples(
+            "select current_setting('work_mem'), current_setting('statement_timeout')"
+        ) == [("80MB", "10min")]
+    finally:
+        warehouse.dispose()

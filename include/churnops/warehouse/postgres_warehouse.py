@@ -18,7 +18,9 @@ what to check; the password never appears (nor does the DSN as given).
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -78,17 +80,23 @@ def parse_dsn(dsn: str) -> URL:
     return url
 
 
-def dbt_profile_env(dsn: str) -> dict[str, str]:
+def dbt_profile_env(dsn: str, work_mem: str | None = None) -> dict[str, str]:
     """What the ``prod`` output of dbt_project/profiles.yml reads: the DSN's parts,
-    percent-decoded (a password may hold ``@`` or ``/``)."""
+    percent-decoded (a password may hold ``@`` or ``/``); with ``work_mem``, libpq's
+    PGOPTIONS sets it for dbt's sessions (dbt-postgres has no profile field for session
+    settings), after any options already in the environment."""
     url = parse_dsn(dsn)
-    return {
+    env = {
         "CHURNOPS_PG_HOST": url.host or "127.0.0.1",
         "CHURNOPS_PG_PORT": str(url.port or 5432),
         "CHURNOPS_PG_USER": url.username or "postgres",
         "CHURNOPS_PG_PASSWORD": url.password or "",
         "CHURNOPS_PG_DBNAME": url.database or "",
     }
+    if work_mem:
+        inherited = os.environ.get("PGOPTIONS", "").strip()
+        env["PGOPTIONS"] = f"{inherited} -c work_mem={work_mem}".strip()
+    return env
 
 
 class PostgresSession(Session):
@@ -128,10 +136,20 @@ class PostgresSession(Session):
 class PostgresWarehouse(Warehouse):
     kind = "postgres"
 
-    def __init__(self, dsn: str, pool_size: int = 4) -> None:
+    def __init__(self, dsn: str, pool_size: int = 4, work_mem: str | None = None) -> None:
         self.url = parse_dsn(dsn)
-        self._libpq_uri = self.url.set(drivername="postgresql").render_as_string(
-            hide_password=False
+        data_url = self.url.set(drivername="postgresql")
+        if work_mem:
+            # The stages' big reads (the training frame's join and sort) get the same
+            # work_mem as dbt: libpq's `options`, after any the DSN carries.
+            inherited = str(data_url.query.get("options", "")).strip()
+            data_url = data_url.update_query_dict(
+                {"options": f"{inherited} -c work_mem={work_mem}".strip()}
+            )
+        # libpq decodes %20 but not SQLAlchemy's "+" for a space: render the query itself.
+        query = urllib.parse.urlencode(data_url.query, doseq=True, quote_via=urllib.parse.quote)
+        self._libpq_uri = data_url.set(query={}).render_as_string(hide_password=False) + (
+            f"?{query}" if query else ""
         )
         super().__init__(
             sa.create_engine(
