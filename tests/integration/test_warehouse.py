@@ -283,6 +283,40 @@ def test_question_mark_placeholders(warehouse: Warehouse) -> None:
     ) == [(3,)]
 
 
+def test_arrow_reads_give_the_same_values_whether_parameters_are_inlined_or_bound(
+    warehouse: Warehouse,
+) -> None:
+    """PostgreSQL inlines numbers, dates, timestamps, booleans and NULL as literals (ADBC
+    then streams the result by COPY); text stays bound. Either way the rows are the
+    parameters' values, on both engines, and quoted question marks are left alone."""
+    values = [
+        -3,
+        2.5e-05,
+        dt.date(2025, 1, 2),
+        dt.datetime(2025, 1, 2, 3, 4, 5, 678000),
+        True,
+        None,
+    ]
+    sql = (
+        "SELECT 10 -? AS a, cast(? as double precision) AS b, cast(? as date) AS c, "
+        "cast(? as timestamp) AS d, cast(? as boolean) AS e, cast(? as integer) AS f, "
+        "'?' AS q"
+    )
+    assert warehouse.arrow(sql, values).to_pylist() == [
+        {
+            "a": 13,
+            "b": 2.5e-05,
+            "c": dt.date(2025, 1, 2),
+            "d": dt.datetime(2025, 1, 2, 3, 4, 5, 678000),
+            "e": True,
+            "f": None,
+            "q": "?",
+        }
+    ]
+    text = "x'); DROP TABLE nothing; --"
+    assert warehouse.arrow("SELECT ? AS t, ? AS n", [text, 1]).to_pylist() == [{"t": text, "n": 1}]
+
+
 def test_a_missing_table_is_missing_table(warehouse: Warehouse) -> None:
     with pytest.raises(MissingTable):
         warehouse.rows("SELECT * FROM wh_test.nope")

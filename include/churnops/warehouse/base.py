@@ -129,7 +129,10 @@ def plain_arrow(data: pa.Table) -> pa.Table:
         return pa.field(field.name, kind, nullable=field.nullable)
 
     schema = pa.schema([strip(f) for f in data.schema])
-    return data if schema.equals(data.schema, check_metadata=True) else data.cast(schema)
+    if schema.equals(data.schema, check_metadata=True):
+        return data
+    # The same columns under the plain schema: no copy (a cast would rewrite every buffer).
+    return pa.Table.from_arrays(data.columns, schema=schema)
 
 
 class Session(ABC):

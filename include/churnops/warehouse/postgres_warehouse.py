@@ -18,6 +18,8 @@ what to check; the password never appears (nor does the DSN as given).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import math
 import os
 import re
 import urllib.parse
@@ -55,6 +57,45 @@ def numbered_placeholders(sql: str) -> str:
         return f"${next(counter)}" if token == "?" else token
 
     return _PLACEHOLDER_OR_QUOTED.sub(number, sql)
+
+
+def _literal(value: Any) -> str | None:
+    """``value`` as a PostgreSQL literal when its text cannot carry SQL (numbers, dates,
+    timestamps, booleans, NULL), else None."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    # Numbers in parentheses: a negative one after an operator must not read as a comment.
+    if isinstance(value, int):
+        return f"({value})"
+    if isinstance(value, float) and math.isfinite(value):
+        return f"({value!r})"
+    if isinstance(value, dt.datetime):
+        return f"timestamp '{value.isoformat(sep=' ')}'" if value.tzinfo is None else None
+    if isinstance(value, dt.date):
+        return f"date '{value.isoformat()}'"
+    return None
+
+
+def inline_literals(sql: str, params: Params) -> str | None:
+    """``sql`` with each ``?`` replaced by its parameter as a literal, or None when a
+    parameter is of a type with no safe literal (text: it stays bound).
+
+    Why: ADBC streams a result by binary COPY only for a statement without parameters; a
+    bound one is executed as a prepared statement whose whole result libpq holds in memory
+    first (the training frame's 4.5M rows: 10 GB of client memory, about twice as slow).
+    """
+    literals = [_literal(value) for value in params]
+    if any(literal is None for literal in literals):
+        return None
+    values = iter(literals)
+
+    def substitute(match: re.Match[str]) -> str:
+        token = match.group(0)
+        return str(next(values)) if token == "?" else token
+
+    return _PLACEHOLDER_OR_QUOTED.sub(substitute, sql)
 
 
 def parse_dsn(dsn: str) -> URL:
@@ -122,7 +163,11 @@ class PostgresSession(Session):
         return [dict(zip(names, row, strict=True)) for row in self.cursor.fetchall()]
 
     def arrow(self, sql: str, params: Params = ()) -> pa.Table:
-        self.execute(sql, params)
+        inlined = inline_literals(sql, params) if params else None
+        if inlined is not None:
+            self.cursor.execute(inlined)
+        else:
+            self.execute(sql, params)
         return plain_arrow(self.cursor.fetch_arrow_table())
 
     def _append(self, table: sa.Table, data: pa.Table) -> None:
