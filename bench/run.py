@@ -988,6 +988,12 @@ def copy_to_postgres(state: str, dsn: str, raw_before: str | None, marts: bool) 
                         name, data, mode="create" if i == 0 else "append", db_schema_name=schema
                     )
                 copied[mart] = copied.get(mart, 0) + data.num_rows
+            with target.transaction() as session:
+                # The index dbt-postgres creates with the mart (macros/cross_db.sql:
+                # postgres__mart_indexes), so the stages read the copy as they would dbt's.
+                session.execute(
+                    f"CREATE UNIQUE INDEX ON {mart} USING btree (as_of_date, customer_id)"
+                )
     with target.session() as session:
         session.execute("ANALYZE")
     return {"rows": sum(copied.values()), **{f"{k}_rows": v for k, v in copied.items()}}

@@ -106,6 +106,12 @@ def test_marts_have_unique_keys_and_complete_features(bootstrap_warehouse: Path)
     assert not features[feature_columns].isna().any().any()
 
 
+def test_the_marts_on_duckdb_carry_no_index(bootstrap_warehouse: Path) -> None:
+    """macros/cross_db.sql: mart_indexes is PostgreSQL's only; DuckDB prunes by row group."""
+    indexes = query(bootstrap_warehouse, "select table_name from duckdb_indexes()")
+    assert set(indexes["table_name"]) & set(MARTS) == set()
+
+
 def test_labels_cover_exactly_the_matured_as_of_dates(bootstrap_warehouse: Path) -> None:
     labels = mart(bootstrap_warehouse, "fct_churn_labels")
     features = mart(bootstrap_warehouse, "fct_customer_features")

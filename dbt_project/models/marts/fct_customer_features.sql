@@ -16,7 +16,8 @@
         unique_key='as_of_date',
         pre_hook="{{ delete_as_of_range() }}",
         on_schema_change='append_new_columns',
-        full_refresh=false
+        full_refresh=false,
+        indexes=mart_indexes()
     )
 }}
 
