@@ -447,7 +447,7 @@ def retrain_end_to_end(state: str, mlflow_dir: str) -> dict:
     from churnops.train.pipeline import retrain
 
     settings = _bench_train_settings(state, mlflow_dir)
-    outcome = retrain(settings, actor="bench", params=_train_params(settings))
+    outcome = retrain(settings, _features(settings), actor="bench", params=_train_params(settings))
     return {
         "seconds": outcome.seconds,
         "train_s": outcome.train_seconds,
@@ -506,7 +506,7 @@ def score_champion(state: str, mlflow_dir: str) -> dict:
 
     settings = _bench_train_settings(state, mlflow_dir)
     if champion_version(settings) is None:
-        retrain(settings, actor="bench", params=_train_params(settings))
+        retrain(settings, _features(settings), actor="bench", params=_train_params(settings))
     return {"version": champion_version(settings)}
 
 
@@ -530,11 +530,19 @@ def score_night_stage(
     import shutil
 
     from churnops.score import score_day
+    from churnops.stores import stores_for
 
     settings = _bench_train_settings(state, mlflow_dir, dsn)
     if first_night:
         shutil.rmtree(settings.paths.compiled_models_dir, ignore_errors=True)
-    result = score_day(settings, _latest_snapshot(settings), say=lambda _line: None)
+    stores = stores_for(settings)
+    result = score_day(
+        settings,
+        stores.features,
+        stores.scoring,
+        _latest_snapshot(settings),
+        say=lambda _line: None,
+    )
     stages = result.seconds
     return {
         "seconds": stages["total"],

@@ -137,10 +137,12 @@ def _actor() -> str:
 
 
 def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from churnops.stores import stores_for
     from churnops.train.pipeline import retrain
 
     outcome = retrain(
         settings,
+        stores_for(settings).features,
         actor=_actor(),
         reason=args.reason or "trained from the command line",
         require_approval=True if args.require_approval else None,

@@ -74,11 +74,12 @@ def run_history(state: Path, **env: str) -> EngineRun:
     settings = trained_state(state, **env)
     night = settings.simulation.history_end + dt.timedelta(days=1)
     simulate_days(settings.simulation, night, night, settings.paths.landing_dir)
-    ingest_day(stores_for(settings).raw, settings.paths, night)
+    stores = stores_for(settings)
+    ingest_day(stores.raw, settings.paths, night)
     build_features(settings, night, night)
-    scoring = score_day(settings, night)
-    monitoring = monitor_night(settings, night)
-    _, decision = evaluate_retraining(settings, night)
+    scored = score_day(settings, stores.features, stores.scoring, night)
+    monitored = monitor_night(settings, stores.monitoring, night)
+    _, decision = evaluate_retraining(settings, stores.monitoring, night)
     from churnops.registry.tracking import mlflow_client
 
     client = mlflow_client(settings)
@@ -91,8 +92,8 @@ def run_history(state: Path, **env: str) -> EngineRun:
         night=night,
         training_summary={k: v for k, v in metrics.items() if k.startswith("test_")},
         # The message ends with the run's duration.
-        scoring={k: v for k, v in scoring.as_dict().items() if k not in {"seconds", "message"}},
-        drifted=list(monitoring.drift.drifted_features),
+        scoring={k: v for k, v in scored.as_dict().items() if k not in {"seconds", "message"}},
+        drifted=list(monitored.drift.drifted_features),
         retrain_fired=decision.fire,
         retrain_reasons=tuple(decision.reasons),
     )

@@ -35,14 +35,16 @@ def _nights(settings: Settings, count: int, end: dt.date) -> list[dt.date]:
 def test_sixty_baseline_nights_raise_no_retraining_request(settings: Settings) -> None:
     from churnops.monitor.nightly import monitor_night
     from churnops.score import score_day
+    from churnops.stores import stores_for
     from churnops.triggers.signals import evaluate_retraining
 
+    stores = stores_for(settings)
     nights = _nights(settings, BASELINE_NIGHTS, settings.simulation.history_end)
     drifted_counts = []
     for night in nights:
-        score_day(settings, night, say=lambda _line: None)
-        result = monitor_night(settings, night)
-        _, decision = evaluate_retraining(settings, night)
+        score_day(settings, stores.features, stores.scoring, night, say=lambda _line: None)
+        result = monitor_night(settings, stores.monitoring, night)
+        _, decision = evaluate_retraining(settings, stores.monitoring, night)
         drifted_counts.append(len(result.drift.drifted_features))
         assert not decision.fire and not decision.triggered, (night, decision.reasons)
     # The monitor is not blind: it does measure, and at most a feature or two (the
@@ -63,11 +65,12 @@ def test_matured_cohorts_get_the_served_scores_performance(settings: Settings) -
     from churnops.score import score_day
     from churnops.stores import stores_for
 
-    monitoring = stores_for(settings).monitoring
+    stores = stores_for(settings)
+    monitoring = stores.monitoring
     warehouse = monitoring.warehouse
     cohorts = _nights(settings, 3, settings.simulation.history_end - dt.timedelta(days=120))
     for night in cohorts:
-        score_day(settings, night, say=lambda _line: None)
+        score_day(settings, stores.features, stores.scoring, night, say=lambda _line: None)
     tonight = cohorts[-1] + dt.timedelta(days=settings.train.label_horizon_days)
     results = {r.as_of_date: r for r in update_cohort_performance(settings, monitoring, tonight)}
     assert set(cohorts) <= set(results)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from churnops.score import ScoringResult
 from churnops.settings import Settings, load_settings
 from churnops.stores import stores_for
 from churnops.warehouse import ConstraintViolation
@@ -26,7 +27,13 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     # and v2 becomes the challenger.
     from churnops.train.pipeline import retrain
 
-    outcome = retrain(settings, actor="pytest", reason="challenger", require_approval=True)
+    outcome = retrain(
+        settings,
+        stores_for(settings).features,
+        actor="pytest",
+        reason="challenger",
+        require_approval=True,
+    )
     assert outcome.action in {"keep", "await_approval"}
     _set_challenger(settings, None)
     return settings
@@ -49,6 +56,14 @@ def _rows(settings: Settings, sql: str, params: list | None = None) -> list[tupl
     return warehouse_of(settings).tuples(sql, params or [])
 
 
+def _score_night(settings: Settings, night: dt.date) -> ScoringResult:
+    """``score_day`` on the stores of ``settings``, as the nightly scoring task calls it."""
+    from churnops.score import score_day
+
+    stores = stores_for(settings)
+    return score_day(settings, stores.features, stores.scoring, night)
+
+
 def _night(settings: Settings) -> dt.date:
     return settings.simulation.history_end
 
@@ -64,10 +79,9 @@ def _predictions(settings: Settings, night: dt.date) -> list[tuple]:
 
 def test_every_active_customer_gets_exactly_one_prediction(settings: Settings) -> None:
     from churnops.registry import load_champion
-    from churnops.score import score_day
 
     night = _night(settings)
-    result = score_day(settings, night)
+    result = _score_night(settings, night)
     assert result.state == "scored"
     active = _rows(
         settings,
@@ -93,12 +107,11 @@ def test_every_active_customer_gets_exactly_one_prediction(settings: Settings) -
 
 
 def test_a_rerun_of_the_same_night_changes_nothing(settings: Settings) -> None:
-    from churnops.score import score_day
 
     night = _night(settings)
-    score_day(settings, night)
+    _score_night(settings, night)
     before = _predictions(settings, night)
-    score_day(settings, night)
+    _score_night(settings, night)
     assert _predictions(settings, night) == before
     runs = _rows(
         settings, "select count(*) from scoring.scoring_runs where as_of_date = ?", [night]
@@ -108,10 +121,9 @@ def test_a_rerun_of_the_same_night_changes_nothing(settings: Settings) -> None:
 
 def test_the_top_band_carries_three_reasons_and_no_one_else_does(settings: Settings) -> None:
     from churnops.registry import load_champion
-    from churnops.score import score_day
 
     night = _night(settings)
-    score_day(settings, night)
+    _score_night(settings, night)
     features = set(load_champion(settings).features)
     rows = _predictions(settings, night)
     high = [row for row in rows if row[2] == "high"]
@@ -123,25 +135,24 @@ def test_the_top_band_carries_three_reasons_and_no_one_else_does(settings: Setti
 
 
 def test_shadow_rows_exist_if_and_only_if_a_challenger_exists(settings: Settings) -> None:
-    from churnops.score import score_day
 
     night = _night(settings)
     count = (
         "select count(*), min(model_version) from scoring.shadow_predictions where as_of_date = ?"
     )
-    score_day(settings, night)
+    _score_night(settings, night)
     assert _rows(settings, count, [night])[0][0] == 0
 
     _set_challenger(settings, "2")
     try:
-        result = score_day(settings, night)
+        result = _score_night(settings, night)
         shadow = _rows(settings, count, [night])[0]
         assert shadow == (result.rows_scored, "2")
         # Shadow scores are never served: every prediction still comes from the champion.
         assert {row[3:5] for row in _predictions(settings, night)} == {("1", "champion")}
     finally:
         _set_challenger(settings, None)
-    score_day(settings, night)  # the challenger is gone: so are the night's shadow rows
+    _score_night(settings, night)  # the challenger is gone: so are the night's shadow rows
     assert _rows(settings, count, [night])[0][0] == 0
 
 
@@ -149,16 +160,15 @@ def test_without_a_champion_scoring_skips_and_keeps_earlier_predictions(
     settings: Settings,
 ) -> None:
     from churnops.registry.tracking import mlflow_client
-    from churnops.score import score_day
 
     night = _night(settings)
-    score_day(settings, night)
+    _score_night(settings, night)
     before = _predictions(settings, night)
     client = mlflow_client(settings)
     name = settings.mlflow.registered_model_name
     client.delete_registered_model_alias(name, "champion")
     try:
-        result = score_day(settings, night)
+        result = _score_night(settings, night)
     finally:
         client.set_registered_model_alias(name, "champion", "1")
     assert result.state == "skipped"
@@ -172,11 +182,10 @@ def test_without_a_champion_scoring_skips_and_keeps_earlier_predictions(
 
 
 def test_a_failed_write_leaves_the_previous_partition(settings: Settings) -> None:
-    from churnops.score import score_day
     from churnops.score.store import PREDICTION_COLUMNS
 
     night = _night(settings)
-    score_day(settings, night)
+    _score_night(settings, night)
     before = _predictions(settings, night)
     # Half a partition, then a row that breaks a constraint: the insert fails mid-way.
     good = [(night, 1_000_000 + i, 0.5, "high", "churn", "9", "champion", None) for i in range(99)]
@@ -217,7 +226,6 @@ def test_the_canary_is_a_stable_share_of_20k_customers_on_consecutive_nights(
     challenger on a 10 % canary: within one point of 10 %, the same customers both nights."""
     from churnops.features import build_features
     from churnops.ingest import ingest_range
-    from churnops.score import score_day
     from churnops.simulate import simulate_days
 
     # Its own landing drops and warehouse; the registry of the trained state above.
@@ -238,7 +246,7 @@ def test_the_canary_is_a_stable_share_of_20k_customers_on_consecutive_nights(
 
     _set_challenger(settings, "2")
     try:
-        nights = [score_day(big, first_night + dt.timedelta(days=i)) for i in range(2)]
+        nights = [_score_night(big, first_night + dt.timedelta(days=i)) for i in range(2)]
     finally:
         _set_challenger(settings, None)
     canaries = []
@@ -260,11 +268,10 @@ def test_the_canary_is_a_stable_share_of_20k_customers_on_consecutive_nights(
 
 
 def test_status_reports_the_last_nightly_run_and_the_champion(settings: Settings) -> None:
-    from churnops.score import score_day
     from churnops.status import collect_status, render_status
 
     night = _night(settings)
-    result = score_day(settings, night)
+    result = _score_night(settings, night)
     report = collect_status(settings)
     run = report["last_nightly_run"]
     assert (run["as_of_date"], run["state"], run["rows_scored"]) == (

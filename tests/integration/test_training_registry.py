@@ -74,9 +74,14 @@ def story(settings: Settings) -> Story:
     from churnops.registry import current_aliases, rollback
     from churnops.train.pipeline import retrain
 
-    first = retrain(settings, actor=ACTOR, reason="first model", as_of_end=PRE_CHANGE_END)
-    same_data = retrain(settings, actor=ACTOR, reason="same data", as_of_end=PRE_CHANGE_END)
-    after_change = retrain(settings, actor=ACTOR, reason="price change", as_of_start=SCENARIO_START)
+    features = stores_for(settings).features
+    first = retrain(settings, features, actor=ACTOR, reason="first model", as_of_end=PRE_CHANGE_END)
+    same_data = retrain(
+        settings, features, actor=ACTOR, reason="same data", as_of_end=PRE_CHANGE_END
+    )
+    after_change = retrain(
+        settings, features, actor=ACTOR, reason="price change", as_of_start=SCENARIO_START
+    )
     after_promotion = current_aliases(settings)
     moves = rollback(settings, "the new model misbehaves in the canary", "ana")
     return Story(
@@ -449,7 +454,12 @@ def test_a_searched_retrain_logs_its_trials_with_the_run(story: Story) -> None:
     settings = story.settings
     params = dataclasses.replace(settings.train, optuna=True, optuna_trials=3, max_rounds=150)
     outcome = retrain(
-        settings, actor=ACTOR, reason="optuna search", params=params, require_approval=True
+        settings,
+        stores_for(settings).features,
+        actor=ACTOR,
+        reason="optuna search",
+        params=params,
+        require_approval=True,
     )
     client = mlflow_client(settings)
     run = client.get_run(outcome.registered.run_id)

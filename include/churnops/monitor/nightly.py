@@ -64,14 +64,15 @@ def served_night(monitoring: MonitoringStore, as_of_date: dt.date) -> tuple[str,
     return str(version), current
 
 
-def monitor_night(settings: Settings, as_of_date: dt.date) -> MonitoringResult:
-    """Drift report (HTML, JSON, tables) for the night, then the matured cohorts."""
+def monitor_night(
+    settings: Settings, monitoring: MonitoringStore, as_of_date: dt.date
+) -> MonitoringResult:
+    """Drift report (HTML, JSON, tables) for the night, then the matured cohorts; the night
+    is read from, and the results written to, ``monitoring``."""
     from churnops.monitor.drift import drift_report, persist_drift
     from churnops.monitor.performance import update_cohort_performance
     from churnops.monitor.reference import load_reference
-    from churnops.stores import stores_for
 
-    monitoring = stores_for(settings).monitoring
     version, current = served_night(monitoring, as_of_date)
     reference = load_reference(settings, version)
     drift = drift_report(settings, as_of_date, version, reference, current)

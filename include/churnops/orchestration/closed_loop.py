@@ -76,6 +76,7 @@ def run_closed_loop(
     from churnops.pipeline import bootstrap_history
     from churnops.registry import champion_version
     from churnops.simulate import simulate_days
+    from churnops.stores import stores_for
     from churnops.train.pipeline import retrain
 
     settings = with_campaign(settings, campaign_lead_days)
@@ -92,7 +93,12 @@ def run_closed_loop(
     mark = time.perf_counter()
     if champion_version(settings) is None:
         say("== 2/4 the first champion")
-        outcome = retrain(settings, actor="churnops loop", reason="first model (make run)")
+        outcome = retrain(
+            settings,
+            stores_for(settings).features,
+            actor="churnops loop",
+            reason="first model (make run)",
+        )
         say(outcome.summary)
     else:
         say(f"== 2/4 champion v{champion_version(settings)} is already registered")
@@ -119,8 +125,6 @@ def run_closed_loop(
         for run in sorted(nightly, key=lambda r: str(r.get("logical_date"))):
             say(f"   churn_nightly {run.get('logical_date')}: {run.get('state')}")
         seconds["nights"] = time.perf_counter() - mark
-        from churnops.stores import stores_for
-
         requests = stores_for(settings).monitoring.rows(
             f"select * from {RETRAIN_REQUESTS_TABLE} where as_of_date between ? and ? "
             "order by as_of_date",

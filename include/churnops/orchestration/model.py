@@ -74,12 +74,18 @@ def check_training_data() -> dict[str, Any]:
 
 def retrain_and_decide() -> dict[str, Any]:
     """Train, register, evaluate against the champion on the same window, decide, act."""
+    from churnops.stores import stores_for
     from churnops.train.pipeline import retrain
 
     context = get_current_context()
     approval = context["params"].get("require_approval")
+    settings = load_settings()
     outcome = retrain(
-        load_settings(), actor=actor(), reason=trigger_reasons(), require_approval=approval
+        settings,
+        stores_for(settings).features,
+        actor=actor(),
+        reason=trigger_reasons(),
+        require_approval=approval,
     )
     log.info("%s", outcome.summary)
     return {

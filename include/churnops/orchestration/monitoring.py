@@ -20,8 +20,12 @@ log = logging.getLogger(__name__)
 def monitor_night_task() -> dict[str, Any]:
     """Drift report and matured-cohort performance for the run's day."""
     from churnops.monitor.nightly import monitor_night
+    from churnops.stores import stores_for
 
-    result = monitor_night(load_settings(), run_day(get_current_context()))
+    settings = load_settings()
+    result = monitor_night(
+        settings, stores_for(settings).monitoring, run_day(get_current_context())
+    )
     drift = result.drift
     log.info(
         "drift report %s: %d of %d features drifted (%s); prediction drifted: %s",
@@ -39,11 +43,15 @@ def request_retrain_task() -> Iterator[Metadata]:
     reasons in the event's extra (the retrain DAG starts from it) and send an alert.
     Otherwise the task is skipped: a successful task with an outlet would emit the event."""
     from churnops.orchestration.alerts import notify_trigger
+    from churnops.stores import stores_for
     from churnops.triggers.signals import evaluate_retraining
 
     context = get_current_context()
     day = run_day(context)
-    signals, decision = evaluate_retraining(load_settings(), day, run_id=context["dag_run"].run_id)
+    settings = load_settings()
+    signals, decision = evaluate_retraining(
+        settings, stores_for(settings).monitoring, day, run_id=context["dag_run"].run_id
+    )
     log.info("%s", decision.summary())
     if not decision.fire:
         raise AirflowSkipException(decision.summary())

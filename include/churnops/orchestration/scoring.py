@@ -18,10 +18,18 @@ def score_night() -> dict[str, Any]:
     """Score the run's day. Without a champion the task is skipped, not failed: the run
     stays green, the monitoring after it is skipped too, earlier predictions stay."""
     from churnops.score import score_day
+    from churnops.stores import stores_for
 
     context = get_current_context()
+    settings = load_settings()
+    stores = stores_for(settings)
     result = score_day(
-        load_settings(), run_day(context), run_id=context["dag_run"].run_id, say=log.info
+        settings,
+        stores.features,
+        stores.scoring,
+        run_day(context),
+        run_id=context["dag_run"].run_id,
+        say=log.info,
     )
     if result.state == "skipped":
         raise AirflowSkipException(result.message)

@@ -103,12 +103,15 @@ def _score(model: LoadedModel, engine: Engine, table: pa.Table, threads: int) ->
 
 def score_day(
     settings: Settings,
+    features: FeatureStore,
+    scoring: ScoringStore,
     as_of_date: dt.date,
     *,
     run_id: str | None = None,
     say: Callable[[str], object] = log.info,
 ) -> ScoringResult:
-    """Score night ``as_of_date`` and replace its partition of the prediction tables."""
+    """Score night ``as_of_date`` from its rows in ``features`` and replace its partition of
+    the prediction tables in ``scoring`` (the run, scored or skipped, is recorded there)."""
     import numpy as np
     import pyarrow as pa
 
@@ -116,9 +119,7 @@ def score_day(
     from churnops.score.engine import engine_for
     from churnops.score.fastpath import contributions
     from churnops.score.policy import assign_risk_bands, canary_mask, top_reasons
-    from churnops.stores import stores_for
 
-    stores = stores_for(settings)
     policy = settings.scoring
     started_at = utc_now()
     began = time.perf_counter()
@@ -134,7 +135,7 @@ def score_day(
             "churn_retrain DAG or `churnops train`.",
         )
         say(result.message)
-        _record_run(stores.scoring, result, run_id, started_at)
+        _record_run(scoring, result, run_id, started_at)
         return result
     champion = load_version(settings, aliases[CHAMPION])
     challenger_version = aliases.get(CHALLENGER)
@@ -152,7 +153,7 @@ def score_day(
     seconds["load_models"] = time.perf_counter() - began
 
     mark = time.perf_counter()
-    table = read_night_features(stores.features, as_of_date)
+    table = read_night_features(features, as_of_date)
     customer_ids = table.column("customer_id").to_numpy()
     seconds["read_features"] = time.perf_counter() - mark
 
@@ -222,7 +223,7 @@ def score_day(
                 "scored_at": predictions.column("scored_at"),
             }
         )
-    stores.scoring.replace_night(as_of_date, predictions, shadow_table)
+    scoring.replace_night(as_of_date, predictions, shadow_table)
     seconds["write"] = time.perf_counter() - mark
     seconds["total"] = time.perf_counter() - began
 
@@ -244,7 +245,7 @@ def score_day(
     )
     result.message = _describe(result, name)
     say(result.message)
-    _record_run(stores.scoring, result, run_id, started_at)
+    _record_run(scoring, result, run_id, started_at)
     return result
 
 

@@ -337,7 +337,10 @@ def time_split(
     what is needed.
     """
     if windows is None:
-        windows = split_windows(frame["as_of_date"].value_counts().to_dict(), params)
+        rows_per_date = frame["as_of_date"].value_counts()
+        windows = split_windows(
+            dict(zip(rows_per_date.index.tolist(), rows_per_date.tolist(), strict=True)), params
+        )
     as_of = frame["as_of_date"]
     train = frame.loc[(as_of >= windows.train_start) & (as_of <= windows.train_end)].reset_index(
         drop=True

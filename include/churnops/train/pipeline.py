@@ -20,6 +20,7 @@ from churnops.settings import PromotionPolicy, Settings, TrainParams
 
 if TYPE_CHECKING:
     from churnops.evaluate import Decision, ModelMetrics
+    from churnops.features.store import FeatureStore
     from churnops.registry import AliasMove, RegisteredVersion
     from churnops.train.frame import SplitWindows
 
@@ -58,6 +59,7 @@ class RetrainOutcome:
 
 def retrain(
     settings: Settings,
+    features: FeatureStore,
     *,
     actor: str,
     require_approval: bool | None = None,
@@ -71,7 +73,8 @@ def retrain(
 
     ``actor`` names who or what asked (``airflow:<dag_id>/<run_id>``, ``cli:<user>``);
     ``reason`` why (the trigger's reasons). ``require_approval`` overrides the policy's.
-    ``as_of_start``/``as_of_end`` bound the training frame (default: all matured labels).
+    ``as_of_start``/``as_of_end`` bound the training frame read from ``features`` (default:
+    all matured labels).
     """
     from churnops.evaluate import decide, score_on
     from churnops.registry import (
@@ -83,7 +86,6 @@ def retrain(
         set_challenger,
     )
     from churnops.registry.tracking import mlflow_client
-    from churnops.stores import stores_for
     from churnops.train.evaluation import evaluate_model
     from churnops.train.frame import load_split
     from churnops.train.model import train_model
@@ -94,7 +96,7 @@ def retrain(
     if require_approval is not None:
         policy = dataclasses.replace(policy, require_approval=require_approval)
 
-    split = load_split(stores_for(settings).features, as_of_start, as_of_end, params=params)
+    split = load_split(features, as_of_start, as_of_end, params=params)
     trained = train_model(split, params)
     metrics = evaluate_model(trained, split)
     registered = log_training_run(settings, trained, metrics, split, actor=actor, reason=reason)

@@ -28,6 +28,9 @@ def _training_cutoff(settings: Settings, version: str) -> dt.date | None:
 def read_signals(
     settings: Settings, monitoring: MonitoringStore, as_of_date: dt.date
 ) -> RetrainSignals:
+    """The policy's inputs for the night: the champion's drift and latest matured cohort,
+    the churn labels since its training cutoff and the nearest night that fired (all read
+    from ``monitoring``); the champion and its cutoff come from the registry."""
     from churnops.monitor.performance import latest_cohort
     from churnops.registry import current_aliases
 
@@ -69,12 +72,13 @@ def read_signals(
 
 
 def evaluate_retraining(
-    settings: Settings, as_of_date: dt.date, run_id: str | None = None
+    settings: Settings,
+    monitoring: MonitoringStore,
+    as_of_date: dt.date,
+    run_id: str | None = None,
 ) -> tuple[RetrainSignals, RetrainDecision]:
-    """Read the signals, decide, and record the evaluation (replacing the night's row)."""
-    from churnops.stores import stores_for
-
-    monitoring = stores_for(settings).monitoring
+    """Read the signals, decide, and record the evaluation in ``monitoring`` (replacing
+    the night's row)."""
     signals = read_signals(settings, monitoring, as_of_date)
     decision = decide_retraining(signals, settings.retraining)
     monitoring.replace_retrain_request(
