@@ -331,3 +331,33 @@ def test_parsing_opens_no_connection_and_fits_airflows_import_timeout(path: Path
 
     limit = conf.getfloat("core", "dagbag_import_timeout")
     assert report["cold"] < limit, f"{path.name} cold parse {report['cold']:.2f}s"
+
+
+def test_dbt_node_ids_fit_xcom_keys() -> None:
+    """Cosmos's watcher publishes each dbt node's status, event, compiled SQL and test
+    status under XCom keys made from its unique id; PostgreSQL-backed Airflow refuses a key
+    longer than the xcom table's column (SQLite does not check), which failed every try of
+    the producer in the prod profile. Name a generated test whose id would not fit."""
+    from airflow.models.xcom import XComModel
+    from cosmos.operators._watcher.aggregation import get_tests_status_xcom_key
+    from cosmos.operators._watcher.state import (
+        get_compiled_sql_xcom_key,
+        get_dbt_event_xcom_key,
+        get_status_xcom_key,
+    )
+
+    limit = XComModel.__table__.c.key.type.length
+    manifest = json.loads((PROJECT_DIR / "dbt_project" / "target" / "manifest.json").read_text())
+    keys = [
+        make(unique_id)
+        for unique_id in manifest["nodes"]
+        for make in (
+            get_status_xcom_key,
+            get_dbt_event_xcom_key,
+            get_compiled_sql_xcom_key,
+            get_tests_status_xcom_key,
+        )
+    ]
+    assert len(keys) > 100
+    too_long = sorted({k for k in keys if len(k) > limit}, key=len)
+    assert not too_long, f"{len(too_long)} XCom keys longer than {limit}: {too_long[:3]}"
