@@ -119,3 +119,21 @@ def test_the_settings_repr_never_shows_the_postgres_password() -> None:
     )
     assert settings.warehouse.postgres_dsn.endswith("@db:5432/wh")
     assert "s3cr3t-value" not in repr(settings) and "s3cr3t-value" not in str(settings)
+
+
+def test_the_prod_profile_takes_airflows_metadata_db_from_the_operator(tmp_path) -> None:
+    """Prod keeps Airflow's metadata in PostgreSQL and runs the CeleryExecutor; without a
+    PostgreSQL URL it stops with one line naming the variable, instead of a SQLite file."""
+    from churnops.orchestration.environment import airflow_env
+    from churnops.settings import SettingsError, load_settings
+
+    settings = load_settings({"CHURNOPS_PROFILE": "prod", "CHURNOPS_STATE_DIR": str(tmp_path)})
+    for environ in ({}, {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sqlite:////tmp/a.db"}):
+        with pytest.raises(SettingsError, match="AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
+            airflow_env(settings, environ=environ)
+    conn = "postgresql+psycopg2://airflow@db.internal:5432/airflow"
+    env = airflow_env(settings, environ={"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": conn})
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == conn
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    local = airflow_env(load_settings({"CHURNOPS_STATE_DIR": str(tmp_path)}), environ={})
+    assert local["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite:///")

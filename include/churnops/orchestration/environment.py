@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 
-from churnops.settings import Settings
+from churnops.settings import Settings, SettingsError
 
 # Telemetry off: this pipeline must run where nothing outside is reachable.
 QUIET_ENV = {
@@ -25,16 +26,25 @@ QUIET_ENV = {
 }
 
 
-def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
-    """Environment variables for every Airflow process of this project (local profile).
+def airflow_env(
+    settings: Settings, port: int | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Environment variables for every Airflow process of this project.
 
-    These win over the caller's environment: an inherited AIRFLOW_HOME or database URL
-    would otherwise silently point the project's Airflow at someone else's state. Other
-    AIRFLOW__* settings pass through untouched.
+    These win over the caller's environment (``environ``, ``os.environ`` unless given): an
+    inherited AIRFLOW_HOME or database URL would otherwise silently point the project's
+    Airflow at someone else's state. Other AIRFLOW__* settings pass through untouched.
+
+    The local profile keeps Airflow's metadata in SQLite under the state dir. The prod
+    profile takes it from the operator: ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` must name
+    a PostgreSQL database, ``AIRFLOW__CORE__EXECUTOR`` defaults to the CeleryExecutor
+    (broker and result backend: ``AIRFLOW__CELERY__*``), and a JWT secret given in
+    ``AIRFLOW__API_AUTH__JWT_SECRET`` is used instead of the state dir's.
     """
+    environ = os.environ if environ is None else environ
     paths = settings.paths
     home = paths.airflow_home
-    port = port or int(os.environ.get("CHURNOPS_AIRFLOW_PORT", "8080"))
+    port = port or int(environ.get("CHURNOPS_AIRFLOW_PORT", "8080"))
     env = {
         **QUIET_ENV,
         "AIRFLOW_HOME": str(home),
@@ -43,7 +53,7 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         # 2 cores: a handful of task processes, not Airflow's default 32.
-        "AIRFLOW__CORE__PARALLELISM": os.environ.get("CHURNOPS_AIRFLOW_PARALLELISM", "4"),
+        "AIRFLOW__CORE__PARALLELISM": environ.get("CHURNOPS_AIRFLOW_PARALLELISM", "4"),
         # SQLite with a busy timeout: the scheduler, the API server and CLI commands (e.g.
         # `backfill create`) write the same file and would otherwise fail with "locked".
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
@@ -58,6 +68,26 @@ def airflow_env(settings: Settings, port: int | None = None) -> dict[str, str]:
         "CHURNOPS_STATE_DIR": str(paths.state_dir),
         "CHURNOPS_PROJECT_DIR": str(paths.project_dir),
     }
+    if settings.profile == "prod":
+        env |= _prod_metadata_env(environ)
+    return env
+
+
+def _prod_metadata_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The prod profile's metadata DB and executor: the operator's, not the state dir's."""
+    conn = environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    if not conn.startswith("postgresql"):
+        raise SettingsError(
+            "CHURNOPS_PROFILE=prod keeps Airflow's metadata in PostgreSQL: set "
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://USER[:PASSWORD]@HOST"
+            f"[:PORT]/DATABASE (it is {'unset' if not conn else 'not a PostgreSQL URL'})"
+        )
+    env = {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": conn,
+        "AIRFLOW__CORE__EXECUTOR": environ.get("AIRFLOW__CORE__EXECUTOR") or "CeleryExecutor",
+    }
+    if environ.get("AIRFLOW__API_AUTH__JWT_SECRET"):  # e.g. from a secrets store
+        env["AIRFLOW__API_AUTH__JWT_SECRET"] = environ["AIRFLOW__API_AUTH__JWT_SECRET"]
     return env
 
 

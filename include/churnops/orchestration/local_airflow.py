@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +37,23 @@ class AirflowCommandFailed(RuntimeError):
 class LocalAirflow:
     """The ``airflow`` CLI with the project's environment."""
 
-    def __init__(self, settings: Settings, port: int | None = None) -> None:
+    def __init__(
+        self, settings: Settings, port: int | None = None, environ: Mapping[str, str] | None = None
+    ) -> None:
+        """``environ``: the environment the ``airflow`` processes start from (``os.environ``
+        unless given), the project's Airflow settings on top."""
         self.settings = settings
-        self.env = {**os.environ, **airflow_env(settings, port)}
+        base = os.environ if environ is None else environ
+        self.env = {**base, **airflow_env(settings, port, base)}
         # `airflow standalone` spawns its components as `airflow ...` from PATH: put this
         # interpreter's environment first, so they run with the same install.
         bin_dir = str(Path(sys.executable).parent)
         self.env["PATH"] = os.pathsep.join([bin_dir, self.env.get("PATH", "")])
         self.airflow = shutil.which("airflow", path=self.env["PATH"]) or "airflow"
         self.base_url = self.env["AIRFLOW__API__BASE_URL"]
+        # Seconds any one `airflow` command may take (None: no limit); a harness that must
+        # finish in bounded time sets it.
+        self.command_timeout: float | None = None
         self._token: str | None = None
 
     def run(self, args: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -54,7 +62,12 @@ class LocalAirflow:
         tried again, a few times, with a growing pause."""
         for attempt in range(SQLITE_LOCK_ATTEMPTS):
             proc = subprocess.run(
-                [self.airflow, *args], env=self.env, capture_output=True, text=True, check=False
+                [self.airflow, *args],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=self.command_timeout,
             )
             if proc.returncode == 0 or "database is locked" not in proc.stderr:
                 break
@@ -123,21 +136,25 @@ class LocalAirflow:
                     return []
         return []
 
-    def api(self, path: str, body: Any = None) -> Any:
+    def api(self, path: str, body: Any = None, method: str | None = None) -> Any:
         """The REST API (``/api/v2/<path>``, what the UI calls), signed in as admin: a GET,
-        or a POST of ``body`` as JSON."""
+        or a POST of ``body`` as JSON (or ``method``, e.g. PATCH)."""
         if self._token is None:
             login = {"username": "admin", "password": ensure_admin_password(self.settings)}
             self._token = str(self._request("/auth/token", login)["access_token"])
-        return self._request(f"/api/v2/{path}", body, {"Authorization": f"Bearer {self._token}"})
+        return self._request(
+            f"/api/v2/{path}", body, {"Authorization": f"Bearer {self._token}"}, method
+        )
 
-    def _request(self, path: str, body: Any = None, headers: dict | None = None) -> Any:
+    def _request(
+        self, path: str, body: Any = None, headers: dict | None = None, method: str | None = None
+    ) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
             f"{self.base_url}{path}",
             data=data,
             headers={**(headers or {}), "Content-Type": "application/json"},
-            method="GET" if data is None else "POST",
+            method=method or ("GET" if data is None else "POST"),
         )
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())
