@@ -617,3 +617,25 @@ def test_the_postgres_sessions_get_the_work_mem_setting_after_the_dsns_options(
         ) == [("80MB", "10min")]
     finally:
         warehouse.dispose()
+
+
+def test_both_engines_put_every_customer_in_the_shard_numpy_computes(
+    warehouse: Warehouse,
+) -> None:
+    """The shard each store query selects in SQL is the shard churnops.sharding computes
+    (ids near the 64-bit and 31-bit edges and below zero included)."""
+    import numpy as np
+
+    from churnops.sharding import shard_of, sql_expression
+
+    edge = [-(2**62), -(2**31), -7, -1, 0, 1, 2**31 - 2, 2**31 - 1, 2**31, 2**62, 2**63 - 1]
+    ids = np.array([*edge, *range(1, 5_001)], dtype=np.int64)
+    table = sa.Table("shard_ids", sa.MetaData(schema="test"), sa.Column("id", sa.BigInteger))
+    warehouse.ensure(table)
+    with warehouse.transaction() as session:
+        session.insert(table, pa.table({"id": pa.array(ids, pa.int64())}))
+    for count in (1, 3, 4, 16):
+        rows = warehouse.tuples(f"SELECT id, {sql_expression('id', count)} FROM test.shard_ids")
+        in_sql = dict(rows)
+        expected = dict(zip(ids.tolist(), shard_of(ids, count).tolist(), strict=True))
+        assert in_sql == expected, count

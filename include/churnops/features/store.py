@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from churnops.ingest.store import LOADED_DROPS_TABLE
+from churnops.sharding import ShardSpec, sql_predicate
 from churnops.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -26,11 +27,21 @@ class FeatureStore:
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
 
-    def night(self, as_of_date: dt.date) -> pa.Table:
-        """The night's feature rows (one per active customer), ordered by customer."""
+    def night(self, as_of_date: dt.date, shard: ShardSpec | None = None) -> pa.Table:
+        """The night's feature rows (one per active customer), ordered by customer; with
+        ``shard``, only that shard's customers (``churnops.sharding``)."""
+        where = sql_predicate("customer_id", shard) if shard else "TRUE"
         return self.warehouse.arrow(
-            f"SELECT * FROM {FEATURES_TABLE} WHERE as_of_date = ? ORDER BY customer_id",
+            f"SELECT * FROM {FEATURES_TABLE} WHERE as_of_date = ? AND {where} ORDER BY customer_id",
             [as_of_date],
+        )
+
+    def night_rows(self, as_of_date: dt.date) -> int:
+        """How many customers the night's feature rows hold."""
+        return int(
+            self.warehouse.tuples(
+                f"SELECT count(*) FROM {FEATURES_TABLE} WHERE as_of_date = ?", [as_of_date]
+            )[0][0]
         )
 
     def labelled_snapshot_rows(
