@@ -136,6 +136,11 @@ class Paths:
         return self.state_dir / "airflow"
 
     @property
+    def registered_models_dir(self) -> Path:
+        """This machine's copies of registered versions (a cache, rebuilt freely)."""
+        return self.state_dir / "models" / "registered"
+
+    @property
     def compiled_models_dir(self) -> Path:
         """Registered versions compiled to native code for scoring (a cache, rebuilt freely)."""
         return self.state_dir / "models" / "compiled"
