@@ -25,8 +25,19 @@ just ended), or `as_of_date` from the trigger form.
    `high` band the three features pushing the score up most). A `challenger`, when there
    is one, scores the same customers into `scoring.shadow_predictions`; with a canary
    share set (`CHURNOPS_CANARY_SHARE`), a stable hash-chosen share of customers is served
-   the challenger's score. The night's partition is replaced in one transaction. Without
-   a champion the task is skipped with a message and earlier predictions stay.
+   the challenger's score.
+   - `plan` fixes the night's model versions, canary share and number of customer-hash
+     shards (`CHURNOPS_SCORING_SHARDS`, or `scoring_shards` in the trigger form), and
+     compiles a new version's trees once. Without a champion it is skipped with a message,
+     everything after it too, and earlier predictions stay.
+   - `shard` is mapped once per shard (named "shard i/N"): each reads only its customers,
+     scores them and stages them in one transaction; any worker can run any shard, and a
+     retried shard replaces only its own slice.
+   - `publish` checks that the staged shards make the whole night (every shard, one row
+     per customer, as many as the night's feature rows) and replaces the night's
+     predictions in one transaction: a reader sees the previous night or the whole new
+     one, never half. Drift is not sharded: it needs every row of the night at once, and
+     takes seconds.
 4. **monitor**
    - `drift_and_performance`: the night's features and served scores against the
      champion's training sample (stored with its registered version): per-feature drift
@@ -59,6 +70,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, dag, task
 from churnops.orchestration.assets import RETRAIN_REQUESTED
 from churnops.orchestration.dbt import features_task_group
 from churnops.orchestration.defaults import default_args
+from churnops.orchestration.scoring import MAP_INDEX_TEMPLATE, SHARDS_PARAM
 from churnops.settings import load_settings
 
 settings = load_settings()
@@ -94,11 +106,27 @@ def check_window_loaded() -> str:
 
 
 @task(pool=orchestration.warehouse_pool)
-def score() -> dict:
-    """Score every active customer of the run's day with the champion (and the challenger)."""
-    from churnops.orchestration.scoring import score_night
+def plan() -> list[dict]:
+    """Fix the night's model versions and customer-hash shards (skipped without a champion)."""
+    from churnops.orchestration.scoring import plan_scoring
 
-    return score_night()
+    return plan_scoring()
+
+
+@task(pool=orchestration.warehouse_pool, map_index_template=MAP_INDEX_TEMPLATE)
+def shard(assignment: dict) -> dict:
+    """Score one shard of the night's customers and stage it."""
+    from churnops.orchestration.scoring import score_one_shard
+
+    return score_one_shard(assignment)
+
+
+@task(pool=orchestration.warehouse_pool)
+def publish(assignments: list[dict], shard_results: list[dict]) -> dict:
+    """Publish the whole night once every shard is staged."""
+    from churnops.orchestration.scoring import publish_scores
+
+    return publish_scores(assignments, shard_results)
 
 
 @task(pool=orchestration.warehouse_pool)
@@ -130,7 +158,14 @@ def request_retrain():
             type=["null", "string"],
             format="date",
             description="Process this day instead of the run's data interval (YYYY-MM-DD).",
-        )
+        ),
+        SHARDS_PARAM: Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="Score this night in this many customer-hash shards "
+            f"(default: CHURNOPS_SCORING_SHARDS, now {settings.scoring.shards}).",
+        ),
     },
     tags=["churnops", "nightly", "ingest", "features", "scoring", "monitoring"],
     doc_md=__doc__,
@@ -138,11 +173,14 @@ def request_retrain():
 def churn_nightly() -> None:
     with TaskGroup("ingest", tooltip="validate each landing drop, load or quarantine it") as ingest:
         wait_for_drops() >> validate_and_load() >> check_window_loaded()
+    with TaskGroup("score", tooltip="plan, score the shards, publish the night") as scoring:
+        assignments = plan()
+        publish(assignments, shard.expand(assignment=assignments))
     with TaskGroup(
         "monitor", tooltip="drift, matured-label performance, retrain trigger"
     ) as monitor:
         drift_and_performance() >> request_retrain()
-    ingest >> features_task_group(settings) >> score() >> monitor
+    ingest >> features_task_group(settings) >> scoring >> monitor
 
 
 churn_nightly()

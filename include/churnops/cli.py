@@ -167,6 +167,28 @@ def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(settings: Settings, args: argparse.Namespace) -> int:
+    from churnops.score import score_day
+    from churnops.stores import stores_for
+
+    stores = stores_for(settings)
+    result = score_day(
+        settings, stores.features, stores.scoring, args.date, shards=args.shards, say=print
+    )
+    return 0 if result.state == "scored" else 1
+
+
+def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from churnops.monitor.nightly import monitor_night
+    from churnops.stores import stores_for
+
+    result = monitor_night(settings, stores_for(settings).monitoring, args.date)
+    print(json.dumps(result.as_dict(), indent=2, default=str))
+    return 0
+
+
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
@@ -276,6 +298,25 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--reason", required=True)
     rb.set_defaults(handler=cmd_rollback)
 
+    sc = commands.add_parser(
+        "score",
+        help="score one night outside Airflow (= churn_nightly's score group)",
+        description="Plan, score every customer-hash shard and publish the night DATE, in "
+        "this process: the champion (and a challenger in the shadow and canary) from the "
+        "registry, the night's features from the warehouse. Replaces the night's predictions "
+        "in one transaction.",
+    )
+    sc.add_argument("--date", type=_date, required=True, help="the night (as-of date)")
+    sc.add_argument("--shards", type=int, help="default: CHURNOPS_SCORING_SHARDS")
+    sc.set_defaults(handler=cmd_score)
+
+    mo = commands.add_parser(
+        "monitor",
+        help="drift and matured-cohort performance of one scored night (= drift_and_performance)",
+    )
+    mo.add_argument("--date", type=_date, required=True, help="the night (as-of date)")
+    mo.set_defaults(handler=cmd_monitor)
+
     st = commands.add_parser("status", help="the MLOps status report")
     st.add_argument("--json", action="store_true", help="machine-readable")
     st.set_defaults(handler=cmd_status)
@@ -314,6 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from churnops.monitor.nightly import NightNotScored
     from churnops.registry import RegistryError
     from churnops.score.nightly import NoFeaturesForNight
+    from churnops.score.store import IncompleteNight
     from churnops.train.frame import InsufficientHistory
     from churnops.warehouse import WarehouseError
 
@@ -327,6 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         HistoryIncomplete,
         DbtFailed,
         NoFeaturesForNight,
+        IncompleteNight,
         NightNotScored,
         RegistryError,
     )

@@ -230,7 +230,9 @@ class OrchestrationSettings:
     # status onto its own task), "per_model" (Cosmos runs one dbt invocation per model) or
     # "build" (one task runs `dbt build`; no model graph in the UI).
     dbt_execution: str = "watcher"
-    # DuckDB admits one writing process; every task that writes it takes this pool's slot.
+    # Every task that opens the warehouse (or runs dbt) takes a slot of this pool. DuckDB
+    # admits one writing process: one slot. PostgreSQL takes writers at once (a night's
+    # shards stage in parallel): as many slots as warehouse tasks may run together.
     warehouse_pool: str = "churnops_warehouse"
     warehouse_pool_slots: int = 1
 
@@ -437,6 +439,9 @@ class ScoringPolicy:
     # version, 1.7-2.3x LightGBM's predict at 500k rows, identical scores), "native" (the
     # LightGBM booster) or "auto" (compiled where a C compiler is installed).
     engine: str = "auto"
+    # Customer-hash shards a night is scored in, each its own task that any worker can
+    # run (``churnops.sharding``); the night is published whole after the last one.
+    shards: int = 1
 
     def __post_init__(self) -> None:
         if not self.risk_bands:
@@ -456,6 +461,8 @@ class ScoringPolicy:
             raise SettingsError(
                 f"unknown scoring engine {self.engine!r}; known: {', '.join(SCORING_ENGINES)}"
             )
+        if self.shards < 1:
+            raise SettingsError("ScoringPolicy.shards must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -613,6 +620,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         retry_delay_minutes=_env_int(
             env, "CHURNOPS_RETRY_DELAY_MINUTES", orch_defaults.retry_delay_minutes
         ),
+        warehouse_pool_slots=_warehouse_pool_slots(env, warehouse_kind),
     )
     return Settings(
         profile=profile,
@@ -631,6 +639,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             email_to=env.get("CHURNOPS_ALERT_EMAIL_TO") or "",
         ),
     )
+
+
+# PostgreSQL's default: the compose file's scaled-out night (4 shards) stages at once.
+POSTGRES_POOL_SLOTS = 4
+
+
+def _warehouse_pool_slots(env: Mapping[str, str], warehouse_kind: str) -> int:
+    default = 1 if warehouse_kind == "duckdb" else POSTGRES_POOL_SLOTS
+    slots = _env_int(env, "CHURNOPS_WAREHOUSE_POOL_SLOTS", default, minimum=1)
+    if warehouse_kind == "duckdb" and slots != 1:
+        raise SettingsError(
+            f"CHURNOPS_WAREHOUSE_POOL_SLOTS={slots}: the DuckDB warehouse admits one writing "
+            "process, so its pool has one slot (use CHURNOPS_WAREHOUSE=postgres to run "
+            "warehouse tasks side by side)"
+        )
+    return slots
 
 
 def _load_train_params(env: Mapping[str, str]) -> TrainParams:
@@ -730,6 +754,7 @@ def _load_scoring_policy(env: Mapping[str, str]) -> ScoringPolicy:
         canary_salt=env.get("CHURNOPS_CANARY_SALT") or d.canary_salt,
         predict_threads=_env_int(env, "CHURNOPS_PREDICT_THREADS", d.predict_threads, minimum=1),
         engine=_env_choice(env, "CHURNOPS_SCORING_ENGINE", d.engine, SCORING_ENGINES),
+        shards=_env_int(env, "CHURNOPS_SCORING_SHARDS", d.shards, minimum=1),
     )
 
 

@@ -71,6 +71,8 @@ def test_retrain_dag_runs_on_asset_or_monthly(dagbag) -> None:
 
 
 def test_nightly_dag_shape(dagbag) -> None:
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
     dag = dagbag.dags["churn_nightly"]
     assert dag.catchup is False
     assert dag.max_active_runs == 1
@@ -87,13 +89,19 @@ def test_nightly_dag_shape(dagbag) -> None:
     # the features only start once the day is loaded and its 90-day window complete
     gate = dag.get_task("ingest.check_window_loaded")
     assert models <= gate.get_flat_relative_ids(upstream=False)
-    # scoring reads the night's features: it runs after every model, and writes the
-    # warehouse through its pool
-    score = dag.get_task("score")
-    assert {m for m in models if "fct_customer_features" in m} <= score.get_flat_relative_ids(
+    # scoring reads the night's features: it is planned after every model, its shards are
+    # mapped over the plan, the night is published after every shard and monitored after
+    # that; each step writes the warehouse through its pool
+    plan, shard, publish = (dag.get_task(f"score.{t}") for t in ("plan", "shard", "publish"))
+    assert {m for m in models if "fct_customer_features" in m} <= plan.get_flat_relative_ids(
         upstream=True
     )
-    assert score.pool == "churnops_warehouse"
+    assert plan.downstream_task_ids == {"score.shard", "score.publish"}
+    assert isinstance(shard, MappedOperator) and shard.downstream_task_ids == {"score.publish"}
+    assert shard.map_index_template == "{{ shard_label }}"
+    assert publish.downstream_task_ids == {"monitor.drift_and_performance"}
+    assert {t.pool for t in (plan, shard, publish)} == {"churnops_warehouse"}
+    assert dag.params["scoring_shards"] is None  # the settings' shard count unless asked
 
 
 # Tasks that never open the warehouse (every other task does, or runs dbt, and takes the
@@ -129,7 +137,9 @@ def test_every_task_that_opens_the_warehouse_or_runs_dbt_takes_the_pool(dagbag) 
     assert {
         "churn_nightly.features.dbt_producer_watcher",
         "churn_nightly.ingest.validate_and_load",
-        "churn_nightly.score",
+        "churn_nightly.score.plan",
+        "churn_nightly.score.shard",
+        "churn_nightly.score.publish",
         "churn_nightly.monitor.request_retrain",
         "churn_retrain.retrain_and_decide",
         "churn_model_promote.promote",  # the audit log is a warehouse table

@@ -181,41 +181,125 @@ def test_without_a_champion_scoring_skips_and_keeps_earlier_predictions(
     assert last == [("skipped", 0)]
 
 
-def test_a_failed_write_leaves_the_previous_partition(settings: Settings) -> None:
-    from churnops.score.store import PREDICTION_COLUMNS
+def _plan_and_shards(settings: Settings, night: dt.date, shards: int, only: list[int]):
+    from churnops.score.nightly import plan_night, score_shard
+
+    stores = stores_for(settings)
+    plan = plan_night(settings, stores.scoring, night, shards=shards)
+    results = [score_shard(settings, stores.features, stores.scoring, plan, i) for i in only]
+    return stores, plan, results
+
+
+def _served_rows(settings: Settings, night: dt.date) -> list[tuple]:
+    """Everything served and shadowed for the night but the scoring time."""
+    served = _rows(
+        settings,
+        "select customer_id, churn_probability, risk_band, model_name, model_version, "
+        "served_by, reason_codes from scoring.predictions where as_of_date = ? "
+        "order by customer_id",
+        [night],
+    )
+    shadow = _rows(
+        settings,
+        "select customer_id, churn_probability, risk_band, model_version "
+        "from scoring.shadow_predictions where as_of_date = ? order by customer_id",
+        [night],
+    )
+    return served + [("shadow", *row) for row in shadow]
+
+
+def test_four_shards_give_exactly_the_rows_of_one(settings: Settings) -> None:
+    """Champion, challenger in the shadow and a 30 % canary: every served and shadow row
+    (probability, band, serving version, reasons) is the same whether the night is scored
+    in one shard or in four."""
+    from dataclasses import replace
+
+    from churnops.score.nightly import score_day
+
+    night = _night(settings)
+    canary = replace(settings, scoring=replace(settings.scoring, canary_share=0.3))
+    stores = stores_for(canary)
+    _set_challenger(settings, "2")
+    try:
+        one = score_day(canary, stores.features, stores.scoring, night, shards=1)
+        rows_of_one = _served_rows(settings, night)
+        four = score_day(canary, stores.features, stores.scoring, night, shards=4)
+        rows_of_four = _served_rows(settings, night)
+    finally:
+        _set_challenger(settings, None)
+    assert (one.shards, four.shards) == (1, 4)
+    assert rows_of_four == rows_of_one
+    assert one.canary_rows == four.canary_rows > 0
+    assert one.shadow_rows == four.shadow_rows == one.rows_scored
+    assert one.band_counts == four.band_counts and one.reason_rows == four.reason_rows
+    assert "in 4 shards" in four.message
+
+
+def test_a_night_is_published_only_when_every_shard_is_staged(settings: Settings) -> None:
+    from churnops.score.nightly import publish_night, score_shard
+    from churnops.score.store import IncompleteNight
 
     night = _night(settings)
     _score_night(settings, night)
     before = _predictions(settings, night)
-    # Half a partition, then a row that breaks a constraint: the insert fails mid-way.
-    good = [(night, 1_000_000 + i, 0.5, "high", "churn", "9", "champion", None) for i in range(99)]
-    broken = [*good, (night, 2_000_000, 7.0, "high", "churn", "9", "champion", None)]
-    columns = list(zip(*broken, strict=True))
-    table = pa.table(
-        {
-            **{
-                name: list(values)
-                for name, values in zip(PREDICTION_COLUMNS, columns, strict=False)
-            },
-            "reason_codes": pa.array([None] * len(broken), pa.list_(pa.string())),
-            "scored_at": [dt.datetime(2026, 1, 1)] * len(broken),
-        }
+    stores, plan, results = _plan_and_shards(settings, night, 3, only=[0, 2])
+    assert sum(r.rows for r in results) < len(before)
+    with pytest.raises(IncompleteNight, match="shard 2/3 of plan"):
+        publish_night(settings, stores.features, stores.scoring, plan, results)
+    # Two shards' worth of staged rows, and a reported shard that staged nothing, change
+    # nothing either: the staged rows are checked against what each shard reported.
+    fake = [*results, replace_rows(results[0], shard=1)]
+    with pytest.raises(IncompleteNight, match="shard 2: 0 staged"):
+        publish_night(settings, stores.features, stores.scoring, plan, fake)
+    assert _predictions(settings, night) == before
+    # The missing shard, staged twice (a retry replaces its own slice), completes it.
+    for _ in range(2):
+        results.append(score_shard(settings, stores.features, stores.scoring, plan, 1))
+    result = publish_night(settings, stores.features, stores.scoring, plan, results)
+    assert result.rows_scored == len(before)
+    assert _predictions(settings, night) == before
+    staged = _rows(
+        settings, "select count(*) from scoring.night_shards where as_of_date = ?", [night]
     )
+    assert staged == [(0,)]  # published and cleared in the same transaction
+
+
+def replace_rows(result, **changes):
+    from dataclasses import replace
+
+    return replace(result, **changes)
+
+
+def test_a_failed_publish_leaves_the_previous_night(settings: Settings) -> None:
+    from churnops.score.nightly import publish_night
+
+    night = _night(settings)
+    _score_night(settings, night)
+    before = _predictions(settings, night)
+    stores, plan, results = _plan_and_shards(settings, night, 2, only=[0, 1])
+    # A staged row that breaks the predictions' CHECK: the publish fails mid-way.
+    with warehouse_of(settings).transaction() as session:
+        session.execute(
+            "update scoring.night_shards set churn_probability = 7.0 where customer_id = "
+            "(select max(customer_id) from scoring.night_shards)"
+        )
     with pytest.raises(ConstraintViolation):
-        stores_for(settings).scoring.replace_night(night, table, None)
+        publish_night(settings, stores.features, stores.scoring, plan, results)
     assert _predictions(settings, night) == before
 
 
-def test_a_night_with_a_customer_twice_is_refused_and_nothing_changes(settings: Settings) -> None:
+def test_a_shard_with_a_customer_twice_is_refused_and_nothing_changes(
+    settings: Settings,
+) -> None:
     from churnops.score.store import DuplicateCustomers
 
     night = _night(settings)
     before = _predictions(settings, night)
     scoring = stores_for(settings).scoring
-    served = scoring.night(night)
+    served = scoring.night(night).slice(0, 50)
     doubled = pa.concat_tables([served, served.slice(0, 3)])
     with pytest.raises(DuplicateCustomers, match="3 duplicate customer rows"):
-        scoring.replace_night(night, doubled, None)
+        scoring.stage_shard(night, "test-plan", 0, doubled)
     assert _predictions(settings, night) == before
 
 
@@ -284,3 +368,48 @@ def test_status_reports_the_last_nightly_run_and_the_champion(settings: Settings
     assert f"Last nightly run : {night}" in text and "\033[32mscored\033[0m" in text
     assert f"{result.rows_scored:,} scored" in text
     assert "Production model : v1" in text
+
+
+def test_a_planned_version_loads_in_a_new_process_from_the_disk_copy_without_mlflow(
+    settings: Settings,
+) -> None:
+    """The plan keeps a copy of each version on this machine: a shard's process loads it
+    by version and run without importing MLflow, and scores exactly what the registry's
+    booster scores. A copy under another run's name is never used."""
+    import json
+    import subprocess
+    import sys
+
+    from churnops.registry import load_champion
+    from churnops.registry.champion import cached_version_path, version_run_id
+    from churnops.score.nightly import plan_night
+
+    plan = plan_night(settings, stores_for(settings).scoring, _night(settings))
+    champion = load_champion(settings)
+    assert plan.champion_run_id == champion.run_id == version_run_id(settings, "1")
+    copy = cached_version_path(settings, "1", champion.run_id)
+    assert copy.with_suffix(".txt").exists() and copy.with_suffix(".json").exists()
+    script = f"""
+import json, sys
+from churnops.settings import load_settings
+from churnops.registry.champion import load_version
+settings = load_settings({{"CHURNOPS_STATE_DIR": {str(settings.paths.state_dir)!r},
+    "CHURNOPS_MLFLOW_TRACKING_URI": {settings.mlflow.tracking_uri!r}}})
+model = load_version(settings, "1", {champion.run_id!r})
+print(json.dumps({{"mlflow": "mlflow" in sys.modules, "trees": model.booster.num_trees(),
+    "slope": model.model.calibration_slope, "text": model.booster.model_to_string()}}))
+"""
+    out = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert out["mlflow"] is False
+    assert out["trees"] == champion.booster.num_trees()
+    assert out["slope"] == champion.model.calibration_slope
+    assert out["text"] == champion.booster.model_to_string()
+
+    from churnops.registry.champion import RegistryError, load_version
+
+    with pytest.raises(RegistryError, match="not other-run"):
+        load_version(settings, "1", "other-run")

@@ -90,7 +90,8 @@ class LocalAirflow:
                 "set",
                 orch.warehouse_pool,
                 str(orch.warehouse_pool_slots),
-                "DuckDB admits one writer: every task that writes the warehouse takes this slot",
+                f"every task that opens the {self.settings.warehouse.kind} warehouse or runs "
+                "dbt takes a slot (DuckDB admits one writer: one slot)",
             ]
         )
         return password

@@ -8,18 +8,28 @@
 - ``scoring_runs``: one row per scoring attempt (scored or skipped), appended: the nightly
   run's date, rows, duration and state for ``churnops status``.
 
-Both prediction tables are written as the whole partition of one night, in one transaction
-(delete + insert): a killed or failed write leaves the previous partition, a rerun replaces it.
+A night is scored in customer-hash shards (``churnops.sharding``; one shard by default) and
+published whole:
 
-One row per customer per night is checked before the write (``ScoringStore.replace_night``),
-not by a PRIMARY KEY: DuckDB maintains a key's index on every insert and delete, and
-replacing a night of 500,000 customers took 2.4 s with it and 0.2 s without (``make bench
-BENCH=score``).
+- ``night_shards``: the staging table. Each shard's task replaces its own slice (night,
+  plan, shard) in one transaction, served and shadow scores side by side; a killed or
+  retried shard leaves its slice whole or absent, and nothing a reader sees changes.
+- :meth:`ScoringStore.publish_night` then checks that every shard of the plan is staged,
+  one row per customer and as many rows as the night's feature rows, and in ONE
+  transaction replaces the night in ``predictions`` and ``shadow_predictions`` with the
+  staged rows and empties the night's staging. A reader sees the whole previous night or
+  the whole new one, never half a night; a failed publish leaves both as they were.
+
+One row per customer per night is checked before the write (per shard, then in total at
+publish), not by a PRIMARY KEY: DuckDB maintains a key's index on every insert and delete,
+and replacing a night of 500,000 customers took 2.4 s with it and 0.2 s without (``make
+bench BENCH=score``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -84,15 +94,32 @@ SCORING_RUNS = sa.Table(
     sa.Column("started_at", sa.DateTime, nullable=False),
     sa.Column("finished_at", sa.DateTime, nullable=False),
 )
+# A shard's scores before the night is published: the served columns of ``predictions``
+# and the challenger's shadow score of the same customer, keyed by plan and shard.
+NIGHT_SHARDS = sa.Table(
+    "night_shards",
+    _metadata,
+    sa.Column("plan_id", sa.String, nullable=False),
+    sa.Column("shard", sa.Integer, nullable=False),
+    *[sa.Column(c.name, c.type, nullable=c.nullable) for c in PREDICTIONS.columns],
+    sa.Column("shadow_probability", sa.Double),  # NULL: no challenger this night
+    sa.Column("shadow_risk_band", sa.String),
+    sa.Column("shadow_model_version", sa.String),
+)
 PREDICTIONS_TABLE = f"{SCORING_SCHEMA}.predictions"
 SHADOW_PREDICTIONS_TABLE = f"{SCORING_SCHEMA}.shadow_predictions"
 SCORING_RUNS_TABLE = f"{SCORING_SCHEMA}.scoring_runs"
+NIGHT_SHARDS_TABLE = f"{SCORING_SCHEMA}.night_shards"
 PREDICTION_COLUMNS = tuple(c.name for c in PREDICTIONS.columns)
 SHADOW_COLUMNS = tuple(c.name for c in SHADOW_PREDICTIONS.columns)
 
 
 class DuplicateCustomers(ValueError):
     """A night's scores hold a customer twice: nothing is written."""
+
+
+class IncompleteNight(RuntimeError):
+    """The staged shards do not make a whole night: nothing is published."""
 
 
 def _check_one_row_per_customer(table: pa.Table, what: str) -> None:
@@ -115,25 +142,122 @@ class ScoringStore:
         self.warehouse = warehouse
 
     def ensure(self) -> None:
-        self.warehouse.ensure(PREDICTIONS, SHADOW_PREDICTIONS, SCORING_RUNS)
+        self.warehouse.ensure(PREDICTIONS, SHADOW_PREDICTIONS, SCORING_RUNS, NIGHT_SHARDS)
 
-    def replace_night(
-        self, as_of_date: dt.date, predictions: pa.Table, shadow: pa.Table | None
-    ) -> None:
-        """Replace night ``as_of_date`` of both prediction tables in one transaction.
+    def stage_shard(self, as_of_date: dt.date, plan_id: str, shard: int, scores: pa.Table) -> int:
+        """Replace shard ``shard`` of plan ``plan_id`` for the night in the staging table
+        (one transaction); ``scores`` has the ``night_shards`` columns but the keys."""
+        import pyarrow as pa
 
-        Without a challenger (``shadow`` None) the night's shadow rows are deleted: shadow
-        rows exist for a night if and only if a challenger scored it.
-        """
-        _check_one_row_per_customer(predictions, f"predictions for {as_of_date}")
-        if shadow is not None:
-            _check_one_row_per_customer(shadow, f"shadow predictions for {as_of_date}")
+        _check_one_row_per_customer(scores, f"shard {shard} of the scores for {as_of_date}")
+        keyed = scores.append_column(
+            "plan_id", pa.array([plan_id] * scores.num_rows, pa.string())
+        ).append_column("shard", pa.array([shard] * scores.num_rows, pa.int32()))
+        self.ensure()
+        return self.warehouse.replace_partition(
+            NIGHT_SHARDS, {"as_of_date": as_of_date, "plan_id": plan_id, "shard": shard}, keyed
+        )
+
+    def discard_staged(self, as_of_date: dt.date) -> None:
+        """Forget every staged shard of the night (a new plan starts from nothing)."""
         self.ensure()
         with self.warehouse.transaction() as session:
-            session.replace(PREDICTIONS, {"as_of_date": as_of_date}, predictions)
+            session.delete(NIGHT_SHARDS, {"as_of_date": as_of_date})
+
+    def publish_night(
+        self,
+        as_of_date: dt.date,
+        plan_id: str,
+        shard_rows: Mapping[int, int],
+        expected_rows: int,
+    ) -> dict[str, Any]:
+        """Move plan ``plan_id``'s staged shards into the night's prediction tables in one
+        transaction, after checking that they make the whole night: each shard of
+        ``shard_rows`` (every shard of the plan, with the rows its task staged) is staged
+        with exactly those rows, ``expected_rows`` in all, one per customer. Returns the
+        published night's counts; :class:`IncompleteNight` (nothing changed) otherwise."""
+        self.ensure()
+        key = "as_of_date = ? AND plan_id = ?"
+        served = ", ".join(PREDICTION_COLUMNS)
+        shadow = ", ".join(
+            {
+                "churn_probability": "shadow_probability",
+                "risk_band": "shadow_risk_band",
+                "model_version": "shadow_model_version",
+            }.get(column, column)
+            for column in SHADOW_COLUMNS
+        )
+        with self.warehouse.transaction() as session:
+            staged = {
+                int(r["shard"]): int(r["n"])
+                for r in session.rows(
+                    f"SELECT shard, count(*) AS n FROM {NIGHT_SHARDS_TABLE} WHERE {key} "
+                    "GROUP BY shard",
+                    [as_of_date, plan_id],
+                )
+            }
+            differ = sorted(
+                shard
+                for shard in set(staged) | set(shard_rows)
+                if staged.get(shard, 0) != shard_rows.get(shard, -1)
+            )
+            if differ:
+                found = "; ".join(
+                    f"shard {s + 1}: {staged.get(s, 0):,} staged, "
+                    + (f"{shard_rows[s]:,} scored" if s in shard_rows else "not in the plan")
+                    for s in differ
+                )
+                raise IncompleteNight(
+                    f"scores for {as_of_date}: the staged shards are not what was scored "
+                    f"({found}); nothing published, the previous predictions stay: run the "
+                    "night's scoring again"
+                )
+            totals = session.rows(
+                "SELECT count(*) AS n, count(DISTINCT customer_id) AS customers, "
+                "count(shadow_model_version) AS shadow, "
+                "sum(CASE WHEN served_by = 'challenger' THEN 1 ELSE 0 END) AS canary, "
+                "count(reason_codes) AS reasons "
+                f"FROM {NIGHT_SHARDS_TABLE} WHERE {key}",
+                [as_of_date, plan_id],
+            )[0]
+            rows, customers = int(totals["n"]), int(totals["customers"])
+            if rows != customers:
+                raise DuplicateCustomers(
+                    f"scores for {as_of_date}: {rows - customers:,} duplicate customer rows "
+                    f"among {rows:,} staged; nothing published"
+                )
+            if rows != expected_rows:
+                raise IncompleteNight(
+                    f"scores for {as_of_date}: {rows:,} customers staged, but the night has "
+                    f"{expected_rows:,} feature rows (were the features rebuilt while it was "
+                    "being scored?); nothing published, the previous predictions stay"
+                )
+            bands = session.rows(
+                f"SELECT risk_band, count(*) AS n FROM {NIGHT_SHARDS_TABLE} WHERE {key} "
+                "GROUP BY risk_band ORDER BY risk_band",
+                [as_of_date, plan_id],
+            )
+            session.delete(PREDICTIONS, {"as_of_date": as_of_date})
+            session.execute(
+                f"INSERT INTO {PREDICTIONS_TABLE} ({served}) SELECT {served} "
+                f"FROM {NIGHT_SHARDS_TABLE} WHERE {key} ORDER BY customer_id",
+                [as_of_date, plan_id],
+            )
             session.delete(SHADOW_PREDICTIONS, {"as_of_date": as_of_date})
-            if shadow is not None:
-                session.insert(SHADOW_PREDICTIONS, shadow)
+            session.execute(
+                f"INSERT INTO {SHADOW_PREDICTIONS_TABLE} ({', '.join(SHADOW_COLUMNS)}) "
+                f"SELECT {shadow} FROM {NIGHT_SHARDS_TABLE} "
+                f"WHERE {key} AND shadow_model_version IS NOT NULL ORDER BY customer_id",
+                [as_of_date, plan_id],
+            )
+            session.delete(NIGHT_SHARDS, {"as_of_date": as_of_date})
+        return {
+            "rows": rows,
+            "shadow_rows": int(totals["shadow"]),
+            "canary_rows": int(totals["canary"] or 0),
+            "reason_rows": int(totals["reasons"]),
+            "band_counts": {str(r["risk_band"]): int(r["n"]) for r in bands},
+        }
 
     def record_run(self, row: dict[str, Any]) -> None:
         """Append one scoring attempt to the run log."""
