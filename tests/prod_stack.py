@@ -28,6 +28,11 @@ that process's log. Timings of each phase are printed (``say``) and kept in ``ti
 Both workers run on one machine, so the machine's name would not tell them apart in a
 task instance's ``hostname``: each worker's Airflow reports ``<worker>@<host>`` through
 ``[core] hostname_callable`` (:func:`worker_hostname`), as Celery names the worker.
+
+What the stack runs and what the user sets are plain data at the top of this module
+(:data:`USER_ENV`, :data:`INIT`, :data:`COMPONENTS`): ``ProdStack`` fills in their
+placeholders and runs exactly that, and ``tests/unit/test_docker_compose.py`` checks that
+``docker-compose.yml`` runs the same services with the same commands and variables.
 """
 
 from __future__ import annotations
@@ -59,6 +64,91 @@ REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 REDIS_DB = 11
 WORKER_NAME_VARIABLE = "PROD_STACK_WORKER"
 TERMINAL_RUN_STATES = {"success", "failed"}
+
+# ---------------------------------------------------------------------- the stack, as data
+# The {placeholders} are what differs between this machine's stack and a deployment
+# (docker-compose.yml): hosts, ports, paths, database names, credentials, sizes. ProdStack
+# fills them from ``ProdStack.values()``; the compose test matches them against the
+# compose file, one value per placeholder across all of it.
+
+# What a user exports to run the prod profile (``ProdStack._user_env``): variable ->
+# value. Every Airflow component, the init and the churnops CLI read these.
+USER_ENV: dict[str, str] = {
+    "CHURNOPS_PROFILE": "prod",
+    "CHURNOPS_STATE_DIR": "{state_dir}",
+    "CHURNOPS_POSTGRES_DSN": "postgresql://{postgres_login}@{postgres_server}/{warehouse_db}",
+    "CHURNOPS_MLFLOW_TRACKING_URI": "http://{mlflow_host}:{mlflow_port}",
+    "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
+        "postgresql+psycopg2://{postgres_login}@{postgres_server}/{airflow_db}"
+    ),
+    "AIRFLOW__CELERY__BROKER_URL": "redis://{redis_server}/{redis_db}",
+    "AIRFLOW__CELERY__RESULT_BACKEND": (
+        "db+postgresql+psycopg2://{postgres_login}@{postgres_server}/{airflow_db}"
+    ),
+}
+
+# The one-off set-up before any Airflow component starts: `airflow db migrate`, the
+# warehouse pool, the UI admin's password. `churnops airflow-init` is
+# ``LocalAirflow.prepare``, which ProdStack calls in-process (``start``).
+INIT: dict[str, tuple[str, ...]] = {"airflow-init": ("churnops", "airflow-init")}
+
+# The long-running components: docker-compose service -> command. The airflow commands
+# run in the project's Airflow environment (churnops.orchestration.environment.airflow_env):
+# ProdStack starts them with LocalAirflow's; a user, and docker-compose.yml, through
+# AIRFLOW_IN_PROJECT_ENV, which execs the same command with that same environment.
+COMPONENTS: dict[str, tuple[str, ...]] = {
+    "mlflow": (
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        "postgresql://{postgres_login}@{postgres_server}/{mlflow_db}",
+        "--artifacts-destination",
+        "{mlflow_artifacts}",
+        "--host",
+        "{mlflow_bind}",
+        "--port",
+        "{mlflow_port}",
+        "--workers",
+        "{mlflow_workers}",
+    ),
+    "airflow-scheduler": ("airflow", "scheduler"),
+    "airflow-dag-processor": ("airflow", "dag-processor"),
+    "airflow-api-server": (
+        "airflow",
+        "api-server",
+        "--port",
+        "{api_port}",
+        "--workers",
+        "{api_workers}",
+    ),
+    "airflow-triggerer": ("airflow", "triggerer"),
+    "airflow-worker": (
+        "airflow",
+        "celery",
+        "worker",
+        "--celery-hostname",
+        "{worker}@%h",
+        "--concurrency",
+        "{worker_concurrency}",
+        "--queues",
+        "default",
+    ),
+}
+AIRFLOW_IN_PROJECT_ENV = ("churnops", "airflow", "--no-setup")
+# ProdStack's name for each component's process (and log file); workers by their name.
+PROCESS_NAMES = {
+    "mlflow": "mlflow",
+    "airflow-scheduler": "scheduler",
+    "airflow-dag-processor": "dag-processor",
+    "airflow-api-server": "api-server",
+    "airflow-triggerer": "triggerer",
+}
+
+
+def fill(template: str, values: Mapping[str, str]) -> str:
+    """``template`` with its ``{placeholders}`` from ``values`` (a missing one raises)."""
+    return template.format_map(values)
 
 
 def worker_hostname() -> str:
@@ -169,20 +259,40 @@ class ProdStack:
         self.hostnames = {name: f"{name}@{socket.gethostname()}" for name in self.workers}
 
     # ------------------------------------------------------------------ environment
-    def _user_env(self) -> dict[str, str]:
-        """What a user exports to run the prod profile here."""
-        airflow_db = self.databases["airflow"]
+    def values(self, **more: str) -> dict[str, str]:
+        """This stack's value of every placeholder of USER_ENV and COMPONENTS (``more``:
+        a component's own, e.g. ``worker``)."""
         return {
-            "CHURNOPS_PROFILE": "prod",
-            "CHURNOPS_STATE_DIR": str(self.state_dir),
-            "CHURNOPS_POSTGRES_DSN": _dsn(self.databases["warehouse"]),
-            "CHURNOPS_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{self.mlflow_port}",
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _dsn(airflow_db, "postgresql+psycopg2"),
-            "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
-            "AIRFLOW__CELERY__RESULT_BACKEND": _dsn(airflow_db, "db+postgresql+psycopg2"),
-            **self.env,
+            "state_dir": str(self.state_dir),
+            "postgres_login": POSTGRES_USER,
+            "postgres_server": f"{POSTGRES_HOST}:{POSTGRES_PORT}",
+            "warehouse_db": self.databases["warehouse"],
+            "airflow_db": self.databases["airflow"],
+            "mlflow_db": self.databases["mlflow"],
+            "redis_server": f"{REDIS_HOST}:{REDIS_PORT}",
+            "redis_db": str(REDIS_DB),
+            "mlflow_host": "127.0.0.1",
+            "mlflow_bind": "127.0.0.1",
+            "mlflow_port": str(self.mlflow_port),
+            "mlflow_artifacts": str(self.artifacts_dir),
+            "mlflow_workers": "1",
+            "api_port": str(self.api_port),
+            "api_workers": "1",
+            "worker_concurrency": str(self.worker_concurrency),
+            **more,
         }
+
+    def command(self, service: str, **more: str) -> list[str]:
+        """The command of a COMPONENTS service, filled in, its program from this venv."""
+        program, *args = COMPONENTS[service]
+        values = self.values(**more)
+        path = self.airflow.airflow if program == "airflow" else str(BIN / program)
+        return [path, *(fill(arg, values) for arg in args)]
+
+    def _user_env(self) -> dict[str, str]:
+        """What a user exports to run the prod profile here (USER_ENV, filled in)."""
+        values = self.values()
+        return {**{name: fill(value, values) for name, value in USER_ENV.items()}, **self.env}
 
     def _process_env(self) -> dict[str, str]:
         """The environment every process of the stack starts from: this process's, less
@@ -339,24 +449,7 @@ class ProdStack:
         return proc
 
     def _start_mlflow(self) -> None:
-        proc = self._spawn(
-            "mlflow",
-            [
-                str(BIN / "mlflow"),
-                "server",
-                "--backend-store-uri",
-                _dsn(self.databases["mlflow"]),
-                "--artifacts-destination",
-                str(self.artifacts_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.mlflow_port),
-                "--workers",
-                "1",
-            ],
-            self.process_env,
-        )
+        proc = self._spawn(PROCESS_NAMES["mlflow"], self.command("mlflow"), self.process_env)
 
         def healthy() -> bool:
             return self._http_ok(f"http://127.0.0.1:{self.mlflow_port}/health")
@@ -364,30 +457,18 @@ class ProdStack:
         self.wait_for(healthy, 240, "the MLflow server's /health", proc)
 
     def _start_airflow(self) -> None:
-        airflow = self.airflow.airflow
         env = self.airflow.env
-        self._spawn("scheduler", [airflow, "scheduler"], env)
-        self._spawn("dag-processor", [airflow, "dag-processor"], env)
-        self._spawn(
-            "api-server",
-            [airflow, "api-server", "--port", str(self.api_port), "--workers", "1"],
-            env,
-        )
-        self._spawn("triggerer", [airflow, "triggerer"], env)
+        for service in (
+            "airflow-scheduler",
+            "airflow-dag-processor",
+            "airflow-api-server",
+            "airflow-triggerer",
+        ):
+            self._spawn(PROCESS_NAMES[service], self.command(service), env)
         for name in self.workers:
             self._spawn(
                 name,
-                [
-                    airflow,
-                    "celery",
-                    "worker",
-                    "--celery-hostname",
-                    f"{name}@%h",
-                    "--concurrency",
-                    str(self.worker_concurrency),
-                    "--queues",
-                    "default",
-                ],
+                self.command("airflow-worker", worker=name),
                 {
                     **env,
                     # Each worker serves its task logs on its own port, and reports

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -84,8 +85,6 @@ def cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
     """Run an ``airflow`` command in the project's Airflow environment (set up on first use)."""
-    import subprocess
-
     from churnops.orchestration.local_airflow import LocalAirflow, stop_process_tree
 
     client = LocalAirflow(settings)
@@ -100,7 +99,36 @@ def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             stop_process_tree(proc)  # scheduler, workers, API server: all of them
             return 0
-    return subprocess.run([client.airflow, *command], env=client.env).returncode
+    # This process becomes the airflow command (exec, not a child): a container's or a
+    # service manager's SIGTERM reaches the scheduler or worker itself, which then shuts
+    # down cleanly, instead of a parent that would leave it running.
+    sys.stdout.flush()
+    os.execvpe(client.airflow, [client.airflow, *command], client.env)
+    return 0  # not reached
+
+
+def cmd_airflow_init(settings: Settings, args: argparse.Namespace) -> int:
+    """Set up the project's Airflow (``LocalAirflow.prepare``) and nothing else."""
+    from churnops.orchestration.environment import passwords_file
+    from churnops.orchestration.local_airflow import AirflowCommandFailed, LocalAirflow
+
+    try:
+        LocalAirflow(settings).prepare()
+    except AirflowCommandFailed as error:
+        print(f"churnops airflow-init: {error}", file=sys.stderr)
+        return 1
+    orch = settings.orchestration
+    # Never the password itself: this goes to logs.
+    source = (
+        "CHURNOPS_AIRFLOW_ADMIN_PASSWORD"
+        if os.environ.get("CHURNOPS_AIRFLOW_ADMIN_PASSWORD")
+        else str(passwords_file(settings))
+    )
+    print(
+        f"Airflow is set up: metadata DB migrated, pool {orch.warehouse_pool} "
+        f"({orch.warehouse_pool_slots} slot(s)), UI user admin (password: {source})"
+    )
+    return 0
 
 
 def cmd_loop(settings: Settings, args: argparse.Namespace) -> int:
@@ -345,6 +373,17 @@ def build_parser() -> argparse.ArgumentParser:
     af.add_argument("--no-setup", action="store_true", help="skip db migrate and pool set-up")
     af.add_argument("airflow_args", nargs=argparse.REMAINDER)
     af.set_defaults(handler=cmd_airflow)
+
+    ai = commands.add_parser(
+        "airflow-init",
+        help="set up the project's Airflow: db migrate, the warehouse pool, the admin user",
+        description="What `churnops airflow` does before its command, alone: migrate the "
+        "metadata DB (`airflow db migrate`), create the pool churnops_warehouse and write the "
+        "UI admin's password (CHURNOPS_AIRFLOW_ADMIN_PASSWORD, or one generated once). Run it "
+        "once before starting the components with `churnops airflow --no-setup ...`, and after "
+        "every upgrade: the prod profile's init job (docker-compose.yml) runs it.",
+    )
+    ai.set_defaults(handler=cmd_airflow_init)
     return parser
 
 

@@ -137,3 +137,97 @@ def test_the_prod_profile_takes_airflows_metadata_db_from_the_operator(tmp_path)
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     local = airflow_env(load_settings({"CHURNOPS_STATE_DIR": str(tmp_path)}), environ={})
     assert local["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite:///")
+
+
+def test_the_prod_profile_takes_the_api_servers_addresses_from_the_operator(tmp_path) -> None:
+    """Workers in other containers or hosts reach the API server by its name there: prod
+    keeps the operator's addresses and JWT secret; without them, and in the local
+    profile whatever is set, the project's own (localhost, the state dir's secret)."""
+    from churnops.orchestration.environment import airflow_env
+
+    settings = load_settings({"CHURNOPS_PROFILE": "prod", "CHURNOPS_STATE_DIR": str(tmp_path)})
+    conn = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://a@db:5432/airflow"}
+    given = {
+        "AIRFLOW__API__BASE_URL": "https://airflow.example.com",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://airflow-api-server:8080/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "from-the-secrets-store",
+    }
+    env = airflow_env(settings, 8080, {**conn, **given})
+    assert {name: env[name] for name in given} == given
+    derived = airflow_env(settings, 8080, conn)
+    assert derived["AIRFLOW__API__BASE_URL"] == "http://localhost:8080"
+    assert derived["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://localhost:8080/execution/"
+    assert derived["AIRFLOW__API_AUTH__JWT_SECRET"] != given["AIRFLOW__API_AUTH__JWT_SECRET"]
+    local = airflow_env(load_settings({"CHURNOPS_STATE_DIR": str(tmp_path)}), 8080, given)
+    assert local["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://localhost:8080/execution/"
+
+
+class _Exec(Exception):
+    """Raised by a stand-in for os.execvpe: what would have replaced the process."""
+
+
+def _prod_environment(monkeypatch, tmp_path: Path) -> None:
+    for name, value in {
+        "CHURNOPS_PROFILE": "prod",
+        "CHURNOPS_STATE_DIR": str(tmp_path),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://a@db:5432/airflow",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://airflow-api-server:8080/execution/",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_churnops_airflow_becomes_the_airflow_command_in_the_projects_environment(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """`churnops airflow --no-setup ARGS` is how a user (and docker-compose.yml) starts a
+    component: the process is replaced by `airflow ARGS` (a container's SIGTERM reaches
+    Airflow itself) with exactly the environment LocalAirflow gives (tests/prod_stack.py
+    starts its components with that one), and nothing is set up first."""
+    import os
+
+    from churnops.orchestration.local_airflow import LocalAirflow
+
+    _prod_environment(monkeypatch, tmp_path)
+    monkeypatch.setattr(LocalAirflow, "prepare", lambda self: pytest.fail("set-up ran"))
+
+    def fake_exec(file: str, argv: list[str], env: dict[str, str]) -> None:
+        raise _Exec(file, argv, env)
+
+    monkeypatch.setattr(os, "execvpe", fake_exec)
+    with pytest.raises(_Exec) as replaced:
+        main(["airflow", "--no-setup", "jobs", "check", "--job-type", "SchedulerJob", "--local"])
+    file, argv, env = replaced.value.args
+    expected = LocalAirflow(load_settings())
+    assert file == expected.airflow and Path(file).name == "airflow"
+    assert argv == [expected.airflow, "jobs", "check", "--job-type", "SchedulerJob", "--local"]
+    assert env == expected.env
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-api-server")
+
+
+def test_churnops_airflow_init_is_localairflow_prepare(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The prod profile's init job: db migrate, the pool and the admin password, all of
+    it LocalAirflow.prepare (what the native stack and `churnops airflow` run), in the
+    same environment; the password never reaches the output (container logs)."""
+    from churnops.orchestration.local_airflow import AirflowCommandFailed, LocalAirflow
+
+    _prod_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("CHURNOPS_AIRFLOW_ADMIN_PASSWORD", "pw-from-the-env-1")
+    prepared: list[dict[str, str]] = []
+
+    def prepare(self: LocalAirflow) -> str:
+        prepared.append(self.env)
+        return "pw-from-the-env-1"
+
+    monkeypatch.setattr(LocalAirflow, "prepare", prepare)
+    assert main(["airflow-init"]) == 0
+    assert prepared == [LocalAirflow(load_settings()).env]
+    out = capsys.readouterr().out
+    assert "pool churnops_warehouse (1 slot(s))" in out
+    assert "password: CHURNOPS_AIRFLOW_ADMIN_PASSWORD" in out and "pw-from-the-env-1" not in out
+
+    def failing(self: LocalAirflow) -> str:
+        raise AirflowCommandFailed("airflow db migrate failed (1): could not connect")
+
+    monkeypatch.setattr(LocalAirflow, "prepare", failing)
+    assert main(["airflow-init"]) == 1
+    assert "churnops airflow-init: airflow db migrate failed" in capsys.readouterr().err

@@ -39,7 +39,10 @@ def airflow_env(
     profile takes it from the operator: ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` must name
     a PostgreSQL database, ``AIRFLOW__CORE__EXECUTOR`` defaults to the CeleryExecutor
     (broker and result backend: ``AIRFLOW__CELERY__*``), and a JWT secret given in
-    ``AIRFLOW__API_AUTH__JWT_SECRET`` is used instead of the state dir's.
+    ``AIRFLOW__API_AUTH__JWT_SECRET`` is used instead of the state dir's. So are the API
+    server's addresses, ``AIRFLOW__API__BASE_URL`` and
+    ``AIRFLOW__CORE__EXECUTION_API_SERVER_URL``, when given: components on other hosts
+    (or containers) reach the API server by its name there, not by localhost.
     """
     environ = os.environ if environ is None else environ
     paths = settings.paths
@@ -73,8 +76,19 @@ def airflow_env(
     return env
 
 
+# What the prod profile takes from the operator when given, instead of deriving it: the
+# API server's addresses (workers elsewhere reach it by its host name) and the JWT secret
+# every component shares.
+OPERATOR_AIRFLOW_SETTINGS = (
+    "AIRFLOW__API__BASE_URL",
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+)
+
+
 def _prod_metadata_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """The prod profile's metadata DB and executor: the operator's, not the state dir's."""
+    """The prod profile's metadata DB and executor (the operator's, not the state dir's),
+    and the operator's own :data:`OPERATOR_AIRFLOW_SETTINGS`."""
     conn = environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
     if not conn.startswith("postgresql"):
         raise SettingsError(
@@ -86,8 +100,9 @@ def _prod_metadata_env(environ: Mapping[str, str]) -> dict[str, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": conn,
         "AIRFLOW__CORE__EXECUTOR": environ.get("AIRFLOW__CORE__EXECUTOR") or "CeleryExecutor",
     }
-    if environ.get("AIRFLOW__API_AUTH__JWT_SECRET"):  # e.g. from a secrets store
-        env["AIRFLOW__API_AUTH__JWT_SECRET"] = environ["AIRFLOW__API_AUTH__JWT_SECRET"]
+    for name in OPERATOR_AIRFLOW_SETTINGS:
+        if environ.get(name):  # e.g. the JWT secret from a secrets store
+            env[name] = environ[name]
     return env
 
 
