@@ -222,7 +222,7 @@ def test_churnops_airflow_init_is_localairflow_prepare(tmp_path: Path, monkeypat
     assert main(["airflow-init"]) == 0
     assert prepared == [LocalAirflow(load_settings()).env]
     out = capsys.readouterr().out
-    assert "pool churnops_warehouse (1 slot(s))" in out
+    assert "pool churnops_warehouse (4 slot(s))" in out  # PostgreSQL: shards side by side
     assert "password: CHURNOPS_AIRFLOW_ADMIN_PASSWORD" in out and "pw-from-the-env-1" not in out
 
     def failing(self: LocalAirflow) -> str:
@@ -231,3 +231,19 @@ def test_churnops_airflow_init_is_localairflow_prepare(tmp_path: Path, monkeypat
     monkeypatch.setattr(LocalAirflow, "prepare", failing)
     assert main(["airflow-init"]) == 1
     assert "churnops airflow-init: airflow db migrate failed" in capsys.readouterr().err
+
+
+def test_the_warehouse_pool_has_one_slot_on_duckdb_and_four_on_postgres() -> None:
+    assert load_settings({}).orchestration.warehouse_pool_slots == 1
+    assert load_settings({"CHURNOPS_WAREHOUSE": "postgres"}).orchestration.warehouse_pool_slots == 4
+    pg = {"CHURNOPS_WAREHOUSE": "postgres", "CHURNOPS_WAREHOUSE_POOL_SLOTS": "8"}
+    assert load_settings(pg).orchestration.warehouse_pool_slots == 8
+    with pytest.raises(SettingsError, match="DuckDB warehouse admits one writing process"):
+        load_settings({"CHURNOPS_WAREHOUSE_POOL_SLOTS": "2"})
+
+
+def test_scoring_shards_come_from_the_setting() -> None:
+    assert load_settings({}).scoring.shards == 1
+    assert load_settings({"CHURNOPS_SCORING_SHARDS": "4"}).scoring.shards == 4
+    with pytest.raises(SettingsError, match="CHURNOPS_SCORING_SHARDS=0 must be at least 1"):
+        load_settings({"CHURNOPS_SCORING_SHARDS": "0"})
