@@ -665,13 +665,15 @@ class ProdStack:
         path = f"dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances?limit=1000"
         return list(self.api(path)["task_instances"])
 
-    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict:
-        return dict(
-            self.api(f"dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances/{_quote(task_id)}")
-        )
+    def task_instance(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None
+    ) -> dict:
+        return dict(self.api(_ti_path(dag_id, run_id, task_id, map_index)))
 
-    def tries(self, dag_id: str, run_id: str, task_id: str) -> list[dict]:
-        path = f"dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances/{_quote(task_id)}/tries"
+    def tries(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int | None = None
+    ) -> list[dict]:
+        path = f"{_ti_path(dag_id, run_id, task_id, map_index)}/tries"
         return list(self.api(path)["task_instances"])
 
     def fail_stale_scheduled_runs(self, dag_id: str) -> list[str]:
@@ -727,20 +729,32 @@ class ProdStack:
         for ti in self.task_instances(dag_id, run_id):
             lines.append(f"{ti['task_id']}: {ti['state']} (try {ti['try_number']})")
             if ti["state"] in {"failed", "up_for_retry", "upstream_failed", "running"}:
-                log = self.task_log(dag_id, run_id, ti["task_id"], int(ti["try_number"] or 1))
+                log = self.task_log(
+                    dag_id, run_id, ti["task_id"], int(ti["try_number"] or 1), ti["map_index"]
+                )
                 lines.append(f"--- {log}:\n{log_tail(log, 15)}")
         return "\n".join(lines)
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> Path:
-        """A try's log file (the workers write under the shared state dir)."""
-        return (
+    def task_log(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        try_number: int,
+        map_index: int | None = None,
+    ) -> Path:
+        """A try's log file (the workers write under the shared state dir; a mapped task's
+        tries under ``map_index=<i>/``, as Airflow's default log template puts them)."""
+        folder = (
             self.settings.paths.airflow_home
             / "logs"
             / f"dag_id={dag_id}"
             / f"run_id={run_id}"
             / f"task_id={task_id}"
-            / f"attempt={try_number}.log"
         )
+        if map_index is not None and map_index >= 0:
+            folder /= f"map_index={map_index}"
+        return folder / f"attempt={try_number}.log"
 
     def wait_for_new_run(
         self, dag_id: str, run_id_prefix: str, timeout: float, known: Sequence[str] = ()
@@ -766,6 +780,11 @@ class ProdStack:
 
 def _quote(value: str) -> str:
     return urllib.parse.quote(value, safe="")
+
+
+def _ti_path(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
+    path = f"dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances/{_quote(task_id)}"
+    return path if map_index is None or map_index < 0 else f"{path}/{map_index}"
 
 
 def _descendants(pid: int) -> list:

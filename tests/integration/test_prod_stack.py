@@ -15,10 +15,15 @@ in its own process group, configured only through environment variables
    registry has the champion alias; every task ran on one of the two Celery workers.
 3. The campaign shows up as drift: the retraining policy fires, ``churn_retrain`` starts
    from the asset event, runs on a worker and records its decision.
-4. The night after: while ``score`` runs, its worker is SIGKILLed (its whole process
-   group and every process under it, as a machine dies). The scheduler sees the try's
-   heartbeat stop, the retry runs on the other worker, and the night comes out whole:
-   one prediction per customer, none missing, none twice.
+4. The night after, scored in 4 customer-hash shards on the 2 workers (the trigger's
+   ``scoring_shards``; night 1 took the 2 of ``CHURNOPS_SCORING_SHARDS``): while a shard
+   runs, its worker is SIGKILLed (its whole process group and every process under it, as
+   a machine dies). The scheduler sees the try's heartbeat stop, the retry runs on the
+   other worker, and the night comes out whole: one prediction per customer, none
+   missing, none twice.
+5. The same night scored again in one shard (``churnops score --shards 1``) and
+   monitored again (``churnops monitor``): every prediction, shadow score and drift
+   verdict equals the 4-shard night's.
 
 Everything is stopped and the databases dropped at the end; the timings are printed.
 """
@@ -57,16 +62,22 @@ ENV = {
     # column's 512 characters, from a dbt test's generated name) is guarded by
     # tests/dags/test_dag_integrity.py::test_dbt_node_ids_fit_xcom_keys.
     "CHURNOPS_DBT_EXECUTION": "build",
+    # Night 1 in two customer-hash shards; night 2 asks for four in its trigger.
+    "CHURNOPS_SCORING_SHARDS": "2",
 }
+SHARDS = {1: 2, 2: 4}
 NIGHTLY_TASKS = {
     "ingest.wait_for_drops",
     "ingest.validate_and_load",
     "ingest.check_window_loaded",
     "features.dbt_build",
-    "score",
+    "score.plan",
+    "score.shard",
+    "score.publish",
     "monitor.drift_and_performance",
     "monitor.request_retrain",
 }
+SHARD_TASK = "score.shard"
 # Start-up, CLI set-up, three DAG runs and a heartbeat timeout, all bounded together.
 BUDGET_SECONDS = 45 * 60
 RUN_TIMEOUT = 900
@@ -88,9 +99,18 @@ class Night:
 class Kill:
     worker: str
     hostname: str
+    map_index: int
     pids: list[int]
     seconds_into_execute: float
-    score_tries: list[dict] = field(default_factory=list)
+    shard_tries: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class Rescored:
+    """Night 2 as its 4 shards published it, and again scored in one shard."""
+
+    sharded: dict[str, list[tuple]]
+    whole: dict[str, list[tuple]]
 
 
 @dataclass
@@ -103,6 +123,7 @@ class Outcome:
     retrain_task_instances: list[dict]
     decisions: list[dict]
     kill: Kill
+    rescored: Rescored
     champion_alias_version: str
     artifact_files: int
     connections: int
@@ -151,47 +172,80 @@ def _night(stack: ProdStack, night: dt.date, run: dict) -> Night:
     )
 
 
-def _trigger_night(stack: ProdStack, night: dt.date) -> str:
+def _trigger_night(stack: ProdStack, night: dt.date, conf: dict | None = None) -> str:
     run_id = f"prod_stack__{night.isoformat()}"
     logical = dt.datetime.combine(night, dt.time(2, 30), tzinfo=dt.UTC)
-    stack.trigger("churn_nightly", run_id, logical)
+    stack.trigger("churn_nightly", run_id, logical, conf)
     return run_id
 
 
 # The task runner logs this once the DAG is parsed on the worker, just before execute().
 EXECUTE_BEGINS = "Worker startup parse complete"
-KILL_AFTER_EXECUTE_BEGINS = 2.0  # seconds: model load; score_day runs 8-10 s here
+# Seconds into a shard's execute: loading the models and scoring a quarter of the small
+# base take 2-4 s here, so the kill lands before the shard has staged anything.
+KILL_AFTER_EXECUTE_BEGINS = 0.5
 
 
-def _kill_the_worker_running(stack: ProdStack, run_id: str, task_id: str) -> Kill:
-    """Wait until ``task_id``'s first try is inside its ``execute`` on one of the workers,
+def _kill_a_worker_inside_a_shard(stack: ProdStack, run_id: str) -> Kill:
+    """Wait until a shard's first try is inside its ``execute`` on one of the workers,
     then SIGKILL that worker (its whole tree)."""
     by_hostname = {host: name for name, host in stack.hostnames.items()}
-    log = stack.task_log("churn_nightly", run_id, task_id, 1)
-    executing: list[float] = []
+    executing: dict[int, float] = {}
 
     def inside_execute() -> dict | None:
-        ti = stack.task_instance("churn_nightly", run_id, task_id)
-        if ti["state"] in {"success", "failed", "skipped", "upstream_failed"}:
-            raise StackError(f"{task_id} finished ({ti['state']}) before its worker was killed")
-        if ti["state"] != "running" or ti.get("hostname") not in by_hostname:
-            return None
-        if not executing and log.exists() and EXECUTE_BEGINS in log.read_text(errors="replace"):
-            executing.append(time.monotonic())
-        if executing and time.monotonic() - executing[0] >= KILL_AFTER_EXECUTE_BEGINS:
-            return ti
+        shards = [
+            ti
+            for ti in stack.task_instances("churn_nightly", run_id)
+            if ti["task_id"] == SHARD_TASK
+        ]
+        if shards and all(ti["state"] == "success" for ti in shards):
+            raise StackError("every shard finished before a worker was killed")
+        for ti in shards:
+            if ti["state"] != "running" or ti.get("hostname") not in by_hostname:
+                continue
+            index = int(ti["map_index"])
+            log = stack.task_log("churn_nightly", run_id, SHARD_TASK, 1, index)
+            begun = log.exists() and EXECUTE_BEGINS in log.read_text(errors="replace")
+            if index not in executing and begun:
+                executing[index] = time.monotonic()
+            if index in executing and time.monotonic() - executing[index] >= (
+                KILL_AFTER_EXECUTE_BEGINS
+            ):
+                return ti
         return None
 
-    ti = stack.wait_for(
-        inside_execute, RUN_TIMEOUT, f"{task_id} to be running on a worker", every=0.25
-    )
+    ti = stack.wait_for(inside_execute, RUN_TIMEOUT, "a shard to be running on a worker", every=0.1)
+    index = int(ti["map_index"])
     worker = by_hostname[ti["hostname"]]
     pids = stack.kill_worker(worker)
-    into = time.monotonic() - executing[0]
+    into = time.monotonic() - executing[index]
     stack.say(
-        f"[prod-stack] SIGKILLed {worker} (pids {pids}) {into:.1f} s into {task_id}'s execute"
+        f"[prod-stack] SIGKILLed {worker} (pids {pids}) {into:.1f} s into the execute of "
+        f"shard {index + 1}"
     )
-    return Kill(worker=worker, hostname=ti["hostname"], pids=pids, seconds_into_execute=into)
+    return Kill(worker, ti["hostname"], index, pids, into)
+
+
+def _night_as_published(dsn: str, night: dt.date) -> dict[str, list[tuple]]:
+    """Everything a night's scoring and drift published, but the times they were made."""
+    queries = {
+        "predictions": "select customer_id, churn_probability, risk_band, model_name, "
+        "model_version, served_by, reason_codes from scoring.predictions",
+        "shadow_predictions": "select customer_id, churn_probability, risk_band, "
+        "model_version from scoring.shadow_predictions",
+        "feature_drift": "select model_version, feature, kind, method, statistic, p_value, "
+        "threshold, drifted, reference_rows, current_rows from monitoring.feature_drift",
+        "drift_summary": "select model_version, features_total, features_drifted, "
+        "share_drifted, drifted_features, prediction_drifted, dataset_drifted "
+        "from monitoring.drift_summary",
+    }
+    return {
+        name: [
+            tuple(row.values())
+            for row in _rows(dsn, f"{sql} where as_of_date = %s order by 1, 2", [night])
+        ]
+        for name, sql in queries.items()
+    }
 
 
 def _scenario(stack: ProdStack) -> Outcome:
@@ -221,23 +275,28 @@ def _scenario(stack: ProdStack) -> Outcome:
     retrain_tis = stack.task_instances("churn_retrain", retrain["dag_run_id"])
     decisions = _rows(dsn, "select * from ops.model_decisions order by decided_at", [])
 
-    with stack.phase(f"night 2 ({NIGHTS[1]}): a worker SIGKILLed during score"):
-        run_id = _trigger_night(stack, NIGHTS[1])
-        kill = _kill_the_worker_running(stack, run_id, "score")
+    with stack.phase(f"night 2 ({NIGHTS[1]}): 4 shards, a worker SIGKILLed inside one"):
+        run_id = _trigger_night(stack, NIGHTS[1], {"scoring_shards": SHARDS[2]})
+        kill = _kill_a_worker_inside_a_shard(stack, run_id)
         run = stack.wait_for_run("churn_nightly", run_id, RUN_TIMEOUT)
-    kill.score_tries = stack.tries("churn_nightly", run_id, "score")
+    kill.shard_tries = stack.tries("churn_nightly", run_id, SHARD_TASK, kill.map_index)
     second = _night(stack, NIGHTS[1], run)
+    sharded = _night_as_published(dsn, NIGHTS[1])
+    with stack.phase("night 2 again in one shard (churnops score, churnops monitor)"):
+        stack.churnops("score", "--date", NIGHTS[1].isoformat(), "--shards", "1")
+        stack.churnops("monitor", "--date", NIGHTS[1].isoformat())
+    rescored = Rescored(sharded, _night_as_published(dsn, NIGHTS[1]))
     for night in (first, second):
         hosts = {ti["task_id"]: ti["hostname"] for ti in night.task_instances}
         stack.say(f"[prod-stack] {night.night}: {night.predictions:,} predictions; ran on {hosts}")
     connections = stack.connection_count()
     stack.say(f"[prod-stack] open PostgreSQL connections on the stack's databases: {connections}")
     stack.say(
-        "[prod-stack] score tries: "
+        f"[prod-stack] shard {kill.map_index + 1} tries: "
         + "; ".join(
             f"try {t['try_number']} {t['state']} on {t['hostname']} "
             f"({t['start_date']} .. {t['end_date']})"
-            for t in kill.score_tries
+            for t in kill.shard_tries
         )
     )
     return Outcome(
@@ -249,6 +308,7 @@ def _scenario(stack: ProdStack) -> Outcome:
         retrain_task_instances=retrain_tis,
         decisions=decisions,
         kill=kill,
+        rescored=rescored,
         champion_alias_version=str(champion.version),
         artifact_files=sum(1 for p in stack.artifacts_dir.rglob("*") if p.is_file()),
         connections=connections,
@@ -305,9 +365,11 @@ def test_the_champion_alias_is_in_the_mlflow_servers_registry(outcome: Outcome) 
 def test_every_task_ran_on_a_celery_worker(outcome: Outcome) -> None:
     tis = outcome.first.task_instances
     assert {ti["task_id"]: ti["state"] for ti in tis} == dict.fromkeys(NIGHTLY_TASKS, "success")
-    hosts = {ti["task_id"]: ti["hostname"] for ti in tis}
+    hosts = {(ti["task_id"], ti["map_index"]): ti["hostname"] for ti in tis}
     assert set(hosts.values()) <= set(outcome.hostnames.values()), hosts
     assert all(ti["queue"] == "default" for ti in tis)
+    # CHURNOPS_SCORING_SHARDS=2: the night was scored by two mapped shard tasks.
+    assert sorted(i for (task, i) in hosts if task == SHARD_TASK) == list(range(SHARDS[1]))
 
 
 def test_the_policy_fired_and_churn_retrain_ran_on_a_worker_and_recorded_its_decision(
@@ -334,12 +396,16 @@ def test_the_policy_fired_and_churn_retrain_ran_on_a_worker_and_recorded_its_dec
     assert outcome.champion_alias_version == ("2" if latest["action"] == "promote" else "1")
 
 
-def test_a_worker_killed_during_score_the_retry_completes_the_night_on_the_other(
+def test_a_worker_killed_inside_a_shard_the_retry_completes_the_night_on_the_other(
     outcome: Outcome,
 ) -> None:
     kill, second = outcome.kill, outcome.second
     assert second.run["state"] == "success", second.task_instances
-    tries = sorted(kill.score_tries, key=lambda t: t["try_number"])
+    shards = {
+        ti["map_index"]: ti["state"] for ti in second.task_instances if ti["task_id"] == SHARD_TASK
+    }
+    assert shards == dict.fromkeys(range(SHARDS[2]), "success")  # the trigger's 4 shards
+    tries = sorted(kill.shard_tries, key=lambda t: t["try_number"])
     assert len(tries) == 2, tries
     killed, retried = tries
     assert killed["hostname"] == kill.hostname and killed["state"] != "success", killed
@@ -357,3 +423,13 @@ def test_a_worker_killed_during_score_the_retry_completes_the_night_on_the_other
         if ti["task_id"].startswith("monitor.") and ti["state"] == "success"
     ]
     assert after and {ti["hostname"] for ti in after} == {other}
+
+
+def test_four_shards_on_two_workers_publish_what_one_shard_does(outcome: Outcome) -> None:
+    """Every prediction, shadow score and drift verdict of night 2 as its 4 shards published
+    it (through Celery, a worker killed) equals the same night scored in one shard."""
+    sharded, whole = outcome.rescored.sharded, outcome.rescored.whole
+    assert len(sharded["predictions"]) == outcome.second.predictions
+    assert len(sharded["feature_drift"]) > 40  # 45 features and the prediction
+    for table in ("predictions", "shadow_predictions", "feature_drift", "drift_summary"):
+        assert whole[table] == sharded[table], table
