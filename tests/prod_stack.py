@@ -93,6 +93,10 @@ USER_ENV: dict[str, str] = {
 # ``LocalAirflow.prepare``, which ProdStack calls in-process (``start``).
 INIT: dict[str, tuple[str, ...]] = {"airflow-init": ("churnops", "airflow-init")}
 
+# The MLflow server's own settings: churnops uses its tracking store and registry only, so
+# MLflow 3's job runner (three huey consumer processes, for GenAI evaluation jobs) stays off.
+MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
 # The long-running components: docker-compose service -> command. The airflow commands
 # run in the project's Airflow environment (churnops.orchestration.environment.airflow_env):
 # ProdStack starts them with LocalAirflow's; a user, and docker-compose.yml, through
@@ -449,7 +453,11 @@ class ProdStack:
         return proc
 
     def _start_mlflow(self) -> None:
-        proc = self._spawn(PROCESS_NAMES["mlflow"], self.command("mlflow"), self.process_env)
+        proc = self._spawn(
+            PROCESS_NAMES["mlflow"],
+            self.command("mlflow"),
+            {**self.process_env, **MLFLOW_SERVER_ENV},
+        )
 
         def healthy() -> bool:
             return self._http_ok(f"http://127.0.0.1:{self.mlflow_port}/health")

@@ -35,7 +35,13 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT_DIR
-from tests.prod_stack import AIRFLOW_IN_PROJECT_ENV, COMPONENTS, INIT, USER_ENV
+from tests.prod_stack import (
+    AIRFLOW_IN_PROJECT_ENV,
+    COMPONENTS,
+    INIT,
+    MLFLOW_SERVER_ENV,
+    USER_ENV,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -238,6 +244,8 @@ def test_one_value_per_placeholder_and_the_values_name_real_services(
     assert [str(p).rsplit(":", 1)[-1] for p in mlflow["ports"]] == [port]
     assert f"http://localhost:{port}/health" in health_test(mlflow)
     assert f"mlflow:{port}" in mlflow["environment"]["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
+    # The server's own settings are the native stack's.
+    assert MLFLOW_SERVER_ENV.items() <= mlflow["environment"].items()
     # The API server: what the workers call, what is published and health-checked.
     api = services["airflow-api-server"]
     assert bindings["api_host"] == "airflow-api-server"
