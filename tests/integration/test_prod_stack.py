@@ -121,6 +121,7 @@ class Outcome:
     retrain_request: dict
     retrain_run: dict
     retrain_task_instances: list[dict]
+    retrain_runs: list[str]
     decisions: list[dict]
     kill: Kill
     rescored: Rescored
@@ -273,6 +274,7 @@ def _scenario(stack: ProdStack) -> Outcome:
     with stack.phase("churn_retrain (asset-triggered)"):
         retrain = stack.wait_for_new_run("churn_retrain", "asset_triggered__", RUN_TIMEOUT)
     retrain_tis = stack.task_instances("churn_retrain", retrain["dag_run_id"])
+    retrain_runs = [str(r["dag_run_id"]) for r in stack.runs("churn_retrain")]
     decisions = _rows(dsn, "select * from ops.model_decisions order by decided_at", [])
 
     with stack.phase(f"night 2 ({NIGHTS[1]}): 4 shards, a worker SIGKILLed inside one"):
@@ -306,6 +308,7 @@ def _scenario(stack: ProdStack) -> Outcome:
         retrain_request=request[0] if request else {},
         retrain_run=retrain,
         retrain_task_instances=retrain_tis,
+        retrain_runs=retrain_runs,
         decisions=decisions,
         kill=kill,
         rescored=rescored,
@@ -394,6 +397,8 @@ def test_the_policy_fired_and_churn_retrain_ran_on_a_worker_and_recorded_its_dec
     assert latest["action"] in {"promote", "keep"} and json.loads(latest["reasons"])
     assert "churn_retrain" in (latest["actor"] or "")
     assert outcome.champion_alias_version == ("2" if latest["action"] == "promote" else "1")
+    # Deploying the DAG started no monthly run: its first is the next 1st of a month.
+    assert outcome.retrain_runs == [outcome.retrain_run["dag_run_id"]], outcome.retrain_runs
 
 
 def test_a_worker_killed_inside_a_shard_the_retry_completes_the_night_on_the_other(
