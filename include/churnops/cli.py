@@ -43,6 +43,7 @@ class _Progress:
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from churnops.simulate import Corruption, simulate_days
+    from churnops.storage import shared_files_for
 
     sim = settings.simulation
     overrides = {
@@ -64,7 +65,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     else:
         end = sim.history_end
     corruptions = [Corruption.parse(spec) for spec in args.corrupt]
-    landing = args.landing_dir or settings.paths.landing_dir
+    landing = args.landing_dir or shared_files_for(settings).check().landing_dir
     summary = simulate_days(
         sim, start, end, landing, corruptions, tables=args.tables, progress=_Progress("simulate")
     )
@@ -117,7 +118,9 @@ def cmd_loop(settings: Settings, args: argparse.Namespace) -> int:
     )
     print()
     print(render_status(collect_status(settings), color=sys.stdout.isatty()))
-    reports = settings.paths.reports_dir / "drift"
+    from churnops.storage import shared_files_for
+
+    reports = shared_files_for(settings).reports_dir / "drift"
     print(
         "\nwhere to look:\n"
         "  Airflow UI (every run above, the Drift reports page): make up\n"
@@ -225,7 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
         "missing_drop; table defaults to usage_daily)",
     )
     sim.add_argument("--tables", nargs="+", help="only these landing tables")
-    sim.add_argument("--landing-dir", type=Path, help="default: <state dir>/data/landing")
+    sim.add_argument(
+        "--landing-dir", type=Path, help="default: CHURNOPS_DATA_URL's landing/ (<state dir>/data)"
+    )
     sim.set_defaults(handler=cmd_simulate)
 
     boot = commands.add_parser(
@@ -314,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from churnops.monitor.nightly import NightNotScored
     from churnops.registry import RegistryError
     from churnops.score.nightly import NoFeaturesForNight
+    from churnops.storage import SharedPathUnavailable
     from churnops.train.frame import InsufficientHistory
     from churnops.warehouse import WarehouseError
 
@@ -329,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         NoFeaturesForNight,
         NightNotScored,
         RegistryError,
+        SharedPathUnavailable,
     )
     try:
         return handler(load_settings(), args)

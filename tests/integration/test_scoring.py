@@ -227,6 +227,7 @@ def test_the_canary_is_a_stable_share_of_20k_customers_on_consecutive_nights(
     from churnops.features import build_features
     from churnops.ingest import ingest_range
     from churnops.simulate import simulate_days
+    from churnops.storage import shared_files_for
 
     # Its own landing drops and warehouse; the registry of the trained state above.
     big = load_settings(
@@ -241,7 +242,7 @@ def test_the_canary_is_a_stable_share_of_20k_customers_on_consecutive_nights(
     first_night = start + dt.timedelta(days=91)
     last_night = first_night + dt.timedelta(days=1)
     simulate_days(big.simulation, start, last_night, big.paths.landing_dir)
-    ingest_range(stores_for(big).raw, big.paths, start, last_night)
+    ingest_range(stores_for(big).raw, shared_files_for(big), start, last_night)
     build_features(big, first_night, last_night)
 
     _set_challenger(settings, "2")

@@ -12,19 +12,23 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from churnops.orchestration.assets import RETRAIN_REQUESTED
 from churnops.orchestration.defaults import run_day
+from churnops.orchestration.outages import reports_outages
 from churnops.settings import load_settings
 
 log = logging.getLogger(__name__)
 
 
+@reports_outages
 def monitor_night_task() -> dict[str, Any]:
     """Drift report and matured-cohort performance for the run's day."""
     from churnops.monitor.nightly import monitor_night
+    from churnops.storage import shared_files_for
     from churnops.stores import stores_for
 
     settings = load_settings()
+    files = shared_files_for(settings).check()
     result = monitor_night(
-        settings, stores_for(settings).monitoring, run_day(get_current_context())
+        settings, stores_for(settings).monitoring, run_day(get_current_context()), files
     )
     drift = result.drift
     log.info(
@@ -38,6 +42,7 @@ def monitor_night_task() -> dict[str, Any]:
     return result.as_dict()
 
 
+@reports_outages
 def request_retrain_task() -> Iterator[Metadata]:
     """Evaluate the retraining policy; when it fires, emit ``retrain_requested`` with the
     reasons in the event's extra (the retrain DAG starts from it) and send an alert.
