@@ -90,8 +90,10 @@ def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
     from churnops.orchestration.local_airflow import LocalAirflow, stop_process_tree
 
     client = LocalAirflow(settings)
-    password = client.prepare() if not args.no_setup else "(see the passwords file)"
     command = list(args.airflow_args)
+    if args.no_setup and command[:1] in (["standalone"], ["scheduler"], ["celery"]):
+        client.check_broker()  # prepare() checks it otherwise
+    password = client.prepare() if not args.no_setup else "(see the passwords file)"
     if command[:1] == ["standalone"]:
         print(f"Airflow UI: {client.base_url}  (sign in as admin / {password}; Ctrl-C stops)")
         print(f"state: {settings.paths.airflow_home}", flush=True)
