@@ -286,6 +286,12 @@ def test_a_local_base_compiles_in_place_with_no_copy(tmp_path: Path, model: Load
     assert engine.compile_seconds > 0
     assert (mounted / "models" / "compiled" / library_path(model, mounted).name).is_file()
     assert not (tmp_path / "cache").exists()
+    # A worker without the mount scores from its own cache and creates no mount point.
+    unmounted = SharedFiles(f"file://{tmp_path}/not-mounted", create=False)
+    alone = compiled_engine(model, tmp_path / "cache", compiler, 2, unmounted)
+    assert alone.compile_seconds > 0
+    assert (tmp_path / "cache" / library_path(model, mounted).name).is_file()
+    assert not (tmp_path / "not-mounted").exists()
 
 
 # ------------------------------------------------------------------ a base it cannot see

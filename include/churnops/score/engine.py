@@ -129,10 +129,18 @@ def compile_library(model: LoadedModel, directory: Path, compiler: str, threads:
 
 def library_dir(directory: Path, shared: SharedFiles | None) -> Path:
     """The local folder libraries are compiled into and loaded from: the shared folder
-    itself when the shared files are local (or mounted), else ``directory`` (the cache)."""
-    if shared is not None and isinstance(shared.models_dir, Path):
-        return shared.models_dir
-    return directory
+    itself when the shared files are local (or mounted), else ``directory`` (the cache).
+    A shared mount this worker does not have is never created: the cache is used."""
+    from churnops.storage import SharedPathUnavailable
+
+    if shared is None or not isinstance(shared.models_dir, Path):
+        return directory
+    try:
+        shared.check()
+    except SharedPathUnavailable as error:
+        log.warning("%s; compiled libraries stay in this worker's cache %s", error, directory)
+        return directory
+    return shared.models_dir
 
 
 def fetch_shared_library(path: Path, shared: SharedFiles) -> bool:
