@@ -135,6 +135,14 @@ def test_a_running_server_answers_and_a_stopped_one_is_one_line(
         mlflow_client(plain).search_registered_models()
     _assert_one_clear_line(called.value, port)
 
+    # The drift monitor's first download of a version's reference: an outage, not "no
+    # such version".
+    from churnops.monitor.reference import load_reference
+
+    with pytest.raises(RegistryUnavailable) as reference:
+        load_reference(settings, "1")
+    _assert_one_clear_line(reference.value, port)
+
 
 def test_a_local_store_needs_no_server(tmp_path: Path) -> None:
     require_tracking_server(load_settings({"CHURNOPS_STATE_DIR": str(tmp_path)}))

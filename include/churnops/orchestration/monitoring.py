@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from churnops.orchestration.assets import RETRAIN_REQUESTED
 from churnops.orchestration.defaults import run_day
 from churnops.orchestration.outages import reports_outages
+from churnops.registry.tracking import registry_outages, require_tracking_server
 from churnops.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,10 @@ def monitor_night_task() -> dict[str, Any]:
 
     settings = load_settings()
     files = shared_files_for(settings).check()
-    result = monitor_night(
-        settings, stores_for(settings).monitoring, run_day(get_current_context()), files
-    )
+    with registry_outages(settings):
+        result = monitor_night(
+            settings, stores_for(settings).monitoring, run_day(get_current_context()), files
+        )
     drift = result.drift
     log.info(
         "drift report %s: %d of %d features drifted (%s); prediction drifted: %s",
@@ -54,9 +56,11 @@ def request_retrain_task() -> Iterator[Metadata]:
     context = get_current_context()
     day = run_day(context)
     settings = load_settings()
-    signals, decision = evaluate_retraining(
-        settings, stores_for(settings).monitoring, day, run_id=context["dag_run"].run_id
-    )
+    require_tracking_server(settings)  # the champion comes from the registry
+    with registry_outages(settings):
+        signals, decision = evaluate_retraining(
+            settings, stores_for(settings).monitoring, day, run_id=context["dag_run"].run_id
+        )
     log.info("%s", decision.summary())
     if not decision.fire:
         raise AirflowSkipException(decision.summary())

@@ -160,13 +160,17 @@ def require_tracking_server(settings: Settings, timeout: float = HEALTH_TIMEOUT_
 def _connection_failure(error: BaseException) -> bool:
     """True when an MLflow client error means "no answer from the server"."""
     import requests
+    from mlflow.exceptions import MlflowException
 
     seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
             return True
+        # MLflow's REST client words them so (its own retries exhausted, or a timeout).
         text = str(seen)
-        if "Max retries exceeded" in text or "timeout exception" in text:
+        if isinstance(seen, MlflowException) and (
+            "Max retries exceeded" in text or "timeout exception" in text
+        ):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
