@@ -45,6 +45,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from churnops.storage import shared_files_for
+
 os.environ.setdefault("DO_NOT_TRACK", "true")
 BENCH_CUSTOMERS = int(os.environ.get("CHURNOPS_BENCH_CUSTOMERS", "500000"))
 
@@ -178,8 +180,8 @@ def prepare_history(state: str, days: int) -> dict:
     done = {"customers": BENCH_CUSTOMERS, "days": days, "night": night.isoformat()}
     if _read_progress(record) == done:
         return {"night": night.isoformat(), "resumed": True}
-    simulate_days(settings.simulation, start, night, settings.paths.landing_dir)
-    ingest_range(_raw(settings), settings.paths, start, night - dt.timedelta(days=1))
+    simulate_days(settings.simulation, start, night, shared_files_for(settings).landing_dir)
+    ingest_range(_raw(settings), shared_files_for(settings), start, night - dt.timedelta(days=1))
     _write_progress(record, done)
     return {"night": night.isoformat(), "resumed": False}
 
@@ -195,7 +197,7 @@ def nightly_ingest(state: str, night: str, dsn: str | None = None) -> dict:
     raw = _raw(settings)
     raw.warehouse.check()  # the first connection is not the stage's
     began = time.perf_counter()
-    result = ingest_day(raw, settings.paths, dt.date.fromisoformat(night))
+    result = ingest_day(raw, shared_files_for(settings), dt.date.fromisoformat(night))
     return {
         "seconds": time.perf_counter() - began,
         "gx_import_s": imported,
@@ -370,9 +372,9 @@ def prepare_training_history(state: str) -> dict:
     while day <= feed_end:
         end = min(day + dt.timedelta(days=TRAIN_SETUP_STEP_DAYS - 1), feed_end)
         t0 = time.perf_counter()
-        simulate_days(settings.simulation, day, end, settings.paths.landing_dir)
+        simulate_days(settings.simulation, day, end, shared_files_for(settings).landing_dir)
         t1 = time.perf_counter()
-        ingest_range(_raw(settings), settings.paths, day, end)
+        ingest_range(_raw(settings), shared_files_for(settings), day, end)
         t2 = time.perf_counter()
         seconds["simulate"] += t1 - t0
         seconds["ingest"] += t2 - t1
@@ -742,8 +744,10 @@ def prepare_drift_frames(state: str) -> dict:
     resumed = "reference" in progress
     if "reference" not in progress:
         first = settings.simulation.history_start
-        simulate_days(settings.simulation, first, reference_day, settings.paths.landing_dir)
-        ingest_range(_raw(settings), settings.paths, first, reference_day)
+        simulate_days(
+            settings.simulation, first, reference_day, shared_files_for(settings).landing_dir
+        )
+        ingest_range(_raw(settings), shared_files_for(settings), first, reference_day)
         build_features(settings, reference_day, reference_day)
         frame = _features_of(settings, reference_day)
         rows = settings.train.reference_sample_rows  # what log_training_run keeps
@@ -756,8 +760,10 @@ def prepare_drift_frames(state: str) -> dict:
         if scenario in progress:
             continue
         scenario_settings = _drift_settings(state, scenario)
-        simulate_days(scenario_settings.simulation, start, night, settings.paths.landing_dir)
-        ingest_range(_raw(scenario_settings), scenario_settings.paths, start, night)
+        simulate_days(
+            scenario_settings.simulation, start, night, shared_files_for(settings).landing_dir
+        )
+        ingest_range(_raw(scenario_settings), shared_files_for(scenario_settings), start, night)
         build_features(scenario_settings, night, night)
         frame = _features_of(scenario_settings, night)
         frame.to_parquet(root / f"current_{scenario}.parquet", index=False)

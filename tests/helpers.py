@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from churnops.ingest.store import RawStore
     from churnops.settings import Paths, Settings
+    from churnops.storage import SharedFiles
     from churnops.warehouse import Warehouse
     from churnops.warehouse.duckdb_warehouse import DuckDBWarehouse
 
@@ -43,3 +44,10 @@ def reopened(warehouse: Warehouse) -> Warehouse:
     if isinstance(warehouse, PostgresWarehouse):
         return PostgresWarehouse(warehouse.url.render_as_string(hide_password=False))
     raise TypeError(f"no way to reopen {warehouse!r}")
+
+
+def shared_files(paths: Paths) -> SharedFiles:
+    """The shared files of bare ``paths``, on their default local layout (``data_dir``)."""
+    from churnops.storage import SharedFiles
+
+    return SharedFiles.local(paths.data_dir, paths.state_dir / "models")

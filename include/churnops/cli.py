@@ -44,6 +44,7 @@ class _Progress:
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from churnops.simulate import Corruption, simulate_days
+    from churnops.storage import shared_files_for
 
     sim = settings.simulation
     overrides = {
@@ -65,7 +66,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     else:
         end = sim.history_end
     corruptions = [Corruption.parse(spec) for spec in args.corrupt]
-    landing = args.landing_dir or settings.paths.landing_dir
+    landing = args.landing_dir or shared_files_for(settings).check().landing_dir
     summary = simulate_days(
         sim, start, end, landing, corruptions, tables=args.tables, progress=_Progress("simulate")
     )
@@ -88,8 +89,10 @@ def cmd_airflow(settings: Settings, args: argparse.Namespace) -> int:
     from churnops.orchestration.local_airflow import LocalAirflow, stop_process_tree
 
     client = LocalAirflow(settings)
-    password = client.prepare() if not args.no_setup else "(see the passwords file)"
     command = list(args.airflow_args)
+    if args.no_setup and command[:1] in (["standalone"], ["scheduler"], ["celery"]):
+        client.check_broker()  # prepare() checks it otherwise
+    password = client.prepare() if not args.no_setup else "(see the passwords file)"
     if command[:1] == ["standalone"]:
         print(f"Airflow UI: {client.base_url}  (sign in as admin / {password}; Ctrl-C stops)")
         print(f"state: {settings.paths.airflow_home}", flush=True)
@@ -145,7 +148,9 @@ def cmd_loop(settings: Settings, args: argparse.Namespace) -> int:
     )
     print()
     print(render_status(collect_status(settings), color=sys.stdout.isatty()))
-    reports = settings.paths.reports_dir / "drift"
+    from churnops.storage import shared_files_for
+
+    reports = shared_files_for(settings).reports_dir / "drift"
     print(
         "\nwhere to look:\n"
         "  Airflow UI (every run above, the Drift reports page): make up\n"
@@ -275,7 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
         "missing_drop; table defaults to usage_daily)",
     )
     sim.add_argument("--tables", nargs="+", help="only these landing tables")
-    sim.add_argument("--landing-dir", type=Path, help="default: <state dir>/data/landing")
+    sim.add_argument(
+        "--landing-dir", type=Path, help="default: CHURNOPS_DATA_URL's landing/ (<state dir>/data)"
+    )
     sim.set_defaults(handler=cmd_simulate)
 
     boot = commands.add_parser(
@@ -395,6 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from churnops.registry import RegistryError
     from churnops.score.nightly import NoFeaturesForNight
     from churnops.score.store import IncompleteNight
+    from churnops.storage import SharedPathUnavailable
     from churnops.train.frame import InsufficientHistory
     from churnops.warehouse import WarehouseError
 
@@ -411,6 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         IncompleteNight,
         NightNotScored,
         RegistryError,
+        SharedPathUnavailable,
     )
     try:
         return handler(load_settings(), args)

@@ -42,12 +42,14 @@ class BootstrapSummary:
 def _ingest_days(settings: Settings, start: dt.date, end: dt.date, say: Say) -> dict[str, int]:
     """Validate and load every day of the range in bulk (same verdicts as day by day)."""
     from churnops.ingest import ingest_range
+    from churnops.storage import shared_files_for
     from churnops.stores import stores_for
 
     def progress(table: str, done: int, total: int) -> None:
         say(f"ingest: {table:<16} {done:>4}/{total} days")
 
-    result = ingest_range(stores_for(settings).raw, settings.paths, start, end, progress=progress)
+    files = shared_files_for(settings).check()
+    result = ingest_range(stores_for(settings).raw, files, start, end, progress=progress)
     return dict(result.rows_loaded)
 
 
@@ -60,6 +62,7 @@ def bootstrap_history(
     """Simulate (if needed), ingest and build features for every day in [start, end]."""
     from churnops.features import build_features
     from churnops.landing import dropped_days
+    from churnops.storage import shared_files_for
 
     sim = settings.simulation
     start = start or sim.history_start
@@ -68,13 +71,14 @@ def bootstrap_history(
     wanted = {start + dt.timedelta(days=i) for i in range((end - start).days + 1)}
 
     began = time.perf_counter()
-    have = set(dropped_days(settings.paths.landing_dir, "usage_daily"))
+    landing = shared_files_for(settings).check().landing_dir
+    have = set(dropped_days(landing, "usage_daily"))
     if not wanted <= have:
         from churnops.simulate import simulate_days
 
         first = min(wanted - have)
-        say(f"simulate: writing drops {first} .. {end} under {settings.paths.landing_dir}")
-        simulate_days(sim, first, end, settings.paths.landing_dir)
+        say(f"simulate: writing drops {first} .. {end} under {landing}")
+        simulate_days(sim, first, end, landing)
         summary.simulated_days = (end - first).days + 1
     summary.seconds["simulate"] = time.perf_counter() - began
 

@@ -104,6 +104,9 @@ class Paths:
 
     @property
     def data_dir(self) -> Path:
+        """The default base of the shared files (``CHURNOPS_DATA_URL`` unset). Code reads and
+        writes them through ``churnops.storage.SharedFiles``, which honours the setting; the
+        folders below are that default's layout."""
         return self.state_dir / "data"
 
     @property
@@ -161,6 +164,43 @@ class Paths:
     @property
     def plugins_dir(self) -> Path:
         return self.project_dir / "plugins"
+
+
+@dataclass(frozen=True)
+class SharedStorageSettings:
+    """Where the files every worker must see live (``churnops.storage.SharedFiles``).
+
+    ``data_url`` is the base of landing drops (``landing/<table>/dt=YYYY-MM-DD/``),
+    ``quarantine/``, ``validation/`` (GX results, Data Docs) and ``reports/`` (drift): a
+    local path or any fsspec URL (``file:///mnt/churnops``, ``s3://bucket/prefix``).
+    ``models_url`` is where compiled model libraries are shared. Unset
+    (``CHURNOPS_DATA_URL``), both are today's local folders under the state dir, created on
+    first use; a configured base must already exist, so a worker that lacks the shared
+    mount fails instead of filling a local folder nobody else sees.
+    """
+
+    data_url: str
+    models_url: str
+    configured: bool = False  # CHURNOPS_DATA_URL was set
+
+    def __post_init__(self) -> None:
+        for name in ("data_url", "models_url"):
+            value = getattr(self, name)
+            if "://" not in value and not value.startswith("/"):
+                raise SettingsError(
+                    f"CHURNOPS_DATA_URL={value!r} is neither an absolute path nor a URL "
+                    "(e.g. /mnt/churnops, file:///mnt/churnops, s3://bucket/prefix)"
+                )
+
+
+def _load_storage_settings(env: Mapping[str, str], paths: Paths) -> SharedStorageSettings:
+    raw = (env.get("CHURNOPS_DATA_URL") or "").strip().rstrip("/")
+    if not raw:
+        # Today's layout: data under the state dir, compiled libraries in its models/.
+        return SharedStorageSettings(
+            data_url=str(paths.data_dir), models_url=str(paths.state_dir / "models")
+        )
+    return SharedStorageSettings(data_url=raw, models_url=f"{raw}/models", configured=True)
 
 
 @dataclass(frozen=True)
@@ -557,6 +597,7 @@ class Settings:
     paths: Paths
     simulation: SimulationSettings
     warehouse: WarehouseSettings
+    storage: SharedStorageSettings
     orchestration: OrchestrationSettings = field(default_factory=OrchestrationSettings)
     train: TrainParams = field(default_factory=TrainParams)
     promotion: PromotionPolicy = field(default_factory=PromotionPolicy)
@@ -627,6 +668,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         paths=paths,
         simulation=simulation,
         warehouse=warehouse,
+        storage=_load_storage_settings(env, paths),
         orchestration=orchestration,
         train=_load_train_params(env),
         promotion=_load_promotion_policy(env),

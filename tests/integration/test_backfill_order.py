@@ -19,6 +19,7 @@ from churnops.features import HistoryIncomplete, build_features, require_window_
 from churnops.ingest import ingest_day
 from churnops.settings import SimulationSettings, load_settings
 from churnops.simulate import simulate_days
+from churnops.storage import shared_files_for
 from churnops.stores import stores_for
 
 pytestmark = pytest.mark.integration
@@ -49,7 +50,7 @@ def run_nights(settings, order: list[dt.date], target: Path) -> list[str]:
     while queue:
         day = queue.popleft()
         raw = stores_for(settings).raw
-        ingest_day(raw, settings.paths, day)
+        ingest_day(raw, shared_files_for(settings), day)
         try:
             require_window_loaded(raw, settings.orchestration.nightly_start, day)
         except HistoryIncomplete:
@@ -108,7 +109,7 @@ def test_history_bootstrap_equals_the_nightly_path(
 def test_missing_window_days_are_named(tmp_path: Path, landing) -> None:
     settings = settings_for(tmp_path / "gap", landing)
     raw = stores_for(settings).raw
-    ingest_day(raw, settings.paths, DAYS[0])
-    ingest_day(raw, settings.paths, DAYS[2])
+    ingest_day(raw, shared_files_for(settings), DAYS[0])
+    ingest_day(raw, shared_files_for(settings), DAYS[2])
     with pytest.raises(HistoryIncomplete, match=f"usage_daily: {DAYS[1]}"):
         require_window_loaded(raw, settings.orchestration.nightly_start, DAYS[2])

@@ -68,6 +68,7 @@ def run_history(state: Path, **env: str) -> EngineRun:
     from churnops.registry import champion_version
     from churnops.score.nightly import score_day
     from churnops.simulate import simulate_days
+    from churnops.storage import shared_files_for
     from churnops.stores import stores_for
     from churnops.triggers.signals import evaluate_retraining
 
@@ -75,7 +76,7 @@ def run_history(state: Path, **env: str) -> EngineRun:
     night = settings.simulation.history_end + dt.timedelta(days=1)
     simulate_days(settings.simulation, night, night, settings.paths.landing_dir)
     stores = stores_for(settings)
-    ingest_day(stores.raw, settings.paths, night)
+    ingest_day(stores.raw, shared_files_for(settings), night)
     build_features(settings, night, night)
     scored = score_day(settings, stores.features, stores.scoring, night)
     monitored = monitor_night(settings, stores.monitoring, night)

@@ -21,7 +21,7 @@ from churnops.settings import Paths, load_settings
 from churnops.validate import DATA_DOCS_DIR, REPORT_FILE
 from churnops.validate.examples import valid_table, write_drop
 from tests.conftest import SMALL_START
-from tests.helpers import raw_store
+from tests.helpers import raw_store, shared_files
 
 pytestmark = pytest.mark.integration
 
@@ -49,11 +49,11 @@ def _loaded_drops(paths: Paths, table: str) -> dict[dt.date, int]:
 
 
 def _ingest_day(paths: Paths, day: dt.date, tables: list[str] | None = None):
-    return ingest_day(raw_store(paths), paths, day, tables)
+    return ingest_day(raw_store(paths), shared_files(paths), day, tables)
 
 
 def _ingest_drop(paths: Paths, table: str, day: dt.date):
-    return ingest_drop(raw_store(paths), paths, table, day)
+    return ingest_drop(raw_store(paths), shared_files(paths), table, day)
 
 
 def _land_valid_day(paths: Paths, day: dt.date, usage_rows: int = 200) -> None:
@@ -253,10 +253,14 @@ def test_settings_select_the_folders_and_the_duckdb_file(tmp_path):
         }
     )
     write_drop(settings.paths.landing_dir, "churn_events", DAY, valid_table("churn_events", DAY, 1))
+    from churnops.storage import shared_files_for
     from churnops.stores import stores_for
 
     assert (
-        ingest_drop(stores_for(settings).raw, settings.paths, "churn_events", DAY).rows_loaded == 1
+        ingest_drop(
+            stores_for(settings).raw, shared_files_for(settings), "churn_events", DAY
+        ).rows_loaded
+        == 1
     )
     assert (tmp_path / "w.duckdb").is_file() and not settings.paths.warehouse_path.exists()
 

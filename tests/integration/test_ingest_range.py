@@ -25,7 +25,7 @@ from churnops.validate import REPORT_FILE
 from churnops.validate.examples import valid_table, write_drop
 from churnops.validate.ranges import RangeValidator, contract_rows
 from tests.conftest import SMALL_START
-from tests.helpers import raw_store
+from tests.helpers import raw_store, shared_files
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ def _per_day(paths: Paths, days: list[dt.date], tables: list[str] | None = None)
     rejected = {}
     for day in days:
         try:
-            ingest_day(raw_store(paths), paths, day, tables)
+            ingest_day(raw_store(paths), shared_files(paths), day, tables)
         except DropRejected as error:
             rejected.update({(t, day): e for t, e in error.rejections.items()})
     return rejected
@@ -64,7 +64,7 @@ def _by_range(
     paths: Paths, start: dt.date, end: dt.date, tables: list[str] | None = None, **kwargs
 ) -> tuple[RangeIngestResult, dict]:
     try:
-        result = ingest_range(raw_store(paths), paths, start, end, tables, **kwargs)
+        result = ingest_range(raw_store(paths), shared_files(paths), start, end, tables, **kwargs)
     except DropRejected as error:
         assert error.range_result is not None
         result = error.range_result
@@ -190,7 +190,7 @@ def test_the_raised_error_lists_every_rejected_day(two_bad_days, tmp_path):
     paths = Paths(project_dir=tmp_path, state_dir=tmp_path / "state")
     shutil.copytree(by_range.state_dir, paths.state_dir)
     with pytest.raises(DropRejected) as caught:  # a rerun: the bad drops are in quarantine
-        ingest_range(raw_store(paths), paths, START, END)
+        ingest_range(raw_store(paths), shared_files(paths), START, END)
     text = str(caught.value)
     assert text.startswith("2025-01-01 .. 2025-01-30: 2 drop(s) rejected ")
     assert "usage_daily dt=2025-01-10, invoices dt=2025-01-18" in text
@@ -312,9 +312,11 @@ def test_small_chunks_and_days_forced_through_the_per_drop_path_agree(paths, tmp
     reference = Paths(project_dir=tmp_path / "ref", state_dir=tmp_path / "ref" / "state")
     shutil.copytree(paths.landing_dir, reference.landing_dir)
     for day in days:
-        ingest_drop(raw_store(reference), reference, "usage_daily", day)
+        ingest_drop(raw_store(reference), shared_files(reference), "usage_daily", day)
 
-    result = ingest_range(raw_store(paths), paths, days[0], days[-1], ["usage_daily"], chunk_days=2)
+    result = ingest_range(
+        raw_store(paths), shared_files(paths), days[0], days[-1], ["usage_daily"], chunk_days=2
+    )
     assert result.tables["usage_daily"].checked_per_drop == ()
     assert _raw(paths, "usage_daily") == _raw(reference, "usage_daily")
     assert len(list((paths.validation_dir / "usage_daily" / "_ranges").glob("*.json"))) == 3
@@ -322,7 +324,7 @@ def test_small_chunks_and_days_forced_through_the_per_drop_path_agree(paths, tmp
     import churnops.ingest.bulk as bulk
 
     monkeypatch.setattr(bulk, "range_misfit", lambda contract, drop: "forced")
-    again = ingest_range(raw_store(paths), paths, days[0], days[-1], ["usage_daily"])
+    again = ingest_range(raw_store(paths), shared_files(paths), days[0], days[-1], ["usage_daily"])
     assert again.tables["usage_daily"].checked_per_drop == tuple(days)
     assert again.days_loaded == {"usage_daily": 6}
     assert _raw(paths, "usage_daily") == _raw(reference, "usage_daily")
@@ -333,12 +335,12 @@ def test_history_in_the_warehouse_counts_for_the_first_days(paths):
     before = [DAY - dt.timedelta(days=i) for i in (4, 3, 2, 1)]
     for day in before:
         write_drop(paths.landing_dir, "usage_daily", day, _usage(day, 100))
-        ingest_drop(raw_store(paths), paths, "usage_daily", day)
+        ingest_drop(raw_store(paths), shared_files(paths), "usage_daily", day)
     write_drop(paths.landing_dir, "usage_daily", DAY, _usage(DAY, 30))
     following = DAY + dt.timedelta(days=1)
     write_drop(paths.landing_dir, "usage_daily", following, _usage(following, 100))
     with pytest.raises(DropRejected) as caught:
-        ingest_range(raw_store(paths), paths, DAY, following, ["usage_daily"])
+        ingest_range(raw_store(paths), shared_files(paths), DAY, following, ["usage_daily"])
     assert "30 rows is 0.30 x the median 100" in str(caught.value)
     assert caught.value.range_result is not None
     assert caught.value.range_result.tables["usage_daily"].days_loaded == (following,)
@@ -346,9 +348,9 @@ def test_history_in_the_warehouse_counts_for_the_first_days(paths):
 
 def test_unknown_tables_and_bad_ranges_fail_before_anything_loads(paths):
     with pytest.raises(KeyError, match="unknown landing table"):
-        ingest_range(raw_store(paths), paths, DAY, DAY, ["usage_daily", "nope"])
+        ingest_range(raw_store(paths), shared_files(paths), DAY, DAY, ["usage_daily", "nope"])
     with pytest.raises(ValueError, match="before start"):
-        ingest_range(raw_store(paths), paths, DAY, DAY - dt.timedelta(days=1))
+        ingest_range(raw_store(paths), shared_files(paths), DAY, DAY - dt.timedelta(days=1))
     assert not paths.warehouse_path.exists()
 
 

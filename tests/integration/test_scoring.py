@@ -311,6 +311,7 @@ def test_the_canary_is_a_stable_share_of_20k_customers_on_consecutive_nights(
     from churnops.features import build_features
     from churnops.ingest import ingest_range
     from churnops.simulate import simulate_days
+    from churnops.storage import shared_files_for
 
     # Its own landing drops and warehouse; the registry of the trained state above.
     big = load_settings(
@@ -325,7 +326,7 @@ def test_the_canary_is_a_stable_share_of_20k_customers_on_consecutive_nights(
     first_night = start + dt.timedelta(days=91)
     last_night = first_night + dt.timedelta(days=1)
     simulate_days(big.simulation, start, last_night, big.paths.landing_dir)
-    ingest_range(stores_for(big).raw, big.paths, start, last_night)
+    ingest_range(stores_for(big).raw, shared_files_for(big), start, last_night)
     build_features(big, first_night, last_night)
 
     _set_challenger(settings, "2")
@@ -413,3 +414,42 @@ print(json.dumps({{"mlflow": "mlflow" in sys.modules, "trees": model.booster.num
 
     with pytest.raises(RegistryError, match="not other-run"):
         load_version(settings, "1", "other-run")
+
+
+def test_with_the_mlflow_server_down_scoring_fails_in_one_line_and_the_night_stays(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The registry does not answer (nothing listens on its port): the plan fails at once
+    with one line naming the server (the task's retry tries again), before it touches
+    anything; the night's predictions stay as they were."""
+    import socket
+    from dataclasses import replace
+
+    from churnops.cli import main
+    from churnops.registry.tracking import RegistryUnavailable
+    from churnops.score.nightly import plan_night
+    from tests.trained_state import TRAINED_ENV
+
+    night = _night(settings)
+    _score_night(settings, night)
+    before = _predictions(settings, night)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    down = replace(settings, mlflow=replace(settings.mlflow, tracking_uri=uri))
+    with pytest.raises(RegistryUnavailable, match=f"127.0.0.1:{port}"):
+        plan_night(down, stores_for(down).scoring, night)
+    assert _predictions(settings, night) == before
+
+    for name, value in {
+        **TRAINED_ENV,
+        "CHURNOPS_STATE_DIR": str(settings.paths.state_dir),
+        "CHURNOPS_MLFLOW_TRACKING_URI": uri,
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert main(["score", "--date", night.isoformat()]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("churnops score: ") and len(err.splitlines()) == 1, err
+    assert f"127.0.0.1:{port}" in err
+    assert _predictions(settings, night) == before

@@ -33,14 +33,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from churnops.contracts import LANDING_TABLES, TableContract, contract_for
 from churnops.ingest.loader import DropRejected, ingest_drop
 from churnops.ingest.store import Partition, RawStore
 from churnops.landing import drop_dir
-from churnops.settings import Paths
+from churnops.storage import SharedFiles, write_text
 from churnops.validate import DropHistory, DropValidation
 from churnops.validate.day_over_day import (
     ACTIVE_CUSTOMERS_TABLE,
@@ -53,6 +52,8 @@ from churnops.validate.suites import suite_name
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from churnops.storage import Location
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class RangeIngestResult:
 
 def ingest_range(
     raw: RawStore,
-    paths: Paths,
+    files: SharedFiles,
     start: dt.date,
     end: dt.date,
     tables: Iterable[str] | None = None,
@@ -160,7 +161,7 @@ def ingest_range(
     results: dict[str, TableRangeResult] = {}
     raw.ensure(contracts)
     for contract in contracts:
-        results[contract.name] = _TableRange(raw, paths, contract, days, progress).run(
+        results[contract.name] = _TableRange(raw, files, contract, days, progress).run(
             chunk_rows, chunk_days
         )
     result = RangeIngestResult(
@@ -205,13 +206,13 @@ class _TableRange:
     def __init__(
         self,
         raw: RawStore,
-        paths: Paths,
+        files: SharedFiles,
         contract: TableContract,
         days: list[dt.date],
         progress: ProgressCallback | None,
     ) -> None:
         self.raw = raw
-        self.paths = paths
+        self.files = files
         self.contract = contract
         self.days = days
         self.progress = progress
@@ -237,7 +238,7 @@ class _TableRange:
         rows = 0
         for i, day in enumerate(self.days):
             read_began = time.perf_counter()
-            folder = drop_dir(self.paths.landing_dir, self.contract.name, day)
+            folder = drop_dir(self.files.landing_dir, self.contract.name, day)
             drop = read_drop(folder, self.contract)
             misfit = range_misfit(self.contract, drop)
             chunk.append((day, drop, misfit))
@@ -331,7 +332,7 @@ class _TableRange:
         log.info("%s dt=%s: checked per drop (%s)", self.contract.name, day, why)
         self.per_drop.append(day)
         try:
-            result = ingest_drop(self.raw, self.paths, self.contract.name, day)
+            result = ingest_drop(self.raw, self.files, self.contract.name, day)
         except DropRejected as error:
             self.rejected[day] = error
             return
@@ -382,17 +383,18 @@ class _TableRange:
                 ),
             )
             report.write_report(
-                drop_dir(self.paths.validation_dir, self.contract.name, a.day), data_docs=False
+                drop_dir(self.files.validation_dir, self.contract.name, a.day), data_docs=False
             )
 
-    def _range_report_path(self, check: RangeValidation) -> Path:
-        folder = self.paths.validation_dir / self.contract.name / RANGE_REPORTS_DIR
+    def _range_report_path(self, check: RangeValidation) -> Location:
+        folder = self.files.validation_dir / self.contract.name / RANGE_REPORTS_DIR
         return folder / f"{check.first.isoformat()}_{check.last.isoformat()}.json"
 
     def _write_range_report(self, check: RangeValidation) -> None:
-        path = self._range_report_path(check)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(check.summary(), indent=2, default=str) + "\n")
+        write_text(
+            self._range_report_path(check),
+            json.dumps(check.summary(), indent=2, default=str) + "\n",
+        )
 
 
 __all__ = [

@@ -23,11 +23,12 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from churnops.contracts import LANDING_TABLES, TableContract, contract_for
 from churnops.ingest.quarantine import (
+    MOVING_MARKER,
+    interrupted_move,
     interrupted_quarantine,
     previous_rejection,
     quarantine_drop,
@@ -35,12 +36,13 @@ from churnops.ingest.quarantine import (
 )
 from churnops.ingest.store import RawStore
 from churnops.landing import drop_dir
-from churnops.settings import Paths
+from churnops.storage import SharedFiles, glob
 from churnops.validate import DropHistory, DropValidation, validate_drop
 from churnops.validate.day_over_day import ACTIVE_CUSTOMERS_TABLE, RECENT_DAYS
 
 if TYPE_CHECKING:
     from churnops.ingest.bulk import RangeIngestResult
+    from churnops.storage import Location
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ class DropRejected(ValueError):
         table: str | None = None,
         day: dt.date | None = None,
         report: DropValidation | None = None,
-        quarantine: Path | None = None,
+        quarantine: Location | None = None,
         rejections: dict[str, DropRejected] | None = None,
         loaded: dict[str, IngestResult] | None = None,
         range_result: RangeIngestResult | None = None,
@@ -120,19 +122,30 @@ def drop_history(raw: RawStore, contract: TableContract, day: dt.date) -> DropHi
     )
 
 
-def ingest_drop(raw: RawStore, paths: Paths, table: str, day: dt.date) -> IngestResult:
+def ingest_drop(raw: RawStore, files: SharedFiles, table: str, day: dt.date) -> IngestResult:
     """Validate the drop of ``table`` for ``day`` and load it, or quarantine it and raise.
 
-    Raises :class:`DropRejected` (a ``ValueError``) when the drop is missing or breaks the
+    ``files`` are the shared files (landing, validation, quarantine). Raises
+    :class:`DropRejected` (a ``ValueError``) when the drop is missing or breaks the
     contract; ``raw.<table>`` then holds exactly what it held before.
     """
     began = time.perf_counter()
     contract = contract_for(table)
     where = f"{contract.name} dt={day.isoformat()}"
 
-    folder = drop_dir(paths.landing_dir, contract.name, day)
+    folder = drop_dir(files.landing_dir, contract.name, day)
+    if interrupted_move(folder):
+        target = quarantine_folder(files.quarantine_dir, contract.name, day)
+        raise DropRejected(
+            f"{where}: a move to quarantine ({target}) stopped half-way, so {folder} may be "
+            f"missing files; delete {folder} (the drop's files are in quarantine) and land "
+            f"the drop again, or delete only {folder / MOVING_MARKER} if it is complete",
+            table=contract.name,
+            day=day,
+            quarantine=target,
+        )
     if not folder.exists():
-        _raise_if_already_quarantined(paths, contract, day)
+        _raise_if_already_quarantined(files, contract, day)
         if not contract.required_every_day:
             return _load(
                 raw,
@@ -144,12 +157,12 @@ def ingest_drop(raw: RawStore, paths: Paths, table: str, day: dt.date) -> Ingest
             )
 
     history = drop_history(raw, contract, day)
-    report = validate_drop(contract, day, paths.landing_dir, history)
+    report = validate_drop(contract, day, files.landing_dir, history)
     # The latest verdict of every drop, passed or not, for audits and monitoring (JSON only:
     # Data Docs are rendered for rejected drops, into their quarantine folder).
-    report.write_report(drop_dir(paths.validation_dir, contract.name, day), data_docs=False)
+    report.write_report(drop_dir(files.validation_dir, contract.name, day), data_docs=False)
     if not report.passed:
-        target = quarantine_drop(report, paths.quarantine_dir)
+        target = quarantine_drop(report, files.quarantine_dir)
         log.warning("%s rejected; drop and report moved to %s", where, target)
         raise DropRejected(
             f"{report.message()}. Quarantined to {target}.",
@@ -162,13 +175,15 @@ def ingest_drop(raw: RawStore, paths: Paths, table: str, day: dt.date) -> Ingest
     return _load(raw, contract, day, report, began)
 
 
-def _raise_if_already_quarantined(paths: Paths, contract: TableContract, day: dt.date) -> None:
+def _raise_if_already_quarantined(
+    files: SharedFiles, contract: TableContract, day: dt.date
+) -> None:
     """A drop already moved to quarantine is not "missing": repeat its verdict (retries)."""
-    target = quarantine_folder(paths.quarantine_dir, contract.name, day)
-    leftover = interrupted_quarantine(paths.quarantine_dir, contract.name, day)
+    target = quarantine_folder(files.quarantine_dir, contract.name, day)
+    leftover = interrupted_quarantine(files.quarantine_dir, contract.name, day)
     where = f"{contract.name} dt={day.isoformat()}"
-    if target.is_dir() and any(target.glob("*.parquet")):
-        previous = previous_rejection(paths.quarantine_dir, contract.name, day)
+    if glob(target, "*.parquet"):
+        previous = previous_rejection(files.quarantine_dir, contract.name, day)
         raise DropRejected(
             f"{where} is in quarantine ({target}), not in landing; it was rejected as: "
             f"{previous} (move the fixed drop to landing to validate it again)",
@@ -223,7 +238,7 @@ def _load(
 
 def ingest_day(
     raw: RawStore,
-    paths: Paths,
+    files: SharedFiles,
     day: dt.date,
     tables: Iterable[str] | None = None,
 ) -> DayIngestResult:
@@ -239,7 +254,7 @@ def ingest_day(
     rejected: dict[str, DropRejected] = {}
     for name in names:
         try:
-            loaded[name] = ingest_drop(raw, paths, name, day)
+            loaded[name] = ingest_drop(raw, files, name, day)
         except DropRejected as error:
             rejected[name] = error
     if rejected:

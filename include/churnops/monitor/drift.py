@@ -45,23 +45,23 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import os
 import time
-import uuid
 from collections.abc import Collection, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from churnops.monitor.store import PREDICTION_FEATURE, MonitoringStore
 from churnops.settings import DriftPolicy, Settings
+from churnops.storage import writing
 from churnops.train.frame import CATEGORICAL_FEATURES, NON_FEATURE_COLUMNS
 from churnops.warehouse import utc_now
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+
+    from churnops.storage import Location, SharedFiles
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,8 @@ class DriftResult:
     features: list[FeatureDrift]  # the prediction included, kind "prediction"
     reference_rows: int
     current_rows: int
-    html_path: Path | None
-    json_path: Path | None
+    html_path: Location | None  # on the shared files (a local Path, or an object-store URL)
+    json_path: Location | None
     seconds: float
     drift_share: float = 0.5  # DriftPolicy.drift_share when the verdicts were made
 
@@ -387,8 +387,17 @@ def _verdicts_for_report(verdicts: list[FeatureDrift]) -> Iterator[None]:
         _VERDICTS.reset(token)
 
 
-def report_paths(settings: Settings, as_of_date: dt.date, model_version: str) -> tuple[Path, Path]:
-    folder = settings.paths.reports_dir / "drift" / as_of_date.isoformat() / f"v{model_version}"
+def report_paths(
+    settings: Settings,
+    as_of_date: dt.date,
+    model_version: str,
+    files: SharedFiles | None = None,
+) -> tuple[Location, Location]:
+    """The night's report files under the shared files' ``reports/drift/<day>/v<version>/``."""
+    from churnops.storage import shared_files_for
+
+    reports = (files or shared_files_for(settings)).reports_dir
+    folder = reports / "drift" / as_of_date.isoformat() / f"v{model_version}"
     return folder / "report.html", folder / "report.json"
 
 
@@ -403,8 +412,8 @@ def write_evidently_report(
     verdicts: list[FeatureDrift],
     reference: pd.DataFrame,
     current: pd.DataFrame,
-    html_path: Path,
-    json_path: Path,
+    html_path: Location,
+    json_path: Location,
     *,
     metadata: dict[str, str] | None = None,
 ) -> None:
@@ -439,24 +448,12 @@ def write_evidently_report(
             Dataset.from_pandas(current.loc[:, columns], data_definition=definition),
             Dataset.from_pandas(reference.loc[:, columns], data_definition=definition),
         )
-    html_path.parent.mkdir(parents=True, exist_ok=True)
     # Snapshot.save_html/save_json write only when given a str (a Path is silently ignored).
-    with _atomic(html_path) as tmp:
+    # Written to a local file, then renamed into place or put as one object.
+    with writing(html_path) as tmp:
         snapshot.save_html(str(tmp))
-    with _atomic(json_path) as tmp:
+    with writing(json_path) as tmp:
         snapshot.save_json(str(tmp))
-
-
-@contextlib.contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise OSError(f"nothing was written to {tmp}")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def drift_report(
@@ -465,8 +462,10 @@ def drift_report(
     model_version: str | int,
     reference: pd.DataFrame,
     current: pd.DataFrame,
+    files: SharedFiles | None = None,
 ) -> DriftResult:
-    """Verdicts for every feature of ``reference`` and the prediction, and the report files.
+    """Verdicts for every feature of ``reference`` and the prediction, and the report files
+    (written under ``files``, the shared files: the process's own unless given).
 
     ``reference`` is the version's training sample (``churnops.monitor.reference``): its
     columns besides keys, label and prediction are the model's features. ``current`` is the
@@ -481,7 +480,7 @@ def drift_report(
     categorical = [c for c in features if c in CATEGORICAL_FEATURES]
     verdicts = compute_drift(reference, current, features, categorical, policy)
     computed = time.perf_counter() - began
-    html_path, json_path = report_paths(settings, as_of_date, version)
+    html_path, json_path = report_paths(settings, as_of_date, version, files)
     reference_shown = display_sample(reference, policy.sample_rows, policy.seed)
     current_shown = display_sample(current, policy.sample_rows, policy.seed)
     write_evidently_report(

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from churnops.monitor.drift import DriftResult
     from churnops.monitor.performance import CohortPerformance
     from churnops.monitor.store import MonitoringStore
+    from churnops.storage import SharedFiles
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +66,21 @@ def served_night(monitoring: MonitoringStore, as_of_date: dt.date) -> tuple[str,
 
 
 def monitor_night(
-    settings: Settings, monitoring: MonitoringStore, as_of_date: dt.date
+    settings: Settings,
+    monitoring: MonitoringStore,
+    as_of_date: dt.date,
+    files: SharedFiles | None = None,
 ) -> MonitoringResult:
     """Drift report (HTML, JSON, tables) for the night, then the matured cohorts; the night
-    is read from, and the results written to, ``monitoring``."""
+    is read from, and the results written to, ``monitoring``; the report files go under
+    ``files`` (the shared files; the process's own unless given)."""
     from churnops.monitor.drift import drift_report, persist_drift
     from churnops.monitor.performance import update_cohort_performance
     from churnops.monitor.reference import load_reference
 
     version, current = served_night(monitoring, as_of_date)
     reference = load_reference(settings, version)
-    drift = drift_report(settings, as_of_date, version, reference, current)
+    drift = drift_report(settings, as_of_date, version, reference, current, files)
     persist_drift(monitoring, drift)
     cohorts = update_cohort_performance(settings, monitoring, as_of_date)
     return MonitoringResult(drift, cohorts)

@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from churnops.monitor.performance import CohortPerformance
 from churnops.monitor.store import (
@@ -32,6 +33,9 @@ from churnops.monitor.store import (
 )
 from churnops.settings import Settings
 from churnops.warehouse import WarehouseBusy
+
+if TYPE_CHECKING:
+    from churnops.storage import Location
 
 TITLE = "Drift reports"
 EMPTY_MESSAGE = "No drift reports yet: run the nightly DAG (churn_nightly)."
@@ -141,9 +145,23 @@ def parse_version(raw: str) -> str:
     return str(int(raw))
 
 
-def report_path(settings: Settings, day: dt.date, version: str) -> Path:
-    """Where the nightly monitor saves the Evidently HTML report of ``day`` and ``version``."""
-    return settings.paths.reports_dir / "drift" / day.isoformat() / f"v{version}" / "report.html"
+def _reports_root(settings: Settings) -> Location:
+    from churnops.storage import shared_files_for
+
+    return shared_files_for(settings).reports_dir / "drift"
+
+
+def report_path(settings: Settings, day: dt.date, version: str) -> Location:
+    """Where the nightly monitor saves the Evidently HTML report of ``day`` and ``version``
+    (on the shared files: a local path, or an object-store URL)."""
+    return _reports_root(settings) / day.isoformat() / f"v{version}" / "report.html"
+
+
+def _report_exists(settings: Settings, day: dt.date, version: str) -> bool:
+    try:
+        return report_path(settings, day, version).is_file()
+    except Exception:  # noqa: BLE001 - an unreachable store: the night page still shows
+        return False
 
 
 def _monitoring(settings: Settings) -> MonitoringStore:
@@ -282,7 +300,7 @@ def night_page(settings: Settings, raw_day: str, base: str = "") -> Page:
         return error_page(404, "No drift results", f"No drift results for {day}.", base)
     versions = {row.model_version for row in rows}
     reports = {v for v in versions if _VERSION_PATTERN.fullmatch(v)}
-    reports = {v for v in reports if report_path(settings, day, v).is_file()}
+    reports = {v for v in reports if _report_exists(settings, day, v)}
     return Page(200, render_night(day, rows, base, reports_available=reports))
 
 
@@ -294,11 +312,35 @@ def report_page(settings: Settings, raw_day: str, raw_version: str, base: str = 
     except ValueError as error:
         return error_page(400, "Bad report address", str(error), base)
     path = report_path(settings, day, version)
-    reports_root = (settings.paths.reports_dir / "drift").resolve()
+    reports_root = _reports_root(settings)
     # Belt and braces: the patterns above already exclude separators and dots.
-    if not path.resolve().is_relative_to(reports_root):
+    if (
+        isinstance(path, Path)
+        and isinstance(reports_root, Path)
+        and not path.resolve().is_relative_to(reports_root.resolve())
+    ):
         return error_page(400, "Bad report address", "the report path leaves the reports dir", base)
-    if not path.is_file():
+    from churnops.storage import SharedPathUnavailable, shared_files_for
+
+    try:
+        found = path.is_file()
+        if not found and not isinstance(path, Path):
+            # fsspec answers "no such file" when the store does not answer at all: ask it.
+            shared_files_for(settings).check(again=True)
+        # A local report is served from its file; one on an object store is read here.
+        content = path.read_text() if found and not isinstance(path, Path) else None
+    except SharedPathUnavailable as error:
+        return error_page(503, "Reports unavailable", str(error), base)
+    except Exception as error:  # noqa: BLE001 - every store raises its own types
+        return error_page(
+            503,
+            "Reports unavailable",
+            f"The drift reports' storage ({_safe_location(path)}) cannot be read from the "
+            f"Airflow API server: {type(error).__name__}. Check CHURNOPS_DATA_URL and this "
+            "server's access to it.",
+            base,
+        )
+    if not found:
         return error_page(
             404,
             "Report not found",
@@ -306,7 +348,16 @@ def report_page(settings: Settings, raw_day: str, raw_version: str, base: str = 
             "produced it, or it was deleted.",
             base,
         )
+    if content is not None:
+        return Page(200, html=content, headers=dict(REPORT_HEADERS))
+    assert isinstance(path, Path)
     return Page(200, file=path, headers=dict(REPORT_HEADERS))
+
+
+def _safe_location(path: Location) -> str:
+    from churnops.storage import safe_url
+
+    return safe_url(str(path))
 
 
 def busy_page(base: str = "") -> Page:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from churnops.registry.aliases import RegistryError
 from churnops.registry.runs import REFERENCE_ARTIFACT
-from churnops.registry.tracking import mlflow_client
+from churnops.registry.tracking import mlflow_client, registry_outages, require_tracking_server
 from churnops.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,10 +46,13 @@ def load_reference(settings: Settings, model_version: str | int) -> pd.DataFrame
 def _download(settings: Settings, version: str, cache: Path) -> None:
     from mlflow.exceptions import MlflowException
 
+    # A server that is down is RegistryUnavailable (one line, in seconds), not "no version".
+    require_tracking_server(settings)
     client = mlflow_client(settings)
     name = settings.mlflow.registered_model_name
     try:
-        model_version = client.get_model_version(name, version)
+        with registry_outages(settings):
+            model_version = client.get_model_version(name, version)
     except MlflowException as exc:
         raise ReferenceMissing(f"{name} v{version} is not a registered version: {exc}") from exc
     run_id = model_version.run_id
@@ -63,7 +66,8 @@ def _download(settings: Settings, version: str, cache: Path) -> None:
     # download never leaves a half-written parquet where the next night would read it.
     with tempfile.TemporaryDirectory(prefix=".download-", dir=cache.parent) as tmp:
         try:
-            downloaded = Path(client.download_artifacts(run_id, REFERENCE_ARTIFACT, tmp))
+            with registry_outages(settings):
+                downloaded = Path(client.download_artifacts(run_id, REFERENCE_ARTIFACT, tmp))
         except (MlflowException, OSError) as exc:
             raise ReferenceMissing(
                 f"{name} v{version} (run {run_id}) has no {REFERENCE_ARTIFACT}: it was not "

@@ -76,6 +76,7 @@ def run_closed_loop(
     from churnops.pipeline import bootstrap_history
     from churnops.registry import champion_version
     from churnops.simulate import simulate_days
+    from churnops.storage import shared_files_for
     from churnops.stores import stores_for
     from churnops.train.pipeline import retrain
 
@@ -108,7 +109,7 @@ def run_closed_loop(
     last = sim.history_end + dt.timedelta(days=nights)
     days = [first + dt.timedelta(days=i) for i in range(nights)]
     mark = time.perf_counter()
-    simulate_days(sim, first, last, settings.paths.landing_dir)
+    simulate_days(sim, first, last, shared_files_for(settings).landing_dir)
     say(f"== 3/4 drops for {first}..{last} landed; Airflow runs the nights")
     with running_airflow(settings, port=port) as airflow:
         airflow.wait_until(

@@ -6,11 +6,13 @@ test suite, so the UI, the CLI and the tests all see the same DAGs, plugins and 
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from churnops.settings import Settings, SettingsError
 
@@ -129,3 +131,68 @@ def _jwt_secret(home: Path) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(64))  # >= 64 bytes for HS512
     return path.read_text().strip()
+
+
+# Airflow's own default when nothing sets [celery] broker_url.
+AIRFLOW_DEFAULT_BROKER_URL = "redis://redis:6379/0"
+BROKER_TIMEOUT_SECONDS = 3.0
+
+
+class BrokerUnavailable(SettingsError):
+    """The CeleryExecutor's broker does not answer: queued tasks would never reach a worker."""
+
+
+def uses_celery(env: Mapping[str, str]) -> bool:
+    return "CeleryExecutor" in env.get("AIRFLOW__CORE__EXECUTOR", "")
+
+
+def celery_broker_url(env: Mapping[str, str]) -> str | None:
+    """The broker URL these Airflow processes will use: ``AIRFLOW__CELERY__BROKER_URL``,
+    else ``[celery] broker_url`` of ``$AIRFLOW_HOME/airflow.cfg``, else Airflow's default.
+    None when it comes from a command or a secrets backend (``..._CMD``, ``..._SECRET``):
+    only Airflow can resolve those."""
+    if env.get("AIRFLOW__CELERY__BROKER_URL"):
+        return env["AIRFLOW__CELERY__BROKER_URL"]
+    if env.get("AIRFLOW__CELERY__BROKER_URL_CMD") or env.get("AIRFLOW__CELERY__BROKER_URL_SECRET"):
+        return None
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(Path(env.get("AIRFLOW_HOME", "")) / "airflow.cfg")
+    return config.get("celery", "broker_url", fallback=None) or AIRFLOW_DEFAULT_BROKER_URL
+
+
+def safe_broker_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}:***@{netloc}", parts.path, parts.query, ""))
+
+
+def check_celery_broker(env: Mapping[str, str], timeout: float = BROKER_TIMEOUT_SECONDS) -> None:
+    """Raise :class:`BrokerUnavailable` (one line) when the processes of ``env`` run the
+    CeleryExecutor and its broker does not accept a connection within ``timeout`` seconds.
+
+    Without the broker, Airflow 3.3's scheduler starts and queues tasks as usual; sending
+    each one fails a few seconds later ("Error sending Celery workload: Error 111
+    connecting to ...", and a 100-line traceback, in the scheduler's log only), the
+    executor reports the task failed and the scheduler fails it (or puts it up for retry)
+    without a try ever running: the task's log in the UI is empty. So the project's
+    Airflow refuses to start without its broker instead, with the reason."""
+    if not uses_celery(env):
+        return
+    url = celery_broker_url(env)
+    if url is None:
+        return
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=timeout) as connection:
+            connection.ensure_connection(max_retries=1, timeout=timeout)
+    except Exception as error:  # noqa: BLE001 - kombu and each transport raise their own
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise BrokerUnavailable(
+            f"Celery broker {safe_broker_url(url)} is not reachable: {reason}. Start it, or "
+            "set AIRFLOW__CELERY__BROKER_URL to the broker the Celery workers use"
+        ) from None

@@ -10,32 +10,40 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from churnops.contracts import LANDING_TABLES
 from churnops.orchestration.defaults import run_day
+from churnops.orchestration.outages import reports_outages
 from churnops.settings import load_settings
 
 log = logging.getLogger(__name__)
 
 
+@reports_outages
 def drops_arrived() -> PokeReturnValue:
+    """The first task of a night: a worker that cannot see the shared files fails here."""
     from churnops.landing import missing_drops
+    from churnops.storage import shared_files_for
 
     settings = load_settings()
     day = run_day(get_current_context())
-    missing = missing_drops(settings.paths.landing_dir, list(LANDING_TABLES), day)
+    files = shared_files_for(settings).check()
+    missing = missing_drops(files.landing_dir, list(LANDING_TABLES), day)
     if missing:
-        log.info("dt=%s: waiting for the drops of %s", day, ", ".join(missing))
+        log.info("dt=%s: waiting for the drops of %s under %s", day, ", ".join(missing), files.url)
     return PokeReturnValue(is_done=not missing)
 
 
+@reports_outages
 def validate_and_load_day() -> dict[str, Any]:
     """Ingest every table for the run's day. Rejections fail the task without retries:
     the drop sits in quarantine and a retry would only repeat the verdict."""
     from churnops.ingest import DropRejected, ingest_day
+    from churnops.storage import shared_files_for
     from churnops.stores import stores_for
 
     settings = load_settings()
     day = run_day(get_current_context())
+    files = shared_files_for(settings).check()
     try:
-        result = ingest_day(stores_for(settings).raw, settings.paths, day)
+        result = ingest_day(stores_for(settings).raw, files, day)
     except DropRejected as rejected:
         log.error("%s", rejected)
         raise AirflowFailException(str(rejected)) from rejected
@@ -44,6 +52,7 @@ def validate_and_load_day() -> dict[str, Any]:
     return {"day": day.isoformat(), "rows_loaded": result.rows_loaded}
 
 
+@reports_outages
 def window_loaded() -> str:
     """Fail (and retry later) while days of the run's 90-day feature window are missing."""
     from churnops.features import require_window_loaded

@@ -23,7 +23,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from churnops.orchestration.environment import airflow_env, ensure_admin_password
+from churnops.orchestration.environment import (
+    airflow_env,
+    check_celery_broker,
+    ensure_admin_password,
+)
 from churnops.settings import Settings
 
 FINISHED = {"success", "failed"}
@@ -78,8 +82,15 @@ class LocalAirflow:
             )
         return proc
 
+    def check_broker(self) -> None:
+        """With the CeleryExecutor, refuse to go on without a broker that answers (one
+        line, :class:`~churnops.orchestration.environment.BrokerUnavailable`)."""
+        check_celery_broker(self.env)
+
     def prepare(self) -> str:
-        """Migrate the metadata DB, create the warehouse pool; return the admin password."""
+        """Check the Celery broker (CeleryExecutor only), migrate the metadata DB, create
+        the warehouse pool; return the admin password."""
+        self.check_broker()
         self.settings.paths.airflow_home.mkdir(parents=True, exist_ok=True)
         password = ensure_admin_password(self.settings)
         self.run(["db", "migrate"])

@@ -16,6 +16,7 @@ from airflow.sdk import get_current_context
 from airflow.sdk.exceptions import AirflowSkipException
 
 from churnops.orchestration.defaults import run_day
+from churnops.orchestration.outages import reports_outages
 from churnops.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ SHARD_LABEL = "shard_label"
 MAP_INDEX_TEMPLATE = "{{ " + SHARD_LABEL + " }}"
 
 
+@reports_outages
 def plan_scoring() -> list[dict[str, Any]]:
     """Fix the night's versions and shards. Without a champion the task is skipped, not
     failed: the run stays green, everything after it is skipped, earlier predictions stay."""
@@ -46,6 +48,7 @@ def plan_scoring() -> list[dict[str, Any]]:
     return [{"plan": plan.as_dict(), "shard": shard.index} for shard in plan.shards]
 
 
+@reports_outages
 def score_one_shard(assignment: Mapping[str, Any]) -> dict[str, Any]:
     """Score and stage one shard of the planned night."""
     from churnops.score.nightly import ScoringPlan, score_shard
@@ -62,6 +65,7 @@ def score_one_shard(assignment: Mapping[str, Any]) -> dict[str, Any]:
     ).as_dict()
 
 
+@reports_outages
 def publish_scores(
     assignments: Sequence[Mapping[str, Any]], shard_results: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:

@@ -35,7 +35,14 @@ from churnops.registry.champion import (
     version_metrics,
 )
 from churnops.registry.runs import RegisteredVersion, log_training_run
-from churnops.registry.tracking import ensure_experiment, mlflow_client, tracking_uri
+from churnops.registry.tracking import (
+    RegistryUnavailable,
+    ensure_experiment,
+    mlflow_client,
+    registry_outages,
+    require_tracking_server,
+    tracking_uri,
+)
 
 __all__ = [
     "ALIASES",
@@ -49,6 +56,7 @@ __all__ = [
     "NoRollbackTarget",
     "RegisteredVersion",
     "RegistryError",
+    "RegistryUnavailable",
     "StaleDecision",
     "champion_metrics",
     "champion_version",
@@ -64,6 +72,8 @@ __all__ = [
     "read_decisions",
     "record_decision",
     "registry_lock",
+    "registry_outages",
+    "require_tracking_server",
     "rollback",
     "set_challenger",
     "tracking_uri",

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from churnops.registry.audit import AliasMove, record_alias_moves
-from churnops.registry.tracking import mlflow_client, registry_lock_path
+from churnops.registry.tracking import RegistryError, mlflow_client, registry_lock_path
 from churnops.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,10 +42,6 @@ class _Unset:
 
 
 UNSET = _Unset()
-
-
-class RegistryError(RuntimeError):
-    """An alias move that cannot be made, with the reason in plain words."""
 
 
 class NoRollbackTarget(RegistryError):

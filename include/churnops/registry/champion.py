@@ -162,12 +162,15 @@ def _loaded(
 def _load_version(settings: Settings, version: str | int) -> LoadedModel:
     import mlflow
 
+    from churnops.registry.tracking import registry_outages
+
     client = mlflow_client(settings)
     name = settings.mlflow.registered_model_name
-    model_version = client.get_model_version(name, str(version))
-    tags = dict(model_version.tags)
-    _check_tags(name, str(version), tags)  # before downloading a model that cannot score
-    booster = mlflow.lightgbm.load_model(f"models:/{name}/{model_version.version}")
+    with registry_outages(settings):
+        model_version = client.get_model_version(name, str(version))
+        tags = dict(model_version.tags)
+        _check_tags(name, str(version), tags)  # before downloading a model that cannot score
+        booster = mlflow.lightgbm.load_model(f"models:/{name}/{model_version.version}")
     loaded = _loaded(name, str(model_version.version), model_version.run_id, booster, tags)
     _write_cached(settings, loaded)
     return loaded

@@ -8,6 +8,15 @@ shared library: at 500,000 customers and 169 trees, 1.3-1.5 s instead of LightGB
 - Each version is compiled once, on the first night that needs it (2-4 s), into
   ``Paths.compiled_models_dir``; later nights and processes load the library. The file
   name carries the model's content hash, so a library never serves another model.
+- With the shared files (``shared=``, ``churnops.storage.SharedFiles``), workers on several
+  machines compile a version once between them: the library is shared under
+  ``<CHURNOPS_DATA_URL>/models/compiled/``. On a local (or mounted) base it is compiled into
+  and loaded from that folder itself (no copies; unset, that is the state dir's
+  ``models/compiled``, as before). On an object store the ``.so`` must be on local disk to
+  be loaded: ``directory`` is this worker's cache, filled from the shared copy when there
+  is one, and a library compiled here is put there for the others. The shared copy is an
+  optimisation: a failed download compiles, a failed upload is logged, and neither fails
+  scoring.
 - Before a compiled library scores a night it must reproduce LightGBM's raw scores on a
   sample of that night's rows (missing values and unknown categories included) to 1e-9;
   otherwise the night is scored natively and the log says why. A night is never scored
@@ -35,6 +44,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from churnops.registry.champion import LoadedModel
+    from churnops.storage import SharedFiles
 
 log = logging.getLogger(__name__)
 
@@ -117,22 +127,93 @@ def compile_library(model: LoadedModel, directory: Path, compiler: str, threads:
     return path
 
 
-def compiled_engine(model: LoadedModel, directory: Path, compiler: str, threads: int) -> Engine:
-    """The compiled engine of ``model``; ``compile_seconds`` is 0 when the library was cached."""
+def library_dir(directory: Path, shared: SharedFiles | None) -> Path:
+    """The local folder libraries are compiled into and loaded from: the shared folder
+    itself when the shared files are local (or mounted), else ``directory`` (the cache).
+    A shared mount this worker does not have is never created: the cache is used."""
+    from churnops.storage import SharedPathUnavailable
+
+    if shared is None or not isinstance(shared.models_dir, Path):
+        return directory
+    try:
+        shared.check()
+    except SharedPathUnavailable as error:
+        log.warning("%s; compiled libraries stay in this worker's cache %s", error, directory)
+        return directory
+    return shared.models_dir
+
+
+def fetch_shared_library(path: Path, shared: SharedFiles) -> bool:
+    """Fill the cache entry ``path`` from the shared copy; False when there is none or it
+    cannot be had (then the version is compiled here)."""
+    from churnops.storage import fetch_file
+
+    try:
+        return fetch_file(shared.models_dir / path.name, path)
+    except Exception as error:  # noqa: BLE001 - any store error: compile instead
+        log.warning(
+            "compiled library %s could not be fetched from %s (%s: %s); compiling it here",
+            path.name,
+            shared.url,
+            type(error).__name__,
+            " ".join(str(error).split())[:200],
+        )
+        return False
+
+
+def share_library(path: Path, shared: SharedFiles) -> bool:
+    """Put a library compiled here where the other workers find it; never raises."""
+    from churnops.storage import put_file
+
+    try:
+        put_file(path, shared.models_dir / path.name)
+    except Exception as error:  # noqa: BLE001 - the night is scored all the same
+        log.warning(
+            "compiled library %s could not be shared under %s (%s: %s); other workers will "
+            "compile it themselves",
+            path.name,
+            shared.url,
+            type(error).__name__,
+            " ".join(str(error).split())[:200],
+        )
+        return False
+    return True
+
+
+def compiled_engine(
+    model: LoadedModel,
+    directory: Path,
+    compiler: str,
+    threads: int,
+    shared: SharedFiles | None = None,
+) -> Engine:
+    """The compiled engine of ``model``; ``compile_seconds`` is 0 when the library was
+    cached here or fetched from the ``shared`` files (see the module's docstring)."""
     import numpy as np
     import tl2cgen
 
     began = time.perf_counter()
-    existed = library_path(model, directory).exists()
+    directory = library_dir(directory, shared)
+    # An object store: the shared copy is not on local disk, the cache is.
+    remote = shared if shared is not None and not isinstance(shared.models_dir, Path) else None
+    origin = "cached"
+    if not library_path(model, directory).exists():
+        fetched = remote is not None and fetch_shared_library(
+            library_path(model, directory), remote
+        )
+        origin = "shared" if fetched else "compiled"
     path = compile_library(model, directory, compiler, threads)
-    seconds = 0.0 if existed else time.perf_counter() - began
+    seconds = time.perf_counter() - began if origin == "compiled" else 0.0
+    if origin == "compiled" and remote is not None:
+        share_library(path, remote)
     predictor = tl2cgen.Predictor(path, nthread=threads)
 
     def raw_scores(matrix: np.ndarray) -> np.ndarray:
         scores = predictor.predict(tl2cgen.DMatrix(matrix, dtype="float64"), pred_margin=True)
         return np.asarray(scores, dtype=np.float64).reshape(-1)
 
-    detail = f"{'compiled' if seconds else 'cached'} library {path.name}"
+    source = f"shared ({remote.url})" if origin == "shared" and remote else origin
+    detail = f"{source} library {path.name}"
     return Engine("compiled", raw_scores, detail, seconds)
 
 
@@ -161,8 +242,16 @@ def verified(engine: Engine, model: LoadedModel, matrix: np.ndarray, threads: in
     )
 
 
-def engine_for(model: LoadedModel, policy: ScoringPolicy, directory: Path) -> Engine:
-    """The engine the policy asks for, for ``model`` (compiling it on first use)."""
+def engine_for(
+    model: LoadedModel,
+    policy: ScoringPolicy,
+    directory: Path,
+    shared: SharedFiles | None = None,
+) -> Engine:
+    """The engine the policy asks for, for ``model`` (compiling it on first use).
+
+    ``directory``: this worker's library cache (``Paths.compiled_models_dir``); ``shared``:
+    the shared files, through which workers compile each version once between them."""
     threads = policy.predict_threads
     if policy.engine == "native":
         return native_engine(model, threads, "LightGBM booster (CHURNOPS_SCORING_ENGINE=native)")
@@ -174,4 +263,4 @@ def engine_for(model: LoadedModel, policy: ScoringPolicy, directory: Path) -> En
                 "to build each model version once; install one or use 'auto' or 'native'"
             )
         return native_engine(model, threads, "LightGBM booster (no C compiler found)")
-    return compiled_engine(model, directory, compiler, threads)
+    return compiled_engine(model, directory, compiler, threads, shared)

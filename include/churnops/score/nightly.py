@@ -176,28 +176,33 @@ def plan_night(
     compiled library); forget whatever an earlier attempt staged for the night."""
     from churnops.registry import current_aliases, load_version
     from churnops.registry.champion import version_run_id
+    from churnops.registry.tracking import registry_outages, require_tracking_server
 
     began = time.perf_counter()
     policy = settings.scoring
     shard_count = policy.shards if shards is None else shards
     if shard_count < 1:
         raise ValueError(f"a night is scored in at least one shard, not {shard_count}")
-    aliases = current_aliases(settings)
+    # A tracking server that does not answer fails here, in one line, before anything is
+    # touched: earlier predictions stay, and the task's retry tries again.
+    require_tracking_server(settings)
     plan_id = uuid.uuid4().hex[:16]
-    if CHAMPION not in aliases:
-        return ScoringPlan(as_of_date, plan_id, shard_count, None)
 
     def ready(version: str) -> LoadedModel:
         # From this machine's copy when it has one: the registry is asked for the run only.
         return load_version(settings, version, version_run_id(settings, version))
 
-    champion = ready(aliases[CHAMPION])
-    challenger_version = aliases.get(CHALLENGER)
-    challenger = (
-        ready(challenger_version)
-        if challenger_version and challenger_version != champion.version
-        else None
-    )
+    with registry_outages(settings):
+        aliases = current_aliases(settings)
+        if CHAMPION not in aliases:
+            return ScoringPlan(as_of_date, plan_id, shard_count, None)
+        champion = ready(aliases[CHAMPION])
+        challenger_version = aliases.get(CHALLENGER)
+        challenger = (
+            ready(challenger_version)
+            if challenger_version and challenger_version != champion.version
+            else None
+        )
     for model in (champion, challenger):
         if model is not None:
             _engine(settings, model)  # compiled once per version, here, not in every shard
@@ -226,9 +231,14 @@ def plan_night(
 
 
 def _engine(settings: Settings, model: LoadedModel) -> Engine:
+    """The version's engine; its compiled library is shared through ``CHURNOPS_DATA_URL``,
+    so shards on other machines fetch what the plan compiled instead of compiling again."""
     from churnops.score.engine import engine_for
+    from churnops.storage import shared_files_for
 
-    return engine_for(model, settings.scoring, settings.paths.compiled_models_dir)
+    return engine_for(
+        model, settings.scoring, settings.paths.compiled_models_dir, shared_files_for(settings)
+    )
 
 
 def skip_night(

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,6 +43,10 @@ from churnops.simulate.corrupt import (
 )
 from churnops.simulate.drops import DayGenerator, days_between
 from churnops.simulate.population import STREAM_CORRUPT, build_population, day_index, rng_for
+from churnops.storage import put_file, remove_tree
+
+if TYPE_CHECKING:
+    from churnops.storage import Location
 
 __all__ = [
     "CORRUPTION_KINDS",
@@ -66,7 +71,7 @@ class TableSummary:
 class SimulationSummary:
     """What a simulation wrote, and where."""
 
-    landing_dir: Path
+    landing_dir: Location
     start: dt.date
     end: dt.date
     settings: SimulationSettings
@@ -94,9 +99,14 @@ class SimulationSummary:
 
 
 def _write_drop(
-    folder: Path, table: pa.Table, corruption: Corruption | None
+    folder: Location, table: pa.Table, corruption: Corruption | None
 ) -> tuple[int, str | None]:
-    """Write one drop atomically (a temp folder renamed into place); return bytes written."""
+    """Write one drop atomically (a temp folder renamed into place); return bytes written.
+
+    On an object store the file is written locally, then put as one object once the old
+    drop's objects are gone (the one file appears whole or not at all)."""
+    if not isinstance(folder, Path):
+        return _put_drop(folder, table, corruption)
     tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.mkdir(parents=True)
     path = tmp / PART_FILE
@@ -113,11 +123,25 @@ def _write_drop(
     return size, note
 
 
+def _put_drop(
+    folder: Location, table: pa.Table, corruption: Corruption | None
+) -> tuple[int, str | None]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="churnops-drop-") as tmp:
+        path = Path(tmp) / PART_FILE
+        pq.write_table(table, path, compression="zstd")
+        note = truncate_file(path) if corruption and corruption.kind == "truncated_file" else None
+        remove_tree(folder)
+        put_file(path, folder / PART_FILE)
+        return path.stat().st_size, note
+
+
 def simulate_days(
     settings: SimulationSettings,
     start: dt.date,
     end: dt.date,
-    landing_dir: Path,
+    landing_dir: Location,
     corruptions: Iterable[Corruption] = (),
     tables: Iterable[str] | None = None,
     progress: ProgressCallback | None = None,
@@ -149,7 +173,7 @@ def simulate_days(
             corruption = by_key.get((day, name))
             folder = drop_dir(landing_dir, name, day)
             if corruption and corruption.kind == "missing_drop":
-                shutil.rmtree(folder, ignore_errors=True)
+                remove_tree(folder)
                 summary.corruptions.append(f"{name} dt={day}: missing_drop (no folder written)")
                 continue
             if corruption and corruption.kind != "truncated_file":

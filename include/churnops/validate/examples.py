@@ -7,7 +7,6 @@ needed, and any contract change is followed automatically.
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from churnops.contracts import ColumnSpec, TableContract, arrow_type, contract_for
@@ -16,6 +15,8 @@ from churnops.landing import drop_dir
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
+
+    from churnops.storage import Location
 
 
 def _number(bound: float | dt.date | None, default: float) -> float:
@@ -78,17 +79,16 @@ def valid_table(
 
 
 def write_drop(
-    landing_dir: Path,
+    landing_dir: Location,
     table: str,
     day: dt.date,
     data: pa.Table,
     file_name: str = "part-0.parquet",
-) -> Path:
-    """Write ``data`` as a file of the drop ``landing_dir/<table>/dt=<day>/``."""
-    import pyarrow.parquet as pq
+) -> Location:
+    """Write ``data`` as a file of the drop ``landing_dir/<table>/dt=<day>/`` (local or
+    on the shared files' object store)."""
+    from churnops.storage import write_parquet
 
-    folder = drop_dir(landing_dir, table, day)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / file_name
-    pq.write_table(data, path)
+    path = drop_dir(landing_dir, table, day) / file_name
+    write_parquet(data, path)
     return path

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from churnops.contracts import TableContract, arrow_type
@@ -22,6 +21,8 @@ from churnops.validate.failures import Failure
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+
+    from churnops.storage import Location
 
 # Readability rules (the GX rules are named by their expectation type).
 DROP_PRESENT = "drop_present"
@@ -49,7 +50,7 @@ class DropFile:
 class ReadDrop:
     """A drop as read from disk: its files, their rows (when readable) and what was wrong."""
 
-    folder: Path
+    folder: Location
     files: list[DropFile] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     table: pa.Table | None = None  # all files combined, when readable
@@ -73,19 +74,21 @@ def _short(error: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def read_drop(folder: Path, contract: TableContract) -> ReadDrop:
-    """Read every Parquet file of a drop folder, rejecting what cannot be read or combined."""
+def read_drop(folder: Location, contract: TableContract) -> ReadDrop:
+    """Read every Parquet file of a drop folder (local, or on the shared files' object
+    store), rejecting what cannot be read or combined."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+
+    from churnops.storage import glob, read_parquet
 
     drop = ReadDrop(folder=folder)
     if not folder.is_dir():
         drop.failures.append(Failure(rule=DROP_PRESENT, detail=f"no drop folder {folder}"))
         return drop
-    paths = sorted(folder.glob("*.parquet"))
+    paths = glob(folder, "*.parquet")
     if not paths:
-        others = sorted(p.name for p in folder.iterdir())
+        others = [p.name for p in glob(folder, "*")]
         seen = f" (found: {', '.join(others[:5])})" if others else " (the folder is empty)"
         drop.failures.append(
             Failure(rule=PARQUET_FILES_PRESENT, detail=f"no *.parquet file in {folder}{seen}")
@@ -102,7 +105,7 @@ def read_drop(folder: Path, contract: TableContract) -> ReadDrop:
             )
             continue
         try:
-            data = pq.ParquetFile(path).read()
+            data = read_parquet(path)
         except (pa.ArrowException, OSError, ValueError) as error:
             drop.files.append(DropFile(path.name, size))
             drop.failures.append(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,8 @@ from churnops.validate.suites import (
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+
+    from churnops.storage import Location
 
 REPORT_FILE = "validation_result.json"
 DATA_DOCS_DIR = "data_docs"
@@ -78,7 +81,7 @@ class DropValidation:
 
     table: str
     day: dt.date
-    folder: Path
+    folder: Location  # the landing folder (local, or on the shared files' object store)
     files: list[DropFile] = field(default_factory=list)
     row_count: int | None = None
     failures: list[Failure] = field(default_factory=list)
@@ -133,13 +136,21 @@ class DropValidation:
             **({"validated_with": self.validated_with} if self.validated_with else {}),
         }
 
-    def write_report(self, directory: Path, data_docs: bool = True) -> Path:
-        """Write ``validation_result.json`` (and GX Data Docs when GX ran) into ``directory``."""
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / REPORT_FILE
-        path.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+    def write_report(self, directory: Location, data_docs: bool = True) -> Location:
+        """Write ``validation_result.json`` (and GX Data Docs when GX ran) into ``directory``
+        (a local folder, or one of the shared files' object store: GX renders the docs
+        locally, then they are put there). Each file is written whole."""
+        from churnops.storage import put_folder, write_text
+
         if data_docs and self.gx_result is not None:
-            self.write_data_docs(directory / DATA_DOCS_DIR)
+            if isinstance(directory, Path):
+                self.write_data_docs(directory / DATA_DOCS_DIR)
+            else:
+                with tempfile.TemporaryDirectory(prefix="churnops-docs-") as tmp:
+                    self.write_data_docs(Path(tmp))
+                    put_folder(Path(tmp), directory / DATA_DOCS_DIR)
+        path = directory / REPORT_FILE
+        write_text(path, json.dumps(self.to_dict(), indent=2, default=str) + "\n")
         return path
 
     def write_data_docs(self, directory: Path) -> Path:
@@ -182,7 +193,7 @@ class DropValidation:
 def validate_drop(
     table: str | TableContract,
     day: dt.date,
-    landing_dir: Path,
+    landing_dir: Location,
     history: DropHistory | None = None,
 ) -> DropValidation:
     """Validate the drop ``landing_dir/<table>/dt=<day>/`` against its contract.
