@@ -127,6 +127,7 @@ class Outcome:
     rescored: Rescored
     champion_alias_version: str
     artifact_files: int
+    shared_files: list[str]
     connections: int
     timings: dict[str, float]
 
@@ -250,6 +251,9 @@ def _night_as_published(dsn: str, night: dt.date) -> dict[str, list[tuple]]:
 
 
 def _scenario(stack: ProdStack) -> Outcome:
+    from urllib.parse import urlsplit
+
+    shared = Path(urlsplit(stack.user_env["CHURNOPS_DATA_URL"]).path)
     from mlflow import MlflowClient
 
     dsn = stack.user_env["CHURNOPS_POSTGRES_DSN"]
@@ -314,6 +318,7 @@ def _scenario(stack: ProdStack) -> Outcome:
         rescored=rescored,
         champion_alias_version=str(champion.version),
         artifact_files=sum(1 for p in stack.artifacts_dir.rglob("*") if p.is_file()),
+        shared_files=sorted(str(p.relative_to(shared)) for p in shared.rglob("*") if p.is_file()),
         connections=connections,
         timings=stack.timings,
     )
@@ -339,9 +344,17 @@ def outcome(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
             print(line, flush=True)
 
     root: Path = tmp_path_factory.mktemp("prod-stack")
+    # The files every worker shares (drops, quarantine, reports, compiled models) under a
+    # base of their own, given as a URL, apart from the state dir.
+    shared = root / "shared-data"
+    shared.mkdir()
     began = time.perf_counter()
     stack = ProdStack(
-        root, env=ENV, budget_seconds=BUDGET_SECONDS, say=say, before_airflow=_bootstrap_and_train
+        root,
+        env={**ENV, "CHURNOPS_DATA_URL": shared.as_uri()},
+        budget_seconds=BUDGET_SECONDS,
+        say=say,
+        before_airflow=_bootstrap_and_train,
     )
     with stack:
         result = _scenario(stack)
@@ -363,6 +376,16 @@ def test_the_champion_alias_is_in_the_mlflow_servers_registry(outcome: Outcome) 
     assert outcome.first.champion_version == "1"
     assert outcome.champion_alias_version in {"1", "2"}  # v2 if the retrain promoted it
     assert outcome.artifact_files > 0
+
+
+def test_the_workers_share_drops_reports_and_compiled_models_under_the_data_url(
+    outcome: Outcome,
+) -> None:
+    files = outcome.shared_files
+    for night in (outcome.first.night, outcome.second.night):
+        assert any(f.startswith(f"landing/usage_daily/dt={night}/") for f in files), files[:9]
+        assert any(f.startswith(f"reports/drift/{night}/") and f.endswith(".html") for f in files)
+    assert any(f.startswith("models/compiled/churn-v1-") and f.endswith(".so") for f in files)
 
 
 def test_every_task_ran_on_a_celery_worker(outcome: Outcome) -> None:
