@@ -51,3 +51,30 @@ def shared_files(paths: Paths) -> SharedFiles:
     from churnops.storage import SharedFiles
 
     return SharedFiles.local(paths.data_dir, paths.state_dir / "models")
+
+
+def cli_one_line_error(
+    args: list[str], env: dict[str, str], drop: tuple[str, ...] = ("CHURNOPS_",)
+) -> str:
+    """Run ``churnops ARGS`` in a fresh process with ``env`` (the test's environment less
+    the variables starting with ``drop``, plus ``env``); it must fail with exit code 2 and
+    exactly one line on stderr, no traceback. Returns that line."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_DIR
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    result = subprocess.run(
+        [sys.executable, "-m", "churnops.cli", *args],
+        env={**environment, **env},
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_DIR,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]

@@ -8,10 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +18,8 @@ from churnops.contracts import LANDING_TABLES
 from churnops.registry.champion import LoadedModel
 from churnops.settings import Settings, SimulationSettings, load_settings
 from churnops.storage import SharedFiles, SharedPathUnavailable, shared_files_for
-from tests.conftest import PROJECT_DIR, SMALL_START
+from tests.conftest import SMALL_START
+from tests.helpers import cli_one_line_error
 
 pytestmark = pytest.mark.integration
 
@@ -338,21 +336,12 @@ def test_a_base_this_worker_cannot_see_is_one_line_naming_it(
 
 
 def test_the_cli_says_it_in_one_line_without_a_traceback(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURNOPS_")}
-    env |= {
-        "CHURNOPS_STATE_DIR": str(tmp_path / "state"),
-        "CHURNOPS_DATA_URL": f"{tmp_path}/not-mounted",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "churnops.cli", "simulate", "--start", "2025-01-01"],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_DIR,
-        timeout=120,
+    line = cli_one_line_error(
+        ["simulate", "--start", "2025-01-01"],
+        {
+            "CHURNOPS_STATE_DIR": str(tmp_path / "state"),
+            "CHURNOPS_DATA_URL": f"{tmp_path}/not-mounted",
+        },
     )
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert lines[0].startswith("churnops simulate: the shared data path")
-    assert f"{tmp_path}/not-mounted" in lines[0]
+    assert line.startswith("churnops simulate: the shared data path")
+    assert f"{tmp_path}/not-mounted" in line
