@@ -50,6 +50,75 @@ def _goes_left_numerical(value: float, threshold: float, missing: int, default_l
     return default_left if by_default else (1 if number <= threshold else 0)
 
 
+@njit(cache=True)
+def _block(
+    x: np.ndarray,
+    out: np.ndarray,
+    first_row: int,
+    last_row: int,
+    mask: np.ndarray,
+    node_start: np.ndarray,
+    leaf_start: np.ndarray,
+    feature: np.ndarray,
+    threshold: np.ndarray,
+    categorical: np.ndarray,
+    missing: np.ndarray,
+    default_left: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+    bit: np.ndarray,
+    first: np.ndarray,
+    cat_start: np.ndarray,
+    cat_len: np.ndarray,
+    cat_words: np.ndarray,
+    path_start: np.ndarray,
+    path_feature: np.ndarray,
+    table_start: np.ndarray,
+    table_stride: np.ndarray,
+    table: np.ndarray,
+) -> None:
+    """Add the SHAP values of rows ``first_row:last_row`` to ``out``, tree by tree, so a
+    tree's tables stay in cache while the block's rows use them. ``mask`` is scratch: per
+    slot of a tree (its nodes, then its leaves), the row's agreement mask there: bit i set
+    when the row follows every split so far on the path's i-th feature.
+
+    (A serial function called from the parallel loop: numba optimises it better than the
+    same loops written inside ``prange``, about 20 % faster here.)
+    """
+    trees = node_start.shape[0] - 1
+    for t in range(trees):
+        n0 = node_start[t]
+        nodes = node_start[t + 1] - n0
+        if nodes == 0:
+            continue  # a single leaf: no feature contributes
+        l0 = leaf_start[t]
+        leaves = leaf_start[t + 1] - l0
+        for r in range(first_row, last_row):
+            for i in range(nodes):  # parents precede children
+                g = n0 + i
+                value = x[r, feature[g]]
+                # The dense-row reader keeps only |x| > kZeroThreshold (or NaN).
+                value = 0.0 if -_K_ZERO <= value <= _K_ZERO else value
+                if categorical[g]:
+                    go = _goes_left_categorical(value, cat_words, cat_start[g], cat_len[g])
+                else:
+                    go = _goes_left_numerical(value, threshold[g], missing[g], default_left[g])
+                m = mask[i]
+                one = np.int64(1) << bit[g]
+                joined = m | (one * first[g])  # the row follows the split
+                cleared = m & ~one  # it does not
+                mask[left[g]] = joined if go else cleared
+                mask[right[g]] = cleared if go else joined
+            row = out[r]
+            for j in range(leaves):
+                leaf = l0 + j
+                p0 = path_start[leaf]
+                depth = path_start[leaf + 1] - p0
+                at = table_start[leaf] + mask[nodes + j] * table_stride[leaf]
+                for i in range(depth):
+                    row[path_feature[p0 + i]] += table[at + i]
+
+
 @njit(parallel=True, cache=True)
 def contributions_kernel(
     x: np.ndarray,
@@ -76,52 +145,38 @@ def contributions_kernel(
     max_slots: int,
     block: int,
 ) -> None:
-    """Add every tree's SHAP values of every row of ``x`` to ``out`` (rows x features).
-
-    Rows go in blocks (one block per parallel task); within a block tree by tree, so a
-    tree's tables stay in cache while the block's rows use them. A tree's nodes and then
-    its leaves are its slots: ``left``/``right`` are slot numbers.
-    """
+    """Add every tree's SHAP values of every row of ``x`` to ``out`` (rows x features),
+    in blocks of ``block`` rows, one parallel task each."""
     rows = x.shape[0]
-    trees = node_start.shape[0] - 1
     blocks = (rows + block - 1) // block
     for b in prange(blocks):
-        # Per slot, the row's agreement mask: bit i set when the row follows every split
-        # so far on the path's i-th feature. Parents precede children.
-        mask = np.zeros(max_slots, dtype=np.int64)
         first_row = b * block
-        last_row = min(rows, first_row + block)
-        for t in range(trees):
-            n0 = node_start[t]
-            nodes = node_start[t + 1] - n0
-            if nodes == 0:
-                continue  # a single leaf: no feature contributes
-            l0 = leaf_start[t]
-            leaves = leaf_start[t + 1] - l0
-            for r in range(first_row, last_row):
-                for i in range(nodes):
-                    g = n0 + i
-                    value = x[r, feature[g]]
-                    # The dense-row reader keeps only |x| > kZeroThreshold (or NaN).
-                    value = 0.0 if -_K_ZERO <= value <= _K_ZERO else value
-                    if categorical[g]:
-                        go = _goes_left_categorical(value, cat_words, cat_start[g], cat_len[g])
-                    else:
-                        go = _goes_left_numerical(value, threshold[g], missing[g], default_left[g])
-                    m = mask[i]
-                    one = np.int64(1) << bit[g]
-                    joined = m | (one * first[g])  # the row follows the split
-                    cleared = m & ~one  # it does not
-                    mask[left[g]] = joined if go else cleared
-                    mask[right[g]] = cleared if go else joined
-                row = out[r]
-                for j in range(leaves):
-                    leaf = l0 + j
-                    p0 = path_start[leaf]
-                    depth = path_start[leaf + 1] - p0
-                    at = table_start[leaf] + mask[nodes + j] * table_stride[leaf]
-                    for i in range(depth):
-                        row[path_feature[p0 + i]] += table[at + i]
+        _block(
+            x,
+            out,
+            first_row,
+            min(rows, first_row + block),
+            np.zeros(max_slots, dtype=np.int64),
+            node_start,
+            leaf_start,
+            feature,
+            threshold,
+            categorical,
+            missing,
+            default_left,
+            left,
+            right,
+            bit,
+            first,
+            cat_start,
+            cat_len,
+            cat_words,
+            path_start,
+            path_feature,
+            table_start,
+            table_stride,
+            table,
+        )
 
 
 @njit(parallel=True, cache=True)
