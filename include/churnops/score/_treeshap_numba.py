@@ -73,6 +73,12 @@ def _block(
     cat_words: np.ndarray,
     path_start: np.ndarray,
     path_feature: np.ndarray,
+    unit_start: np.ndarray,
+    unit_leaf: np.ndarray,
+    unit_slot_a: np.ndarray,
+    unit_slot_b: np.ndarray,
+    unit_bit: np.ndarray,
+    unit_hi: np.ndarray,
     table_start: np.ndarray,
     table_stride: np.ndarray,
     table: np.ndarray,
@@ -91,8 +97,8 @@ def _block(
         nodes = node_start[t + 1] - n0
         if nodes == 0:
             continue  # a single leaf: no feature contributes
-        l0 = leaf_start[t]
-        leaves = leaf_start[t + 1] - l0
+        u0 = unit_start[t]
+        units = unit_start[t + 1] - u0
         for r in range(first_row, last_row):
             for i in range(nodes):  # parents precede children
                 g = n0 + i
@@ -110,11 +116,14 @@ def _block(
                 mask[left[g]] = joined if go else cleared
                 mask[right[g]] = cleared if go else joined
             row = out[r]
-            for j in range(leaves):
-                leaf = l0 + j
+            for j in range(units):
+                u = u0 + j
+                leaf = unit_leaf[u]
                 p0 = path_start[leaf]
                 depth = path_start[leaf + 1] - p0
-                at = table_start[leaf] + mask[nodes + j] * table_stride[leaf]
+                record = mask[unit_slot_a[u]]
+                record += ((mask[unit_slot_b[u]] >> unit_bit[u]) & unit_hi[u]) << depth
+                at = table_start[u] + record * table_stride[u]
                 for i in range(depth):
                     row[path_feature[p0 + i]] += table[at + i]
 
@@ -139,6 +148,12 @@ def contributions_kernel(
     cat_words: np.ndarray,
     path_start: np.ndarray,
     path_feature: np.ndarray,
+    unit_start: np.ndarray,
+    unit_leaf: np.ndarray,
+    unit_slot_a: np.ndarray,
+    unit_slot_b: np.ndarray,
+    unit_bit: np.ndarray,
+    unit_hi: np.ndarray,
     table_start: np.ndarray,
     table_stride: np.ndarray,
     table: np.ndarray,
@@ -173,6 +188,12 @@ def contributions_kernel(
             cat_words,
             path_start,
             path_feature,
+            unit_start,
+            unit_leaf,
+            unit_slot_a,
+            unit_slot_b,
+            unit_bit,
+            unit_hi,
             table_start,
             table_stride,
             table,
@@ -246,3 +267,51 @@ def tables_kernel(
                     table[at + i] = (1.0 - path_zero[p0 + i]) * z_mask * u[mask ^ one]
                 else:
                     table[at + i] = -z_mask * u[mask]
+
+
+@njit(parallel=True, cache=True)
+def units_kernel(
+    path_start: np.ndarray,
+    leaf_table_start: np.ndarray,
+    leaf_table_stride: np.ndarray,
+    leaf_table: np.ndarray,
+    unit_leaf: np.ndarray,
+    unit_pair: np.ndarray,
+    unit_bit: np.ndarray,
+    unit_hi: np.ndarray,
+    table_start: np.ndarray,
+    table_stride: np.ndarray,
+    table: np.ndarray,
+) -> None:
+    """Fill each unit's table from its leaves' tables (``tables_kernel``).
+
+    One leaf (``unit_pair`` -1): its records. Sibling leaves a and b under a split on the
+    path's p-th feature: a row's masks there, M_a and M_b, differ at most in bit p. If the
+    split is the path's first on p, M_b = M_a ^ 2^p, so record M_a is T_a[M_a] + T_b[M_b].
+    If it splits again on p (``unit_hi``), a row that already failed p has M_a = M_b with
+    bit p clear; otherwise the one it does not follow has bit p clear: record M_a + h 2^d
+    (h = bit p of M_b) is T_a[M_a] + T_b[M_b] with M_b = M_a | 2^p if h else M_a & ~2^p.
+    """
+    units = unit_leaf.shape[0]
+    for u in prange(units):
+        a = unit_leaf[u]
+        b = unit_pair[u]
+        d = path_start[a + 1] - path_start[a]
+        if d == 0:
+            continue
+        full = (np.int64(1) << d) - 1
+        one = np.int64(1) << unit_bit[u]
+        again = unit_hi[u]
+        for record in range((full + 1) << again):
+            m_a = record & full
+            at = table_start[u] + record * table_stride[u]
+            at_a = leaf_table_start[a] + m_a * leaf_table_stride[a]
+            if b < 0:
+                for i in range(d):
+                    table[at + i] = leaf_table[at_a + i]
+                continue
+            # The right leaf's mask: see the docstring.
+            m_b = (m_a | one if record >> d else m_a & ~one) if again else m_a ^ one
+            at_b = leaf_table_start[b] + m_b * leaf_table_stride[b]
+            for i in range(d):
+                table[at + i] = leaf_table[at_a + i] + leaf_table[at_b + i]

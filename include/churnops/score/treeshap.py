@@ -93,9 +93,17 @@ class Forest:
     them), leaves ``leaf_start[t]:leaf_start[t+1]``. ``left``/``right`` are slots: a
     tree's nodes are its slots 0..nodes-1, its leaves the next ones. ``bit`` is the
     position of the node's feature among the unique features of the path down to it,
-    ``first`` whether the node is the path's first split on it. Per leaf: its path features and z in ``path_start[l]:path_start[l+1]`` (bit i of
-    an agreement mask is the i-th); its table (2^d records of ``table_stride[l]`` entries, d
-    of them used) at ``table_start[l]``.
+    ``first`` whether the node is the path's first split on it. Per leaf: its path
+    features and z in ``path_start[l]:path_start[l+1]`` (bit i of an agreement mask is the
+    i-th).
+
+    The kernel walks units, ``unit_start[t]:unit_start[t+1]`` per tree: two sibling leaves
+    (a node whose children are both leaves) or one leaf. Unit u: its (first) leaf
+    ``unit_leaf[u]`` (whose path features it adds to), the slots of its two leaves (the
+    same twice for one leaf), and its table at ``table_start[u]``: records of
+    ``table_stride[u]`` values (d of them used), the record of a row being
+    ``M_a + (bit unit_bit[u] of M_b if unit_hi[u]) * 2^d`` with M_a and M_b the row's
+    agreement masks at the two leaves.
     """
 
     num_features: int
@@ -118,6 +126,12 @@ class Forest:
     path_start: np.ndarray
     path_feature: np.ndarray
     path_zero: np.ndarray
+    unit_start: np.ndarray
+    unit_leaf: np.ndarray
+    unit_slot_a: np.ndarray
+    unit_slot_b: np.ndarray
+    unit_bit: np.ndarray
+    unit_hi: np.ndarray
     table_start: np.ndarray
     table_stride: np.ndarray
     table: np.ndarray
@@ -131,6 +145,33 @@ class Forest:
 
 
 # ----------------------------------------------------------------------------- parsing
+
+
+class _TableLayout:
+    """Where tables go in one float64 array: per table, ``records`` records of a power of
+    two of entries (>= ``width``), each aligned to itself up to a 64-byte cache line so a
+    record (up to 8 values) is one line."""
+
+    def __init__(self) -> None:
+        self.start: list[int] = []
+        self.stride: list[int] = []
+        self.end = 0
+
+    def add(self, width: int, records: int) -> None:
+        stride = 1 << (width - 1).bit_length() if width else 0
+        align = min(stride, 8) or 1
+        start = -(-self.end // align) * align
+        self.start.append(start)
+        self.stride.append(stride)
+        self.end = start + stride * records
+
+    def allocate(self) -> np.ndarray:
+        """The zeroed array, its start on a 64-byte boundary (NumPy only promises 16)."""
+        import numpy as np
+
+        storage = np.zeros(self.end + 8, dtype=np.float64)
+        skip = (-storage.ctypes.data % 64) // 8
+        return storage[skip : skip + self.end]
 
 
 def _header_and_trees(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
@@ -200,9 +241,15 @@ def parse_forest(text: str) -> Forest:
     path_start = [0]
     path_feature: list[int] = []
     path_zero: list[float] = []
-    table_start: list[int] = []
-    table_stride: list[int] = []
-    table_end = 0
+    leaf_table = _TableLayout()
+    unit_start = [0]
+    unit_leaf: list[int] = []
+    unit_pair: list[int] = []
+    unit_slot_a: list[int] = []
+    unit_slot_b: list[int] = []
+    unit_bit: list[int] = []
+    unit_hi: list[int] = []
+    table = _TableLayout()
     for index, fields in enumerate(trees):
         if fields.get("is_linear", "0") != "0":
             raise UnsupportedModel(f"tree {index} is a linear tree")
@@ -258,14 +305,31 @@ def parse_forest(text: str) -> Forest:
             path_feature.extend(features)
             path_zero.extend(zeros)
             path_start.append(len(path_feature))
-            # One record of the table per agreement mask, of a power of two of entries and
-            # aligned to itself (up to a 64-byte cache line), so a record is one line.
-            stride = 1 << (len(features) - 1).bit_length() if features else 0
-            start = -(-table_end // min(stride, 8)) * min(stride, 8) if stride else table_end
-            table_start.append(start)
-            table_stride.append(stride)
-            table_end = start + (stride << len(features))
-        if table_end * 8 > MAX_TABLE_BYTES:
+            leaf_table.add(len(features), 1 << len(features))
+
+        # The units the kernel walks: sibling leaves as one (the row's masks at the two
+        # follow from their parent's mask and the row's direction there), other leaves
+        # alone. A pair's records: index M_a, plus 2^d when the parent splits again on a
+        # feature the row already follows and the row goes right there (see tables_kernel).
+        paired = [False] * num_leaves
+        units = []
+        for node in range(nodes):
+            a, b = tree_left[node], tree_right[node]
+            if a < 0 and b < 0:
+                paired[~a] = paired[~b] = True
+                units.append((~a, ~b, node_bit[node], 1 - node_first[node]))
+        units += [(leaf, -1, 0, 0) for leaf in range(num_leaves) if not paired[leaf]]
+        for a, b, position, again in sorted(units):
+            depth = len(paths[a][0])
+            unit_leaf.append(leaf_start[-1] + a)
+            unit_pair.append(-1 if b < 0 else leaf_start[-1] + b)
+            unit_slot_a.append(nodes + a)
+            unit_slot_b.append(nodes + (a if b < 0 else b))
+            unit_bit.append(position)
+            unit_hi.append(again)
+            table.add(depth, 1 << (depth + again))
+        unit_start.append(len(unit_leaf))
+        if (table.end + leaf_table.end) * 8 > MAX_TABLE_BYTES:
             raise UnsupportedModel(
                 f"the TreeSHAP tables would exceed {MAX_TABLE_BYTES >> 20} MiB (deep trees)"
             )
@@ -301,10 +365,6 @@ def parse_forest(text: str) -> Forest:
     def array(values: list, dtype: type) -> np.ndarray:
         return np.asarray(values, dtype=dtype)
 
-    # The table, its start on a 64-byte boundary (NumPy only promises 16).
-    storage = np.zeros(table_end + 8, dtype=np.float64)
-    skip = (-storage.ctypes.data % 64) // 8
-    table = storage[skip : skip + table_end]
     forest = Forest(
         num_features=num_features,
         trees=len(trees),
@@ -326,18 +386,41 @@ def parse_forest(text: str) -> Forest:
         path_start=array(path_start, np.int64),
         path_feature=array(path_feature, np.int64),
         path_zero=array(path_zero, np.float64),
-        table_start=array(table_start, np.int64),
-        table_stride=array(table_stride, np.int64),
-        table=table,
+        unit_start=array(unit_start, np.int64),
+        unit_leaf=array(unit_leaf, np.int64),
+        unit_slot_a=array(unit_slot_a, np.int64),
+        unit_slot_b=array(unit_slot_b, np.int64),
+        unit_bit=array(unit_bit, np.int64),
+        unit_hi=array(unit_hi, np.int64),
+        table_start=array(table.start, np.int64),
+        table_stride=array(table.stride, np.int64),
+        table=table.allocate(),
         max_slots=int((np.diff(node_start) + np.diff(leaf_start)).max(initial=0)),
         parse_seconds=parsed - began,
         table_seconds=0.0,
     )
     mark = time.perf_counter()
-    _kernels().tables_kernel(
+    kernels = _kernels()
+    leaves = leaf_table.allocate()
+    leaf_table_start = array(leaf_table.start, np.int64)
+    leaf_table_stride = array(leaf_table.stride, np.int64)
+    kernels.tables_kernel(
         forest.path_start,
         forest.path_zero,
         forest.leaf_value,
+        leaf_table_start,
+        leaf_table_stride,
+        leaves,
+    )
+    kernels.units_kernel(
+        forest.path_start,
+        leaf_table_start,
+        leaf_table_stride,
+        leaves,
+        forest.unit_leaf,
+        array(unit_pair, np.int64),
+        forest.unit_bit,
+        forest.unit_hi,
         forest.table_start,
         forest.table_stride,
         forest.table,
@@ -457,6 +540,12 @@ def forest_contributions(forest: Forest, matrix: np.ndarray, threads: int) -> np
             forest.cat_words,
             forest.path_start,
             forest.path_feature,
+            forest.unit_start,
+            forest.unit_leaf,
+            forest.unit_slot_a,
+            forest.unit_slot_b,
+            forest.unit_bit,
+            forest.unit_hi,
             forest.table_start,
             forest.table_stride,
             forest.table,

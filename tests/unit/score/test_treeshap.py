@@ -123,6 +123,7 @@ def test_the_churn_model_matches_lightgbm(churn_model: tuple[TrainedModel, np.nd
 
 def test_random_boosters_match_lightgbm() -> None:
     seen = {"stump": 0, "repeated": 0, "categorical nan": 0, "categorical none": 0}
+    seen |= {"sibling leaves": 0, "siblings under a repeated split": 0}
     seen |= {f"missing {kind} default {side}": 0 for kind in (1, 2) for side in (0, 1)}
     seen["missing 0"] = 0
     deepest, distinct, widest = 0, 0, 0
@@ -137,6 +138,9 @@ def test_random_boosters_match_lightgbm() -> None:
         numerical = forest.categorical == 0
         seen["stump"] += int((np.diff(forest.node_start) == 1).sum())
         seen["repeated"] += int((forest.first == 0).sum())
+        pairs = forest.unit_slot_a != forest.unit_slot_b
+        seen["sibling leaves"] += int(pairs.sum())
+        seen["siblings under a repeated split"] += int((pairs & (forest.unit_hi == 1)).sum())
         seen["categorical nan"] += int(((forest.categorical == 1) & (forest.missing == 2)).sum())
         seen["categorical none"] += int(((forest.categorical == 1) & (forest.missing == 0)).sum())
         seen["missing 0"] += int((numerical & (forest.missing == 0)).sum())
