@@ -583,6 +583,7 @@ def verified_contributions(
     ``MAX_ABS_DIFF`` on up to ``VERIFY_ROWS`` evenly spread rows of ``matrix``; otherwise,
     or when the fast path cannot run (an unsupported model, numba failing), LightGBM's
     values for every row and ``"lightgbm: <why>"``, with the reason logged as a warning.
+    Every fast value must also be finite (LightGBM's always are), not only the sample's.
     """
     import numpy as np
 
@@ -592,6 +593,11 @@ def verified_contributions(
         return _native(booster, matrix, threads, f"fast TreeSHAP unavailable: {error}")
     if len(values) == 0:
         return values, FAST
+    if not np.isfinite(values).all():
+        bad = int((~np.isfinite(values)).any(axis=1).sum())
+        return _native(
+            booster, matrix, threads, f"fast TreeSHAP gave non-finite values on {bad} rows"
+        )
     rows = np.unique(np.linspace(0, len(values) - 1, min(VERIFY_ROWS, len(values))).astype(int))
     expected = lightgbm_contributions(booster, matrix[rows], threads)
     difference = float(np.max(np.abs(values[rows] - expected), initial=0.0))

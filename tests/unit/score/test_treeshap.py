@@ -253,16 +253,17 @@ def test_the_guard_falls_back_when_the_tables_are_wrong(
     assert np.array_equal(values, expected)
 
 
-def test_the_guard_falls_back_on_nan(monkeypatch: pytest.MonkeyPatch) -> None:
-    booster, rows = random_booster(5)
-    good = treeshap.forest_of(booster)
-    corrupt = replace(good, table=np.full_like(good.table, np.nan))
-    monkeypatch.setattr(treeshap, "forest_of", lambda _: corrupt)
-    _, method = treeshap.verified_contributions(booster, rows, 1)
-    expected = (
-        f"lightgbm: fast TreeSHAP differed from LightGBM by nan on {treeshap.VERIFY_ROWS} rows"
-    )
-    assert method == expected
+def test_the_guard_checks_every_row_for_non_finite_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    booster, _ = random_booster(10)
+    rows, _ = random_rows(np.random.default_rng(10), 1_000, CATEGORICAL)
+    values = treeshap.contributions(booster, rows, 1)
+    sampled = np.linspace(0, len(rows) - 1, treeshap.VERIFY_ROWS).astype(int)
+    assert 1 not in sampled  # a row the sample does not compare
+    values[1, 0] = np.nan
+    monkeypatch.setattr(treeshap, "contributions", lambda *_: values)
+    checked, method = treeshap.verified_contributions(booster, rows, 1)
+    assert method == "lightgbm: fast TreeSHAP gave non-finite values on 1 rows"
+    assert np.array_equal(checked, booster.predict(rows, pred_contrib=True)[:, :-1])
 
 
 def small_booster(**params: object) -> tuple[lgb.Booster, np.ndarray]:
