@@ -149,6 +149,11 @@ class Paths:
         return self.state_dir / "models" / "compiled"
 
     @property
+    def jit_cache_dir(self) -> Path:
+        """numba's machine code for the reason codes' TreeSHAP (a cache, rebuilt freely)."""
+        return self.state_dir / "cache" / "numba"
+
+    @property
     def dbt_project_dir(self) -> Path:
         return self.project_dir / "dbt_project"
 
