@@ -98,6 +98,8 @@ def test_every_active_customer_gets_exactly_one_prediction(settings: Settings) -
     # This machine has gcc: the champion's trees were compiled (once, into the state dir)
     # and scored exactly what the registered booster scores.
     assert result.engine == "compiled" and "compiled trees" in result.message
+    # The reasons' SHAP values came from the fast TreeSHAP (it agreed with LightGBM's).
+    assert result.reason_methods == ["treeshap"] and "(treeshap)" in result.message
     assert list(settings.paths.compiled_models_dir.glob("churn-v1-*.so"))
     from churnops.score.nightly import read_night_features
 

@@ -172,15 +172,16 @@ class LocalAirflow:
             return json.loads(response.read())
 
     def task_tries(self, dag_id: str, run_id: str) -> dict[str, list[dict]]:
-        """Every try of every task of a run, earlier tries (and cleared ones) included."""
+        """Every try of every task of a run, earlier tries (and cleared ones) included; a
+        mapped task's instances each under ``<task_id>[<map_index>]``."""
         run = f"dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances"
-        instances = self.api(f"{run}?limit=1000")["task_instances"]
-        return {
-            ti["task_id"]: self.api(f"{run}/{urllib.parse.quote(ti['task_id'], safe='')}/tries")[
-                "task_instances"
-            ]
-            for ti in instances
-        }
+        tries: dict[str, list[dict]] = {}
+        for ti in self.api(f"{run}?limit=1000")["task_instances"]:
+            path, name = f"{run}/{urllib.parse.quote(ti['task_id'], safe='')}", ti["task_id"]
+            if ti.get("map_index", -1) >= 0:
+                path, name = f"{path}/{ti['map_index']}", f"{name}[{ti['map_index']}]"
+            tries[name] = self.api(f"{path}/tries")["task_instances"]
+        return tries
 
     def clear_tasks(self, dag_id: str, run_id: str, task_ids: Sequence[str]) -> list[dict]:
         """Clear these tasks of one run, without their downstream or upstream, as the UI's

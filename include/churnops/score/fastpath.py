@@ -48,11 +48,3 @@ def calibrate(model: ChurnModel, raw: np.ndarray) -> np.ndarray:
 
     logit = model.calibration_slope * raw + model.calibration_intercept
     return 1.0 / (1.0 + np.exp(-logit))
-
-
-def contributions(model: ChurnModel, matrix: np.ndarray, threads: int) -> np.ndarray:
-    """Per-row SHAP values of the raw score (LightGBM's TreeSHAP), without the bias column."""
-    import numpy as np
-
-    values = np.asarray(model.booster.predict(matrix, pred_contrib=True, num_threads=threads))
-    return values[:, :-1]
