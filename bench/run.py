@@ -956,6 +956,11 @@ def _admin(sql: str) -> None:
         engine.dispose()
 
 
+# The daily tables a night's features read only within the 90-day window (its last invoice
+# and that invoice's payments included: invoices are monthly).
+WINDOWED_TABLES = ("usage_daily", "invoices", "payments", "support_tickets")
+
+
 def copy_to_postgres(
     state: str, dsn: str, raw_before: str | None, marts: bool, raw_from: str | None = None
 ) -> dict:
@@ -964,8 +969,10 @@ def copy_to_postgres(
     Through the warehouse layer: ``Warehouse.arrow`` on DuckDB, ``Session.insert`` (binary
     COPY) on PostgreSQL, a few partitions per batch so memory stays bounded. Raw tables
     get their DDL from ``RawStore.ensure``; with ``raw_before`` every raw table's drops
-    before that day are copied (from ``raw_from`` on, when given), else only
-    ``raw._loaded_drops`` (all of it). With
+    before that day are copied, else only ``raw._loaded_drops`` (all of it). With
+    ``raw_from`` the daily tables (``WINDOWED_TABLES``) start on that day; ``customers``
+    and ``churn_events`` are always whole: who the customers are and who has left is
+    known only from every day since the feed began. With
     ``marts``, dbt's two marts are created from their Arrow schema (``adbc_ingest``,
     mode "create") and copied one as-of date at a time. Then ANALYZE, as autovacuum would.
     """
@@ -999,7 +1006,12 @@ def copy_to_postgres(
                 for (d,) in source.tuples(
                     f"SELECT DISTINCT _drop_date FROM raw.{name} "
                     "WHERE _drop_date < ? AND _drop_date >= ? ORDER BY 1",
-                    [night, dt.date.fromisoformat(raw_from) if raw_from else dt.date.min],
+                    [
+                        night,
+                        dt.date.fromisoformat(raw_from)
+                        if raw_from and name in WINDOWED_TABLES
+                        else dt.date.min,
+                    ],
                 )
             ]
             for i in range(0, len(days), COPY_BATCH_DAYS):
