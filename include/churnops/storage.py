@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 from urllib.parse import urlsplit, urlunsplit
 
+from churnops.errors import one_line
 from churnops.settings import Settings, SharedStorageSettings
 
 if TYPE_CHECKING:
@@ -150,7 +151,9 @@ class SharedFiles:
             try:
                 base.mkdir(parents=True, exist_ok=True)
             except OSError as error:
-                raise self._unavailable(_reason(error), "that it can be created") from None
+                raise self._unavailable(
+                    one_line(error, with_type=True), "that it can be created"
+                ) from None
         if not base.is_dir():
             raise self._unavailable(
                 "no such directory" if not base.exists() else "not a directory",
@@ -168,7 +171,7 @@ class SharedFiles:
             fs.ls(container, detail=False)
         except Exception as error:  # noqa: BLE001 - every backend raises its own types
             raise self._unavailable(
-                _reason(error),
+                one_line(error, with_type=True),
                 f"that the bucket {container!r} exists and this worker's credentials "
                 "(AWS_* variables, instance role, ...) may read and write it",
             ) from None
@@ -190,13 +193,6 @@ def _location(url: str) -> Location:
     from upath import UPath
 
     return UPath(url)
-
-
-def _reason(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    if type(error).__name__ not in text:
-        text = f"{type(error).__name__}: {text}"
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 @functools.cache

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from churnops.errors import one_line
 from churnops.settings import Settings, SettingsError
 
 # Telemetry off: this pipeline must run where nothing outside is reachable.
@@ -191,8 +192,8 @@ def check_celery_broker(env: Mapping[str, str], timeout: float = BROKER_TIMEOUT_
         with Connection(url, connect_timeout=timeout) as connection:
             connection.ensure_connection(max_retries=1, timeout=timeout)
     except Exception as error:  # noqa: BLE001 - kombu and each transport raise their own
-        reason = " ".join(str(error).split()) or type(error).__name__
         raise BrokerUnavailable(
-            f"Celery broker {safe_broker_url(url)} is not reachable: {reason}. Start it, or "
+            f"Celery broker {safe_broker_url(url)} is not reachable: "
+            f"{one_line(error) or type(error).__name__}. Start it, or "
             "set AIRFLOW__CELERY__BROKER_URL to the broker the Celery workers use"
         ) from None

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from churnops.errors import one_line
 from churnops.settings import ScoringPolicy
 
 if TYPE_CHECKING:
@@ -152,11 +153,10 @@ def fetch_shared_library(path: Path, shared: SharedFiles) -> bool:
         return fetch_file(shared.models_dir / path.name, path)
     except Exception as error:  # noqa: BLE001 - any store error: compile instead
         log.warning(
-            "compiled library %s could not be fetched from %s (%s: %s); compiling it here",
+            "compiled library %s could not be fetched from %s (%s); compiling it here",
             path.name,
             shared.url,
-            type(error).__name__,
-            " ".join(str(error).split())[:200],
+            one_line(error, 200, with_type=True),
         )
         return False
 
@@ -169,12 +169,11 @@ def share_library(path: Path, shared: SharedFiles) -> bool:
         put_file(path, shared.models_dir / path.name)
     except Exception as error:  # noqa: BLE001 - the night is scored all the same
         log.warning(
-            "compiled library %s could not be shared under %s (%s: %s); other workers will "
+            "compiled library %s could not be shared under %s (%s); other workers will "
             "compile it themselves",
             path.name,
             shared.url,
-            type(error).__name__,
-            " ".join(str(error).split())[:200],
+            one_line(error, 200, with_type=True),
         )
         return False
     return True

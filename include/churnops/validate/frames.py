@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from churnops.contracts import TableContract, arrow_type
+from churnops.errors import one_line
 from churnops.validate.failures import Failure
 
 if TYPE_CHECKING:
@@ -69,11 +70,6 @@ class ReadDrop:
         return spans
 
 
-def _short(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
 def read_drop(folder: Location, contract: TableContract) -> ReadDrop:
     """Read every Parquet file of a drop folder (local, or on the shared files' object
     store), rejecting what cannot be read or combined."""
@@ -113,7 +109,7 @@ def read_drop(folder: Location, contract: TableContract) -> ReadDrop:
                     rule=READABLE_PARQUET,
                     file=path.name,
                     detail=f"cannot be read as Parquet ({size:,} bytes; truncated or corrupt): "
-                    f"{_short(error)}",
+                    f"{one_line(error, 200)}",
                 )
             )
             continue
@@ -179,7 +175,7 @@ def _cast_failures(name: str, data: pa.Table, contract: TableContract, pc) -> li
                     file=name,
                     column=spec.name,
                     row_count=data.num_rows,
-                    detail=f"is {column.type}, cannot be cast to {spec.arrow_type}: {_short(error)}",
+                    detail=f"is {column.type}, cannot be cast to {spec.arrow_type}: {one_line(error, 200)}",
                 )
             )
     return failures
