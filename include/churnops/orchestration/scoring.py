@@ -43,7 +43,7 @@ def plan_scoring() -> list[dict[str, Any]]:
         settings, scoring, run_day(context), shards=int(shards) if shards else None, say=log.info
     )
     if plan.champion_version is None:
-        result = skip_night(scoring, settings, plan, run_id=context["dag_run"].run_id, say=log.info)
+        result = skip_night(settings, scoring, plan, run_id=context["dag_run"].run_id, say=log.info)
         raise AirflowSkipException(result.message)
     return [{"plan": plan.as_dict(), "shard": shard.index} for shard in plan.shards]
 

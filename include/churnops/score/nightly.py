@@ -246,8 +246,8 @@ def _engine(settings: Settings, model: LoadedModel) -> Engine:
 
 
 def skip_night(
-    scoring: ScoringStore,
     settings: Settings,
+    scoring: ScoringStore,
     plan: ScoringPlan,
     *,
     run_id: str | None = None,
@@ -475,7 +475,7 @@ def score_day(
     run, scored or skipped, is recorded there)."""
     plan = plan_night(settings, scoring, as_of_date, shards=shards, say=say)
     if plan.champion_version is None:
-        return skip_night(scoring, settings, plan, run_id=run_id, say=say)
+        return skip_night(settings, scoring, plan, run_id=run_id, say=say)
     results = [
         score_shard(settings, features, scoring, plan, shard.index, say=say)
         for shard in plan.shards
