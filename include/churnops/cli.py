@@ -118,7 +118,7 @@ def cmd_airflow_init(settings: Settings, args: argparse.Namespace) -> int:
     try:
         LocalAirflow(settings).prepare()
     except AirflowCommandFailed as error:
-        print(f"churnops airflow-init: {error}", file=sys.stderr)
+        print(f"churnops airflow-init: {error.reason}", file=sys.stderr)
         return 1
     orch = settings.orchestration
     # Never the password itself: this goes to logs.
@@ -236,14 +236,26 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
-    from churnops.orchestration.local_airflow import LocalAirflow
+    from churnops.orchestration.local_airflow import AirflowCommandFailed, LocalAirflow
 
     client = LocalAirflow(settings)
-    client.prepare()
     extra = ["--reprocess-behavior", args.reprocess] if args.reprocess else []
-    print(
-        client.backfill(args.dag_id, args.from_date.isoformat(), args.to_date.isoformat(), *extra)
-    )
+    try:
+        client.ensure_prepared()
+        created = client.backfill(
+            args.dag_id, args.from_date.isoformat(), args.to_date.isoformat(), *extra
+        )
+    except AirflowCommandFailed as error:
+        # Airflow's own refusal (another backfill of the DAG still running, no runs in
+        # the range, a DAG the processor has not parsed yet) in its last line.
+        hint = (
+            " (start Airflow with `make up` and let its DAG processor parse the DAGs first)"
+            if "DagNotFound" in error.reason
+            else ""
+        )
+        print(f"churnops backfill: {error.reason}{hint}", file=sys.stderr)
+        return 2
+    print(created)
     print("the scheduler runs the backfill: watch it in the Airflow UI (make up)")
     return 0
 

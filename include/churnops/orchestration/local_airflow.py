@@ -35,7 +35,13 @@ SQLITE_LOCK_ATTEMPTS = 5
 
 
 class AirflowCommandFailed(RuntimeError):
-    pass
+    """An ``airflow`` command returned non-zero. ``str()`` is the command and the tail of
+    its stderr (for logs and tests); :attr:`reason` is the last line Airflow printed,
+    which is what a user reads first."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class LocalAirflow:
@@ -77,8 +83,11 @@ class LocalAirflow:
                 break
             time.sleep(2.0 * (attempt + 1))
         if check and proc.returncode != 0:
+            command = f"airflow {' '.join(args[:2])}"
+            last = next((line for line in reversed(proc.stderr.splitlines()) if line.strip()), "")
             raise AirflowCommandFailed(
-                f"airflow {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}"
+                f"airflow {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}",
+                reason=f"{command} failed ({proc.returncode}): {last.strip()[:300]}",
             )
         return proc
 
@@ -106,6 +115,24 @@ class LocalAirflow:
             ]
         )
         return password
+
+    def migrated(self) -> bool:
+        """Whether the metadata DB is at Airflow's head revision (a read, no lock taken)."""
+        return self.run(["db", "check-migrations", "-t", "0"], check=False).returncode == 0
+
+    def ensure_prepared(self) -> None:
+        """:meth:`prepare` unless it has been done: what a command run next to a live
+        scheduler needs (``churnops backfill``). ``airflow db migrate`` writes to the
+        metadata DB even when there is nothing to migrate, and on SQLite that write can
+        lose the lock to the busy scheduler more often than :meth:`run` retries."""
+        self.check_broker()
+        orch = self.settings.orchestration
+        if (
+            self.migrated()
+            and self.run(["pools", "get", orch.warehouse_pool], check=False).returncode == 0
+        ):
+            return
+        self.prepare()
 
     def start_standalone(self, log_path: Path | None = None) -> subprocess.Popen[bytes]:
         """Start scheduler, dag-processor, API server and triggerer in their own process group."""
