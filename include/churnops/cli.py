@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import logging
 import os
 import sys
 import time
@@ -238,6 +239,11 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
     from churnops.orchestration.local_airflow import AirflowCommandFailed, LocalAirflow
 
+    if args.from_date > args.to_date:
+        raise ValueError(
+            f"--from-date {args.from_date} is after --to-date {args.to_date}: give the first "
+            "night first (both days are included)"
+        )
     client = LocalAirflow(settings)
     extra = ["--reprocess-behavior", args.reprocess] if args.reprocess else []
     try:
@@ -253,8 +259,7 @@ def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
             if "DagNotFound" in error.reason
             else ""
         )
-        print(f"churnops backfill: {error.reason}{hint}", file=sys.stderr)
-        return 2
+        raise ValueError(f"{error.reason}{hint}") from error
     print(created)
     print("the scheduler runs the backfill: watch it in the Airflow UI (make up)")
     return 0
@@ -263,6 +268,12 @@ def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="churnops", description="The churn model's lifecycle: simulate, ingest, train, score."
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an error a user can fix (also CHURNOPS_DEBUG=1); "
+        "without it, such an error is one line",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -433,11 +444,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         RegistryError,
         SharedPathUnavailable,
     )
+    debug = args.debug or _debug_from_environment()
+    if not debug:
+        # MLflow announces creating its tables on the first command of a fresh state on
+        # stderr; a user's one-line error must stay one line.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
     try:
         return handler(load_settings(), args)
     except user_errors as exc:
+        if debug:
+            raise
         print(f"churnops {args.command}: {exc}", file=sys.stderr)
         return 2
+
+
+def _debug_from_environment() -> bool:
+    """CHURNOPS_DEBUG read on its own: the settings may be what failed to load."""
+    return os.environ.get("CHURNOPS_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from sklearn.metrics import roc_auc_score
 
 from churnops.settings import Settings, load_settings
 from churnops.stores import stores_for
+from tests.helpers import cli_one_line_error
 
 pytestmark = pytest.mark.integration
 
@@ -415,6 +417,16 @@ def test_a_stale_decision_is_refused(story: Story) -> None:
 
     with pytest.raises(StaleDecision, match="made against champion v3, but the champion is now v1"):
         promote(story.settings, "2", "late", ACTOR, expected_champion="3")
+
+
+def test_promoting_a_version_that_does_not_exist_names_the_ones_there_are(story: Story) -> None:
+    line = cli_one_line_error(
+        ["promote", "99", "--reason", "typo"],
+        {"CHURNOPS_STATE_DIR": str(story.settings.paths.state_dir)},
+    )
+    assert re.fullmatch(
+        r"churnops promote: 'churn' has no version 99: its versions are v1, v2, v3(, v\d+)*", line
+    ), line
 
 
 def _artifact_paths(client, run_id: str, path: str | None = None) -> set[str]:

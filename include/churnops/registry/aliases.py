@@ -52,6 +52,29 @@ class StaleDecision(RegistryError):
     """The champion changed between a decision and its promotion: decide again."""
 
 
+class UnknownVersion(RegistryError):
+    """A version asked for by number that the registry does not hold."""
+
+
+def _require_version(client: MlflowClient, name: str, version: str) -> None:
+    """Raise :class:`UnknownVersion` naming the versions there are (a user typed the
+    number) instead of MLflow's RESOURCE_DOES_NOT_EXIST traceback."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version(name, version)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        held = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
+        there = (
+            f"its versions are {', '.join(f'v{v}' for v in held)}"
+            if held
+            else "it has no versions yet: train one first (`churnops bootstrap`, `churnops train`)"
+        )
+        raise UnknownVersion(f"'{name}' has no version {version}: {there}") from None
+
+
 @contextlib.contextmanager
 def registry_lock(settings: Settings) -> Iterator[None]:
     """Exclusive lock around alias read-modify-writes (blocks until it is free)."""
@@ -99,7 +122,7 @@ def promote(
     name = settings.mlflow.registered_model_name
     client = mlflow_client(settings)
     with registry_lock(settings):
-        client.get_model_version(name, version)  # raises when the version does not exist
+        _require_version(client, name, version)
         aliases = current_aliases(settings, client)
         champion = aliases.get(CHAMPION)
         if not isinstance(expected_champion, _Unset) and champion != expected_champion:
@@ -145,7 +168,7 @@ def set_challenger(
     version = str(version)
     client = mlflow_client(settings)
     with registry_lock(settings):
-        client.get_model_version(settings.mlflow.registered_model_name, version)
+        _require_version(client, settings.mlflow.registered_model_name, version)
         aliases = current_aliases(settings, client)
         if aliases.get(CHALLENGER) == version:
             return []
