@@ -28,6 +28,8 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         "last_nightly_run": None,
         "drift": None,
         "latest_cohort": None,
+        "latest_estimate": None,
+        "estimated_vs_realized": [],
         "triggers": [],
     }
     from churnops.registry import current_aliases, read_audit_log, read_decisions
@@ -107,6 +109,7 @@ def _monitoring(monitoring: MonitoringStore) -> dict[str, Any]:
         f"select as_of_date, model_versions, rows, churners, auc, recall, precision, f1 "
         f"from {COHORT_PERFORMANCE_TABLE} order by as_of_date desc limit 1",
     )
+    estimates = monitoring.estimates()
     triggers = monitoring.rows(
         f"select as_of_date, fired, held_by_cooldown, reasons, champion_version "
         f"from {RETRAIN_REQUESTS_TABLE} where triggered order by as_of_date desc limit 5",
@@ -115,8 +118,38 @@ def _monitoring(monitoring: MonitoringStore) -> dict[str, Any]:
         "last_nightly_run": last_run[0] if last_run else None,
         "drift": drift[0] if drift else None,
         "latest_cohort": cohort[0] if cohort else None,
+        "latest_estimate": estimates[-1] if estimates else None,
+        # Every matured night: the estimate made that night beside what its labels say.
+        "estimated_vs_realized": [
+            {
+                "as_of_date": e["as_of_date"],
+                "model_version": e["model_version"],
+                "estimated_auc": e["estimated_auc"],
+                "estimated_auc_lower": e["estimated_auc_lower"],
+                "estimated_auc_upper": e["estimated_auc_upper"],
+                "realized_auc": e["realized_auc"],
+                "within_band": _within(e),
+                "predicted_churn_rate": e["mean_probability"],
+                "realized_churn_rate": e["realized_churners"] / e["realized_rows"]
+                if e["realized_rows"]
+                else None,
+            }
+            for e in estimates
+            if e["realized_at"] is not None
+        ],
         "triggers": triggers,
     }
+
+
+def _within(estimate: dict[str, Any]) -> bool | None:
+    lower, upper, realized = (
+        estimate["estimated_auc_lower"],
+        estimate["estimated_auc_upper"],
+        estimate["realized_auc"],
+    )
+    if lower is None or upper is None or realized is None:
+        return None
+    return bool(lower <= realized <= upper)
 
 
 def render_status(report: dict[str, Any], color: bool = False) -> str:
@@ -147,6 +180,17 @@ def render_status(report: dict[str, Any], color: bool = False) -> str:
             )
         else:
             lines.append("AUC latest cohort: no matured cohort yet (labels take 90 days)")
+        estimate = report["latest_estimate"]
+        if estimate and estimate["estimated_auc"] is not None:
+            lines.append(
+                "AUC estimated    : "
+                + paint(f"{estimate['estimated_auc']:.3f}", estimate["estimated_auc"] >= 0.78)
+                + f" [{estimate['estimated_auc_lower']:.3f}, "
+                f"{estimate['estimated_auc_upper']:.3f}] (night {estimate['as_of_date']}, "
+                f"v{estimate['model_version']}, from its scores alone; predicted churn rate "
+                f"{estimate['mean_probability']:.1%} against {estimate['base_rate']:.1%} "
+                "at training)"
+            )
     else:
         lines.append("Production model : none yet (train one: churnops train)")
     drift = report["drift"]
@@ -203,6 +247,25 @@ def render_status(report: dict[str, Any], color: bool = False) -> str:
         "Aliases          : "
         + (", ".join(f"{k}=v{v}" for k, v in sorted(aliases.items())) or "none")
     )
+    matured = report["estimated_vs_realized"]
+    if matured:
+        lines.append("")
+        lines.append(bold("Estimated against realized AUC (matured nights)"))
+        for e in matured[-10:]:
+            realized = "n/a" if e["realized_auc"] is None else f"{e['realized_auc']:.3f}"
+            band = (
+                ""
+                if e["estimated_auc_lower"] is None
+                else f" [{e['estimated_auc_lower']:.3f}, {e['estimated_auc_upper']:.3f}]"
+            )
+            verdict = {True: "in the band", False: "OUTSIDE the band", None: ""}[e["within_band"]]
+            lines.append(
+                f"  {e['as_of_date']}  v{e['model_version']}: estimated "
+                f"{e['estimated_auc']:.3f}{band}, realized {realized} "
+                + paint(verdict, e["within_band"])
+            )
+        if len(matured) > 10:
+            lines.append(f"  ... {len(matured) - 10} earlier nights in `churnops status --json`")
     lines.append("")
     lines.append(bold("Recent decisions"))
     for d in report["recent_decisions"] or [{"none": True}]:

@@ -58,6 +58,8 @@ from churnops.train.frame import CATEGORICAL_FEATURES, NON_FEATURE_COLUMNS
 from churnops.warehouse import utc_now
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
     import pandas as pd
 
@@ -416,8 +418,12 @@ def write_evidently_report(
     json_path: Location,
     *,
     metadata: dict[str, str] | None = None,
+    banner: str | None = None,
 ) -> None:
     """Evidently's drift page and JSON for ``verdicts``, drawn on the given frames.
+
+    ``banner``: a line shown above Evidently's widgets (the night's estimated performance),
+    also kept in the snapshot's metadata.
 
     One ``ValueDrift`` per feature and for the prediction, each with its test (FAIL =
     drifted): the frames give the distributions, the verdicts the scores and the flags.
@@ -442,7 +448,8 @@ def write_evidently_report(
         ValueDrift(column=v.feature, method=_STAND_IN_PREFIX + v.method, threshold=v.threshold)
         for v in verdicts
     ]
-    report = Report(metrics, include_tests=True, metadata=dict(metadata or {}))
+    metadata = {**(metadata or {}), **({"estimated_performance": banner} if banner else {})}
+    report = Report(metrics, include_tests=True, metadata=metadata)
     with _verdicts_for_report(verdicts):
         snapshot = report.run(
             Dataset.from_pandas(current.loc[:, columns], data_definition=definition),
@@ -452,8 +459,28 @@ def write_evidently_report(
     # Written to a local file, then renamed into place or put as one object.
     with writing(html_path) as tmp:
         snapshot.save_html(str(tmp))
+        if banner:
+            _insert_banner(tmp, banner)
     with writing(json_path) as tmp:
         snapshot.save_json(str(tmp))
+
+
+def _insert_banner(html_file: Path, banner: str) -> None:
+    """Put ``banner`` at the top of Evidently's page (its own template has no slot for
+    text): a plain block right after ``<body>``."""
+    import html
+
+    page = html_file.read_text(encoding="utf-8")
+    block = (
+        '<div id="churnops-estimate" style="font-family:sans-serif;padding:12px 24px;'
+        'background:#f3f6fa;border-bottom:1px solid #d0d7de">'
+        f"<strong>Estimated performance</strong> (CBPE, from the night's scores alone): "
+        f"{html.escape(banner)}</div>"
+    )
+    body = page.find("<body")
+    opened = page.find(">", body) + 1 if body >= 0 else 0
+    page = page[:opened] + block + page[opened:]
+    html_file.write_text(page, encoding="utf-8")
 
 
 def drift_report(
@@ -463,6 +490,8 @@ def drift_report(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     files: SharedFiles | None = None,
+    *,
+    banner: str | None = None,
 ) -> DriftResult:
     """Verdicts for every feature of ``reference`` and the prediction, and the report files
     (written under ``files``, the shared files: the process's own unless given).
@@ -496,6 +525,7 @@ def drift_report(
             "display": f"fixed-seed sample: {len(reference_shown):,} reference, "
             f"{len(current_shown):,} current (seed {policy.seed})",
         },
+        banner=banner,
     )
     seconds = time.perf_counter() - began
     result = DriftResult(

@@ -1,5 +1,6 @@
 """Monitor one night: drift of the served night against the champion's training data,
-and the performance of every cohort whose labels matured.
+the performance estimated from the night's scores (CBPE), and the performance of every
+cohort whose labels matured.
 
 The drift is measured for the model that served the night (``served_by = 'champion'``
 rows of ``scoring.predictions``): its reference is the sample of its own training rows
@@ -14,10 +15,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from churnops.settings import Settings
+from churnops.warehouse import utc_now
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from churnops.estimation import EstimatedPerformance
     from churnops.monitor.drift import DriftResult
     from churnops.monitor.performance import CohortPerformance
     from churnops.monitor.store import MonitoringStore
@@ -34,6 +37,8 @@ class NightNotScored(RuntimeError):
 class MonitoringResult:
     drift: DriftResult
     cohorts: list[CohortPerformance]
+    # None for a version trained before its performance reference was logged.
+    estimate: EstimatedPerformance | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -44,6 +49,7 @@ class MonitoringResult:
             "prediction_drifted": self.drift.prediction_drifted,
             "report": str(self.drift.html_path),
             "cohorts": [c.describe() for c in self.cohorts],
+            "estimate": self.estimate.describe() if self.estimate else None,
         }
 
 
@@ -80,7 +86,56 @@ def monitor_night(
 
     version, current = served_night(monitoring, as_of_date)
     reference = load_reference(settings, version)
-    drift = drift_report(settings, as_of_date, version, reference, current, files)
+    estimate = estimate_night(settings, monitoring, as_of_date, version, current)
+    drift = drift_report(
+        settings,
+        as_of_date,
+        version,
+        reference,
+        current,
+        files,
+        banner=estimate.describe() if estimate else None,
+    )
     persist_drift(monitoring, drift)
     cohorts = update_cohort_performance(settings, monitoring, as_of_date)
-    return MonitoringResult(drift, cohorts)
+    return MonitoringResult(drift, cohorts, estimate)
+
+
+def estimate_night(
+    settings: Settings,
+    monitoring: MonitoringStore,
+    as_of_date: dt.date,
+    version: str,
+    current: pd.DataFrame,
+) -> EstimatedPerformance | None:
+    """The night's performance estimated from the champion's served scores, stored by
+    night and version; None (and a warning) for a version with no performance reference."""
+    from churnops.estimation import estimate_performance
+    from churnops.monitor.reference import ReferenceMissing, load_performance_reference
+    from churnops.monitor.store import PREDICTION_FEATURE
+
+    try:
+        reference = load_performance_reference(settings, version)
+    except ReferenceMissing as exc:
+        log.warning("no performance estimate for %s: %s", as_of_date, exc)
+        return None
+    estimate = estimate_performance(reference, current[PREDICTION_FEATURE].to_numpy())
+    monitoring.replace_estimate(
+        {
+            "as_of_date": as_of_date,
+            "model_version": version,
+            "rows": estimate.rows,
+            "flagged": estimate.flagged,
+            "threshold": estimate.threshold,
+            **{
+                f"estimated_{metric}{suffix}": getattr(getattr(estimate, metric), part)
+                for metric in ("auc", "precision", "recall", "f1")
+                for suffix, part in (("", "value"), ("_lower", "lower"), ("_upper", "upper"))
+            },
+            "mean_probability": estimate.mean_probability,
+            "base_rate": estimate.base_rate,
+            "estimated_at": utc_now(),
+        }
+    )
+    log.info("%s v%s: %s", as_of_date, version, estimate.describe())
+    return estimate

@@ -15,9 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from churnops.monitor.store import COHORT_COLUMNS, COHORT_PERFORMANCE_TABLE, MonitoringStore
 from churnops.settings import Settings
+
+if TYPE_CHECKING:
+    import pandas as pd
 from churnops.warehouse import utc_now
 
 log = logging.getLogger(__name__)
@@ -102,9 +106,40 @@ def update_cohort_performance(
         monitoring.replace_cohorts(
             pa.Table.from_pylist([{**vars(r), "computed_at": computed_at} for r in results])
         )
+        monitoring.record_realized(_realized_by_version(frame, computed_at))
     for r in results:
         log.info("%s", r.describe())
     return results
+
+
+def _realized_by_version(frame: pd.DataFrame, realized_at: dt.datetime) -> list[dict]:
+    """Per night and serving version: the realized measures of the rows that version
+    served, to sit beside the estimate made for them that night."""
+    import pandas as pd
+
+    from churnops.estimation import realized_performance
+
+    rows = []
+    for (as_of, version), served in frame.groupby(["as_of_date", "model_version"], sort=True):
+        realized = realized_performance(
+            served["churn_probability"].to_numpy(),
+            served["churned"].astype(int).to_numpy(),
+            float(served["threshold"].iloc[0]),
+        )
+        rows.append(
+            {
+                "as_of_date": pd.Timestamp(str(as_of)).date(),
+                "model_version": str(version),
+                "realized_rows": realized.rows,
+                "realized_churners": realized.churners,
+                "realized_auc": realized.auc,
+                "realized_precision": realized.precision,
+                "realized_recall": realized.recall,
+                "realized_f1": realized.f1,
+                "realized_at": realized_at,
+            }
+        )
+    return rows
 
 
 def latest_cohort(monitoring: MonitoringStore, on_or_before: dt.date) -> CohortPerformance | None:

@@ -9,6 +9,10 @@ where the table has one) in one transaction, so reruns and backfills leave one c
   whether the prediction drifted, where the HTML and JSON reports are.
 - ``cohort_performance``: one row per scoring cohort whose 90-day label window has closed:
   AUC, recall, precision and F1 of the predictions actually served that night.
+- ``performance_estimates``: one row per night and champion version: the performance
+  estimated from the night's scores alone (CBPE, ``churnops.estimation``) with its band,
+  the predicted churn rate against the trained base rate; and, once the night's labels
+  have matured, the realized measures of the same rows beside it.
 - ``retrain_requests``: one row per night the retraining policy was evaluated: fired or
   not, its reasons, whether a cooldown held it back.
 """
@@ -80,6 +84,29 @@ COHORT_PERFORMANCE = sa.Table(
     sa.Column("threshold", sa.Double, nullable=False),
     sa.Column("computed_at", sa.DateTime, nullable=False),
 )
+_ESTIMATED = ("auc", "precision", "recall", "f1")
+PERFORMANCE_ESTIMATES = sa.Table(
+    "performance_estimates",
+    _metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("model_version", sa.String, primary_key=True),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Column("flagged", sa.BigInteger, nullable=False),
+    sa.Column("threshold", sa.Double, nullable=False),
+    *(
+        sa.Column(f"estimated_{metric}{part}", sa.Double)
+        for metric in _ESTIMATED
+        for part in ("", "_lower", "_upper")
+    ),
+    sa.Column("mean_probability", sa.Double, nullable=False),
+    sa.Column("base_rate", sa.Double, nullable=False),
+    sa.Column("estimated_at", sa.DateTime, nullable=False),
+    # Null until the night's labels mature (as_of_date + the label horizon).
+    sa.Column("realized_rows", sa.BigInteger),
+    sa.Column("realized_churners", sa.BigInteger),
+    *(sa.Column(f"realized_{metric}", sa.Double) for metric in _ESTIMATED),
+    sa.Column("realized_at", sa.DateTime),
+)
 RETRAIN_REQUESTS = sa.Table(
     "retrain_requests",
     _metadata,
@@ -96,6 +123,7 @@ FEATURE_DRIFT_TABLE = f"{MONITORING_SCHEMA}.feature_drift"
 DRIFT_SUMMARY_TABLE = f"{MONITORING_SCHEMA}.drift_summary"
 COHORT_PERFORMANCE_TABLE = f"{MONITORING_SCHEMA}.cohort_performance"
 RETRAIN_REQUESTS_TABLE = f"{MONITORING_SCHEMA}.retrain_requests"
+PERFORMANCE_ESTIMATES_TABLE = f"{MONITORING_SCHEMA}.performance_estimates"
 COHORT_COLUMNS = tuple(c.name for c in COHORT_PERFORMANCE.columns if c.name != "computed_at")
 
 
@@ -106,7 +134,13 @@ class MonitoringStore:
         self.warehouse = warehouse
 
     def ensure(self) -> None:
-        self.warehouse.ensure(FEATURE_DRIFT, DRIFT_SUMMARY, COHORT_PERFORMANCE, RETRAIN_REQUESTS)
+        self.warehouse.ensure(
+            FEATURE_DRIFT,
+            DRIFT_SUMMARY,
+            COHORT_PERFORMANCE,
+            RETRAIN_REQUESTS,
+            PERFORMANCE_ESTIMATES,
+        )
 
     def rows(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         """Rows as dicts; an empty list while a table it reads does not exist yet."""
@@ -131,6 +165,47 @@ class MonitoringStore:
         nights = cohorts.column("as_of_date").to_pylist()
         with self.warehouse.transaction() as session:
             session.replace(COHORT_PERFORMANCE, {"as_of_date": nights}, cohorts)
+
+    def replace_estimate(self, row: dict[str, Any]) -> None:
+        """The night's and version's estimate, replacing any earlier one (a rerun of the
+        night); realized columns it carried are kept when the estimate is redone."""
+        import pyarrow as pa
+
+        self.ensure()
+        key = {"as_of_date": row["as_of_date"], "model_version": row["model_version"]}
+        with self.warehouse.transaction() as session:
+            before = session.rows(
+                f"select * from {PERFORMANCE_ESTIMATES_TABLE} "
+                "where as_of_date = ? and model_version = ?",
+                [row["as_of_date"], row["model_version"]],
+            )
+            realized = {k: v for k, v in (before[0] if before else {}).items() if "realized" in k}
+            session.replace(PERFORMANCE_ESTIMATES, key, pa.Table.from_pylist([{**realized, **row}]))
+
+    def record_realized(self, rows: list[dict[str, Any]]) -> None:
+        """Set the realized columns of the estimates of matured nights (by night and
+        version); a night that was never estimated has no row to complete."""
+        self.ensure()
+        columns = [c.name for c in PERFORMANCE_ESTIMATES.columns if c.name.startswith("realized")]
+        assignments = ", ".join(f"{c} = ?" for c in columns)
+        with self.warehouse.transaction() as session:
+            session.executemany(
+                f"update {PERFORMANCE_ESTIMATES_TABLE} set {assignments} "
+                "where as_of_date = ? and model_version = ?",
+                [
+                    [*(row[c] for c in columns), row["as_of_date"], row["model_version"]]
+                    for row in rows
+                ],
+            )
+
+    def estimates(self, since: dt.date | None = None) -> list[dict[str, Any]]:
+        """Every night's estimate (and realized, once matured), oldest first."""
+        where, params = ("where as_of_date >= ?", [since]) if since else ("", [])
+        return self.rows(
+            f"select * from {PERFORMANCE_ESTIMATES_TABLE} {where} "
+            "order by as_of_date, model_version",
+            params,
+        )
 
     def replace_retrain_request(self, row: dict[str, Any]) -> None:
         import pyarrow as pa

@@ -37,9 +37,13 @@ from churnops.train.model import TrainedModel, prepare_features
 if TYPE_CHECKING:
     import pandas as pd
 
+    from churnops.estimation import PerformanceReference
+
 log = logging.getLogger(__name__)
 
 REFERENCE_ARTIFACT = "reference/features.parquet"
+# What the version's nights' performance is estimated against (churnops.estimation).
+PERFORMANCE_REFERENCE_ARTIFACT = "reference/performance.json"
 REFERENCE_SCORE_COLUMN = "churn_probability"
 SEARCH_ARTIFACT = "hyperparameter_search.json"  # the Optuna trials, when a search ran
 MODEL_NAME_IN_RUN = "model"
@@ -128,6 +132,19 @@ def reference_sample(trained: TrainedModel, split: FrameSplit, rows: int) -> pd.
     return reference
 
 
+def performance_reference(
+    trained: TrainedModel, split: FrameSplit, threshold: float
+) -> PerformanceReference:
+    """The version's own validation window, calibrated for CBPE: the window the operating
+    threshold was chosen on, never seen by the trees."""
+    from churnops.estimation import fit_reference
+
+    validation = split.validation
+    return fit_reference(
+        trained.predict(validation), validation[LABEL_COLUMN].to_numpy(), threshold
+    )
+
+
 def log_training_run(
     settings: Settings,
     trained: TrainedModel,
@@ -200,6 +217,9 @@ def log_training_run(
         (out / "reference").mkdir()
         reference.to_parquet(out / REFERENCE_ARTIFACT, index=False)
         mlflow.log_artifact(str(out / REFERENCE_ARTIFACT), artifact_path="reference")
+        performance = performance_reference(trained, split, metrics.threshold)
+        (out / PERFORMANCE_REFERENCE_ARTIFACT).write_text(json.dumps(performance.as_dict()))
+        mlflow.log_artifact(str(out / PERFORMANCE_REFERENCE_ARTIFACT), artifact_path="reference")
 
         example = prepare_features(split.test.head(5), trained.features)
         info = mlflow.lightgbm.log_model(

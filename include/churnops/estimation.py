@@ -26,7 +26,8 @@ customers now churn for other reasons, a price increase) it does not: the estima
 where the reference put it, and only matured labels show the decay.
 
 Implemented here rather than depending on ``nannyml``: it pins ``lightgbm<4.6`` and sends
-telemetry. No Airflow and no warehouse here: arrays in, numbers out.
+telemetry. A leaf module (arrays in, numbers out; no warehouse, registry or Airflow):
+training fits the reference, monitoring applies it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from churnops.monitor.estimation import (
+from churnops.estimation import (
     PerformanceReference,
     estimate_performance,
     fit_reference,
@@ -93,7 +93,7 @@ def test_the_expected_auc_is_the_auc_when_the_probabilities_are_the_labels() -> 
     reference = fit_reference(scores, labels, threshold=0.5)
     # Probabilities that are the labels themselves (a perfect oracle): the expected AUC
     # must then be exactly the realized one, ties and all.
-    from churnops.monitor.estimation import _expected_auc
+    from churnops.estimation import _expected_auc
 
     assert _expected_auc(scores, labels.astype(float)) == pytest.approx(
         roc_auc_score(labels, scores), abs=1e-12
