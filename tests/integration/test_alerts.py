@@ -365,6 +365,16 @@ def test_uri_form_with_a_path_says_how_to_write_it(webhook, monkeypatch, caplog)
     assert "secret" not in record.getMessage()
 
 
+def test_https_uri_is_never_posted_over_plain_http(webhook, monkeypatch, caplog) -> None:
+    """The type does not set the protocol of Airflow's HTTP connection: an https URI
+    without a path would go out as http. It is refused instead."""
+    monkeypatch.setenv(CONN_ENV, f"https://127.0.0.1:{webhook.port}")
+    with caplog.at_level(logging.ERROR, logger="churnops.orchestration.alerts"):
+        assert notify_trigger(["AUC 0.70"], "2025-03-02", context={}) is False
+    assert webhook.requests == []
+    assert "would post over 'http', not 'https'" in caplog.text
+
+
 # ----------------------------------------------------------------------------- no connection
 
 

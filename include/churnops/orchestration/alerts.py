@@ -231,13 +231,21 @@ def webhook_notifier(alert: Alert, conn: Connection) -> tuple[BaseNotifier, str,
     from airflow.providers.http.notifications.http import HttpNotifier
     from airflow.sdk.log import mask_secret
 
-    if "://" not in (conn.host or "") and (conn.schema or "") not in ("", *WEBHOOK_TYPES):
-        # Airflow's HTTP connection reads a URI's path as the protocol, so the URI form of
-        # a webhook with a path cannot work; say how to write it instead.
+    host = conn.host or ""
+    protocol = urlsplit(host).scheme if "://" in host else (conn.schema or "http")
+    if protocol not in WEBHOOK_TYPES or (conn.conn_type == "https" and protocol != "https"):
+        # Airflow's HTTP connection takes the protocol from the schema field (a URI's path),
+        # never from the type: a URI with a path cannot work, and an https URI without one
+        # would be posted over plain http. Say how to write it instead.
+        problem = (  # never the schema itself: in the URI form it holds the secret path
+            f"the connection would post over 'http', not {conn.conn_type!r}"
+            if protocol in WEBHOOK_TYPES
+            else "the connection's schema field is not http or https"
+        )
         raise ValueError(
-            "the connection's schema is not http or https (the URI form puts a path there): "
-            'put the webhook\'s whole URL in the host, e.g. {"conn_type": "http", '
-            '"host": "https://hooks.example.com/services/..."}'
+            f"{problem} (Airflow's HTTP connection takes the protocol from the schema field, "
+            "which the URI form fills with the path): put the webhook's whole URL in the "
+            'host, e.g. {"conn_type": "http", "host": "https://hooks.example.com/services/..."}'
         )
     notifier = HttpNotifier(
         http_conn_id=conn.conn_id,
