@@ -1,7 +1,9 @@
 """Alerts reach a real webhook and a real SMTP server, or say clearly why they did not.
 
 The connection comes from ``AIRFLOW_CONN_CHURNOPS_ALERTS`` (JSON and URI forms), read by the
-Task SDK as a task would; the servers listen on 127.0.0.1 in threads of this process.
+Task SDK as a task would; Airflow's HttpNotifier and SmtpNotifier deliver. The servers listen
+on 127.0.0.1: an HTTP server in a thread, and aiosmtpd (plain, SSL, STARTTLS with AUTH) with
+a self-signed certificate that the client trusts through ``SSL_CERT_FILE``.
 """
 
 from __future__ import annotations
@@ -9,22 +11,25 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import email
+import ipaddress
 import json
 import logging
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from churnops.orchestration import alerts
 from churnops.orchestration.alerts import ChurnopsNotifier, failure_notifier, notify_trigger
 
 pytestmark = pytest.mark.integration
@@ -36,15 +41,17 @@ FAILED_CONTEXT = {
     "task_id": "score",
     "exception": ValueError("champion model not found\nsecond line"),
 }
+SMTP_LOGIN, SMTP_PASSWORD = "alerts@example.com", "smtp-s3cret-password"
 
 
 # ----------------------------------------------------------------------------- servers
 
 
 class Webhook:
-    """An HTTP server that records every request and answers ``status``."""
+    """An HTTP server that records every request and answers ``status`` (or nothing at all,
+    for ``silent_seconds``)."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, silent_seconds: float = 0) -> None:
         self.requests: list[dict[str, Any]] = []
         self.status = status
         outer = self
@@ -55,6 +62,7 @@ class Webhook:
                 outer.requests.append(
                     {"path": self.path, "headers": dict(self.headers), "body": body}
                 )
+                time.sleep(silent_seconds)
                 self.send_response(outer.status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -76,60 +84,66 @@ class Webhook:
         self.server.server_close()
 
 
-class TinySmtpServer:
-    """Just enough SMTP (no TLS, no AUTH) to receive one message per connection."""
+class SmtpServer:
+    """aiosmtpd on 127.0.0.1 that records every message: plain, implicit SSL, or STARTTLS
+    with LOGIN/PLAIN authentication required."""
 
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
+    def __init__(self, mode: str = "plain", cert: tuple[Path, Path] | None = None) -> None:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
         self.envelopes: list[dict[str, Any]] = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self.logins: list[str] = []
+        outer = self
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn, conn.makefile("rb") as lines:
-                self._session(conn, lines)
+        class Recorder:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+                outer.envelopes.append(
+                    {
+                        "from": envelope.mail_from,
+                        "to": list(envelope.rcpt_tos),
+                        "data": envelope.original_content or envelope.content,
+                        "tls": server.transport.get_extra_info("ssl_object") is not None,
+                    }
+                )
+                return "250 Message accepted for delivery"
 
-    def _session(self, conn: socket.socket, lines: Any) -> None:
-        envelope: dict[str, Any] = {"from": None, "to": [], "data": b""}
-        conn.sendall(b"220 localhost tiny ESMTP\r\n")
-        while line := lines.readline():
-            command = line.decode().strip()
-            verb = command.split(" ", 1)[0].upper()
-            if verb == "EHLO":
-                conn.sendall(b"250-localhost\r\n250 8BITMIME\r\n")
-            elif verb == "HELO":
-                conn.sendall(b"250 localhost\r\n")
-            elif verb == "MAIL":
-                envelope["from"] = command.split(":", 1)[1].split()[0].strip("<>")
-                conn.sendall(b"250 OK\r\n")
-            elif verb == "RCPT":
-                envelope["to"].append(command.split(":", 1)[1].strip().strip("<>"))
-                conn.sendall(b"250 OK\r\n")
-            elif verb == "DATA":
-                conn.sendall(b"354 end with .\r\n")
-                data = b""
-                while (chunk := lines.readline()) not in (b".\r\n", b""):
-                    data += chunk
-                envelope["data"] = data
-                self.envelopes.append(envelope)
-                conn.sendall(b"250 queued\r\n")
-            elif verb == "QUIT":
-                conn.sendall(b"221 bye\r\n")
-                return
-            else:
-                conn.sendall(b"250 OK\r\n" if verb in {"RSET", "NOOP"} else b"502 no\r\n")
+        def authenticate(server, session, envelope, mechanism, auth_data) -> AuthResult:
+            ok = isinstance(auth_data, LoginPassword) and (
+                auth_data.login.decode(),
+                auth_data.password.decode(),
+            ) == (SMTP_LOGIN, SMTP_PASSWORD)
+            if ok:
+                outer.logins.append(auth_data.login.decode())
+            return AuthResult(success=ok, handled=False)  # aiosmtpd answers 535 itself
+
+        context = None
+        if cert is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*cert)
+        kwargs: dict[str, Any] = {}
+        if mode == "ssl":
+            kwargs["ssl_context"] = context
+        elif mode == "starttls":
+            kwargs.update(
+                tls_context=context,
+                require_starttls=True,
+                auth_required=True,
+                authenticator=authenticate,
+            )
+        self.port = _closed_port()
+        self.controller = Controller(Recorder(), hostname="127.0.0.1", port=self.port, **kwargs)
+        self.controller.start()
 
     def message(self, index: int = -1) -> Message:
         return email.message_from_bytes(self.envelopes[index]["data"])
 
+    def body(self, index: int = -1) -> str:
+        [part] = [p for p in self.message(index).walk() if p.get_content_type() == "text/html"]
+        return part.get_payload(decode=True).decode()
+
     def close(self) -> None:
-        self.sock.close()
+        self.controller.stop()
 
 
 @pytest.fixture
@@ -140,10 +154,49 @@ def webhook() -> Iterator[Webhook]:
 
 
 @pytest.fixture
-def smtp_server() -> Iterator[TinySmtpServer]:
-    server = TinySmtpServer()
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (certificate file, key file)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
 
 
 @pytest.fixture(autouse=True)
@@ -158,21 +211,15 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
+def _http_conn(url: str, **fields: object) -> str:
+    return json.dumps({"conn_type": "http", "host": url, **fields})
+
+
 # ----------------------------------------------------------------------------- webhook
 
 
-def test_failure_posts_json_to_the_webhook_json_form(webhook, monkeypatch, caplog) -> None:
-    monkeypatch.setenv(
-        CONN_ENV,
-        json.dumps(
-            {
-                "conn_type": "http",
-                "host": "127.0.0.1",
-                "port": webhook.port,
-                "extra": {"endpoint": "/hooks/churnops"},
-            }
-        ),
-    )
+def test_failure_posts_json_to_the_webhook(webhook, monkeypatch, caplog) -> None:
+    monkeypatch.setenv(CONN_ENV, _http_conn(f"http://127.0.0.1:{webhook.port}/hooks/churnops"))
     notifier = failure_notifier()
     with caplog.at_level(logging.INFO, logger="churnops.orchestration.alerts"):
         notifier(dict(FAILED_CONTEXT))
@@ -193,9 +240,25 @@ def test_failure_posts_json_to_the_webhook_json_form(webhook, monkeypatch, caplo
     assert f"webhook http://127.0.0.1:{webhook.port}" in caplog.text
 
 
-def test_trigger_posts_reasons_to_the_webhook_uri_form(webhook, monkeypatch) -> None:
-    monkeypatch.setenv(CONN_ENV, f"http://127.0.0.1:{webhook.port}/services/T0/B0/secret")
-    reasons = ["drift on 4 features (at least 3): tenure_days, plan_type, {a}, logins", "AUC 0.76"]
+def test_webhook_from_host_port_and_protocol_fields(webhook, monkeypatch) -> None:
+    """Airflow's HTTP connection in parts: the schema field is the protocol."""
+    monkeypatch.setenv(
+        CONN_ENV,
+        json.dumps(
+            {"conn_type": "http", "host": "127.0.0.1", "port": webhook.port, "schema": "http"}
+        ),
+    )
+    assert notify_trigger(["AUC 0.70"], "2025-03-02", context={}) is True
+    assert webhook.requests[0]["path"] == "/"
+    assert webhook.json()["kind"] == "retrain_requested"
+
+
+def test_trigger_posts_reasons_to_the_webhook(webhook, monkeypatch) -> None:
+    monkeypatch.setenv(
+        CONN_ENV, _http_conn(f"http://127.0.0.1:{webhook.port}/services/T0/B0/secret")
+    )
+    # Braces reach the reader as written: the notifiers' Jinja rendering is not applied.
+    reasons = ["drift on 4 features (at least 3): tenure_days, plan_type, {a}, {{ b }}", "AUC 0.76"]
     assert notify_trigger(reasons, dt.date(2025, 3, 2), context={}) is True
     [request] = webhook.requests
     assert request["path"] == "/services/T0/B0/secret"
@@ -207,63 +270,109 @@ def test_trigger_posts_reasons_to_the_webhook_uri_form(webhook, monkeypatch) -> 
     assert "AUC 0.76" in payload["message"]
 
 
-def test_full_url_in_host_with_basic_auth_and_headers(webhook, monkeypatch) -> None:
+def test_full_url_in_host_with_basic_auth_and_headers(webhook, monkeypatch, caplog) -> None:
     monkeypatch.setenv(
         CONN_ENV,
-        json.dumps(
-            {
-                "conn_type": "http",
-                "host": f"http://127.0.0.1:{webhook.port}/full/url",
-                "login": "alerts",
-                "password": "hook-password",
-                "extra": {"headers": {"X-Churnops-Token": "abc123"}},
-            }
+        _http_conn(
+            f"http://127.0.0.1:{webhook.port}/full/url",
+            login="alerts",
+            password="hook-password",
+            extra={"X-Churnops-Token": "abc123"},  # an HTTP connection's extras are headers
         ),
     )
-    ChurnopsNotifier(title="hello", message="world")({})
+    with caplog.at_level(logging.DEBUG):
+        ChurnopsNotifier(title="hello", message="world")({})
     [request] = webhook.requests
     assert request["path"] == "/full/url"
     expected = base64.b64encode(b"alerts:hook-password").decode()
     assert request["headers"]["Authorization"] == f"Basic {expected}"
     assert request["headers"]["X-Churnops-Token"] == "abc123"
     assert webhook.json()["title"] == "hello" and webhook.json()["kind"] == "alert"
+    assert "hook-password" not in caplog.text and expected not in caplog.text
 
 
-def test_url_in_extra_keeps_its_query_string(webhook, monkeypatch) -> None:
+def test_url_keeps_its_query_string(webhook, monkeypatch) -> None:
     url = f"http://127.0.0.1:{webhook.port}/v1/spaces/x/messages?key=k1&token=t2"
-    monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "http", "extra": {"url": url}}))
+    monkeypatch.setenv(CONN_ENV, _http_conn(url))
     ChurnopsNotifier(title="t")({})
     assert webhook.requests[0]["path"] == "/v1/spaces/x/messages?key=k1&token=t2"
 
 
 def test_conn_id_comes_from_settings(webhook, monkeypatch) -> None:
     monkeypatch.setenv("CHURNOPS_ALERT_CONN_ID", "team_pager")
-    monkeypatch.setenv("AIRFLOW_CONN_TEAM_PAGER", f"http://127.0.0.1:{webhook.port}/pager")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TEAM_PAGER", _http_conn(f"http://127.0.0.1:{webhook.port}/pager")
+    )
     ChurnopsNotifier(title="t")({})
     assert webhook.requests[0]["path"] == "/pager"
 
 
-def test_unreachable_webhook_logs_an_error_and_does_not_raise(monkeypatch, caplog) -> None:
-    monkeypatch.setenv(CONN_ENV, f"http://127.0.0.1:{_closed_port()}/hook")
+def test_unreachable_webhook_logs_one_line_without_its_secret(monkeypatch, caplog) -> None:
+    port = _closed_port()
+    monkeypatch.setenv(CONN_ENV, _http_conn(f"http://127.0.0.1:{port}/T0/hook-secret?token=t9"))
     notifier = failure_notifier()
-    with caplog.at_level(logging.INFO, logger="churnops.orchestration.alerts"):
+    with caplog.at_level(logging.DEBUG):
         notifier(dict(FAILED_CONTEXT))  # must not raise
     assert notifier.delivered is False
-    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert "could not be delivered" in record.getMessage()
-    assert "churnops: churn_nightly.score failed" in record.getMessage()
+    [record] = [
+        r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("churnops")
+    ]
+    line = record.getMessage()
+    assert "\n" not in line
+    assert "could not be delivered" in line
+    assert f"webhook http://127.0.0.1:{port}" in line
+    assert "Connection refused" in line
+    assert "churnops: churn_nightly.score failed" in line
+    assert "hook-secret" not in caplog.text and "t9" not in line
+
+
+def test_webhook_that_does_not_answer_times_out(monkeypatch, caplog) -> None:
+    server = Webhook(silent_seconds=3)
+    try:
+        monkeypatch.setenv(
+            CONN_ENV, _http_conn(f"http://127.0.0.1:{server.port}/hook", extra={"timeout": 0.5})
+        )
+        started = time.monotonic()
+        with caplog.at_level(logging.ERROR, logger="churnops.orchestration.alerts"):
+            assert notify_trigger(["AUC 0.70"], "2025-03-02", context={}) is False
+        assert time.monotonic() - started < 2.5
+    finally:
+        server.close()
+    assert "could not be delivered" in caplog.text and "ReadTimeout" in caplog.text
 
 
 def test_webhook_error_status_logs_an_error(monkeypatch, caplog) -> None:
     server = Webhook(status=500)
     try:
-        monkeypatch.setenv(CONN_ENV, f"http://127.0.0.1:{server.port}/hook")
+        monkeypatch.setenv(CONN_ENV, _http_conn(f"http://127.0.0.1:{server.port}/hook"))
         with caplog.at_level(logging.ERROR, logger="churnops.orchestration.alerts"):
             assert notify_trigger(["AUC 0.70"], "2025-03-02", context={}) is False
     finally:
         server.close()
     assert len(server.requests) == 1
-    assert "HTTP Error 500" in caplog.text
+    assert "500:Internal Server Error" in caplog.text
+
+
+def test_uri_form_with_a_path_says_how_to_write_it(webhook, monkeypatch, caplog) -> None:
+    """Airflow reads a URI's path as the protocol of an HTTP connection: the webhook's path
+    cannot go there. One line says so, without the path."""
+    monkeypatch.setenv(CONN_ENV, f"http://127.0.0.1:{webhook.port}/services/T0/B0/secret")
+    with caplog.at_level(logging.ERROR, logger="churnops.orchestration.alerts"):
+        assert notify_trigger(["AUC 0.70"], "2025-03-02", context={}) is False
+    assert webhook.requests == []
+    [record] = caplog.records
+    assert "put the webhook's whole URL in the host" in record.getMessage()
+    assert "secret" not in record.getMessage()
+
+
+def test_https_uri_is_never_posted_over_plain_http(webhook, monkeypatch, caplog) -> None:
+    """The type does not set the protocol of Airflow's HTTP connection: an https URI
+    without a path would go out as http. It is refused instead."""
+    monkeypatch.setenv(CONN_ENV, f"https://127.0.0.1:{webhook.port}")
+    with caplog.at_level(logging.ERROR, logger="churnops.orchestration.alerts"):
+        assert notify_trigger(["AUC 0.70"], "2025-03-02", context={}) is False
+    assert webhook.requests == []
+    assert "would post over 'http', not 'https'" in caplog.text
 
 
 # ----------------------------------------------------------------------------- no connection
@@ -323,7 +432,7 @@ def test_failure_is_emailed_to_the_settings_recipients(smtp_server, monkeypatch)
     assert envelope["to"] == ["ml-oncall@example.com", "analyst@example.com"]
     message = smtp_server.message()
     assert message["Subject"] == "churnops: churn_nightly.score failed"
-    body = message.get_payload(decode=True).decode()
+    body = smtp_server.body()
     assert "ValueError: champion model not found" in body
     assert "Task: score" in body
 
@@ -336,7 +445,9 @@ def test_recipient_from_the_connection_extra_uri_form(smtp_server, monkeypatch) 
     )
     assert notify_trigger(["AUC 0.70 below 0.78"], "2025-03-02", context={}) is True
     assert smtp_server.envelopes[0]["to"] == ["ops@example.com"]
+    assert smtp_server.envelopes[0]["from"] == "churnops@localhost"  # no from_email, no login
     assert smtp_server.message()["Subject"] == "churnops: retraining requested for 2025-03-02"
+    assert "- AUC 0.70 below 0.78" in smtp_server.body()
 
 
 def test_email_without_recipient_logs_an_error(smtp_server, monkeypatch, caplog) -> None:
@@ -347,40 +458,107 @@ def test_email_without_recipient_logs_an_error(smtp_server, monkeypatch, caplog)
     assert smtp_server.envelopes == []
 
 
-@pytest.mark.unit
-def test_email_message_construction() -> None:
-    from airflow.sdk import Connection
+def test_email_over_implicit_ssl(certificate, monkeypatch) -> None:
+    """Implicit SSL, the server's certificate verified. The SMTP provider also tries STARTTLS
+    unless ``disable_tls``: inside SSL that must be switched off."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    server = SmtpServer(mode="ssl", cert=certificate)
+    try:
+        monkeypatch.setenv(
+            CONN_ENV,
+            json.dumps(
+                {
+                    "conn_type": "smtp",
+                    "host": "127.0.0.1",
+                    "port": server.port,
+                    "extra": {"disable_tls": True, "to": "ops@example.com"},
+                }
+            ),
+        )
+        notifier = failure_notifier()
+        notifier(dict(FAILED_CONTEXT))
+    finally:
+        server.close()
+    assert notifier.delivered is True
+    [envelope] = server.envelopes
+    assert envelope["tls"] is True and envelope["to"] == ["ops@example.com"]
+    assert server.message()["Subject"] == "churnops: churn_nightly.score failed"
 
-    alert = alerts.alert_from_context(
-        {**FAILED_CONTEXT, "exception": RuntimeError("x" * 10_000)}, reasons=["r1"]
+
+def test_email_over_starttls_with_login(certificate, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    server = SmtpServer(mode="starttls", cert=certificate)
+    try:
+        monkeypatch.setenv(
+            CONN_ENV,
+            json.dumps(
+                {
+                    "conn_type": "smtp",
+                    "host": "127.0.0.1",
+                    "port": server.port,
+                    "login": SMTP_LOGIN,
+                    "password": SMTP_PASSWORD,
+                    "extra": {"disable_ssl": True, "to": "ops@example.com"},
+                }
+            ),
+        )
+        with caplog.at_level(logging.DEBUG):
+            assert notify_trigger(["AUC 0.70"], "2025-03-02", context={}) is True
+    finally:
+        server.close()
+    assert server.logins == [SMTP_LOGIN]
+    [envelope] = server.envelopes
+    assert envelope["tls"] is True
+    assert envelope["from"] == SMTP_LOGIN  # no from_email: the login sends
+    assert SMTP_PASSWORD not in caplog.text
+
+
+def test_smtp_wrong_password_logs_one_line_without_it(certificate, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    server = SmtpServer(mode="starttls", cert=certificate)
+    try:
+        monkeypatch.setenv(
+            CONN_ENV,
+            json.dumps(
+                {
+                    "conn_type": "smtp",
+                    "host": "127.0.0.1",
+                    "port": server.port,
+                    "login": SMTP_LOGIN,
+                    "password": "not-the-password",
+                    "extra": {"disable_ssl": True, "to": "ops@example.com"},
+                }
+            ),
+        )
+        with caplog.at_level(logging.DEBUG):
+            assert notify_trigger(["AUC 0.70"], "2025-03-02", context={}) is False
+    finally:
+        server.close()
+    assert server.envelopes == []
+    [record] = [
+        r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("churnops")
+    ]
+    assert f"smtp 127.0.0.1:{server.port}" in record.getMessage()
+    assert "SMTPAuthenticationError" in record.getMessage()
+    assert "not-the-password" not in caplog.text
+
+
+def test_unreachable_smtp_server_logs_one_line(monkeypatch, caplog) -> None:
+    port = _closed_port()
+    monkeypatch.setenv(CONN_ENV, _smtp_conn(port, to="ops@example.com"))
+    notifier = failure_notifier()
+    with caplog.at_level(logging.INFO, logger="churnops.orchestration.alerts"):
+        notifier(dict(FAILED_CONTEXT))  # must not raise
+    assert notifier.delivered is False
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    line = record.getMessage()
+    assert "\n" not in line
+    assert (
+        f"could not be delivered through connection 'churnops_alerts' to smtp 127.0.0.1:{port}"
+        in line
     )
-    message = alerts.build_email(alert, Connection(conn_id="c", conn_type="smtp"), ["a@b.c"])
-    assert message["From"] == "churnops@localhost"
-    assert message["To"] == "a@b.c"
-    assert message["Subject"] == "churnops: churn_nightly.score failed"
-    body = message.get_content()
-    assert "- r1" in body and "DAG: churn_nightly" in body
-    assert len(alert.message) == alerts.MESSAGE_LIMIT
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize(
-    ("connection", "url"),
-    [
-        ({"conn_type": "https", "host": "hooks.example.com", "schema": "services/T0/B0"},
-         "https://hooks.example.com/services/T0/B0"),
-        ({"conn_type": "http", "host": "alerts.local", "port": 8080, "schema": "https",
-          "extra": json.dumps({"endpoint": "/v1/alert"})},
-         "https://alerts.local:8080/v1/alert"),
-        ({"conn_type": "http", "host": "https://hooks.example.com/a/"}, "https://hooks.example.com/a"),
-        ({"conn_type": "http", "host": "ignored", "extra": json.dumps({"url": "https://x.io/p?q=1"})},
-         "https://x.io/p?q=1"),
-    ],
-)  # fmt: skip
-def test_webhook_url_follows_the_http_connection_conventions(connection, url) -> None:
-    from airflow.sdk import Connection
-
-    assert alerts.webhook_url(Connection(conn_id="c", **connection)) == url
+    assert "Connection refused" in line
+    assert "churnops: churn_nightly.score failed" in line
 
 
 # ----------------------------------------------------------------------------- in a real task
@@ -405,7 +583,15 @@ def churnops_alerts_probe():
     def explode():
         raise RuntimeError("nightly step failed on purpose")
 
+    @task
+    def alert_a_dead_webhook():
+        from churnops.alert_text import build_alert
+        from churnops.orchestration.alerts import send_alert
+
+        assert not send_alert(build_alert(title="probe"), conn_id="churnops_dead")
+
     explode()
+    alert_a_dead_webhook()
 
 
 probe = churnops_alerts_probe()
@@ -418,6 +604,7 @@ if __name__ == "__main__":
     # must fetch it through the API server.
     with create_session() as session:
         session.add(Connection(conn_id="churnops_alerts", conn_type="http", host=sys.argv[1]))
+        session.add(Connection(conn_id="churnops_dead", conn_type="http", host=sys.argv[2]))
     run = probe.test(logical_date=dt.datetime(2025, 3, 2, tzinfo=dt.UTC))
     print("PROBE-RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id}))
 """
@@ -425,7 +612,9 @@ if __name__ == "__main__":
 
 def test_on_failure_callback_of_a_real_task_run(airflow_db, webhook, tmp_path) -> None:
     """Wired as default_args' on_failure_callback, a failing task posts after its last try,
-    with a connection it reads through the Execution API (defined in the metadata DB)."""
+    with a connection it reads through the Execution API (defined in the metadata DB).
+    An unreachable webhook's secret path stays out of the task log, the HTTP hook's own
+    lines included."""
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "churnops_alerts_probe.py").write_text(PROBE_DAG)
@@ -442,6 +631,7 @@ def test_on_failure_callback_of_a_real_task_run(airflow_db, webhook, tmp_path) -
             sys.executable,
             str(dags / "churnops_alerts_probe.py"),
             f"http://127.0.0.1:{webhook.port}/hook",
+            f"http://127.0.0.1:{_closed_port()}/T0/probe-secret-path?token=probe-token",
         ],
         env=env,
         capture_output=True,
@@ -461,3 +651,7 @@ def test_on_failure_callback_of_a_real_task_run(airflow_db, webhook, tmp_path) -
     assert payload["run_id"] == run["run_id"]
     assert "/dags/churnops_alerts_probe/runs/" in payload["log_url"]
     assert payload["try_number"] == 1
+    output = result.stdout + result.stderr
+    assert "could not be delivered through connection 'churnops_dead'" in output
+    assert "Tenacity will retry" in output  # the hook's own line, with the URL in it
+    assert "probe-secret-path" not in output and "probe-token" not in output

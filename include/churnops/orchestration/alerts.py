@@ -1,47 +1,32 @@
-"""Alerts: failed tasks and fired retraining triggers, announced through an Airflow connection.
+"""Alerts through Airflow's own notifiers: failed tasks and fired retraining triggers.
 
-The connection named by ``settings.alerts.conn_id`` (``churnops_alerts``; env
-``CHURNOPS_ALERT_CONN_ID``) decides where an alert goes:
+What an alert says is ``churnops.alert_text``; this module only picks the notifier. The
+connection named by ``settings.alerts.conn_id`` (``churnops_alerts``; env
+``CHURNOPS_ALERT_CONN_ID``) decides where an alert goes, by its type:
 
-- ``http`` / ``https``: a JSON POST to a webhook (Slack, Teams, Mattermost, a pager, ...).
-  The URL is ``extra["url"]`` when set; else the host when it holds a whole URL; else it is
-  built the way Airflow's HTTP connections are: ``<schema or conn type>://<host>[:<port>]``
-  plus ``extra["endpoint"]``. In the URI form a path lands in the connection's schema field
-  and is put back here, so ``AIRFLOW_CONN_CHURNOPS_ALERTS=https://hooks.example.com/T0/B0/x``
-  posts to exactly that URL. A login and password become basic auth, ``extra["headers"]``
-  extra headers. Query strings do not survive the URI form (Airflow reads them as extras):
-  put such URLs in ``extra["url"]`` (JSON form).
-- ``smtp`` / ``email``: an e-mail through ``smtplib`` to ``settings.alerts.email_to``
-  (``CHURNOPS_ALERT_EMAIL_TO``) or ``extra["to"]``, with the SMTP provider's extras:
-  ``from_email``, ``disable_ssl``, ``disable_tls``, ``timeout``.
+- ``http`` / ``https``: ``HttpNotifier`` (apache-airflow-providers-http) POSTs the alert as
+  JSON. The URL, basic auth (login, password), headers (the extras) and ``timeout`` are
+  read the way every Airflow HTTP connection is read.
+- ``smtp`` / ``email``: ``SmtpNotifier`` (apache-airflow-providers-smtp) e-mails it to
+  ``settings.alerts.email_to`` (``CHURNOPS_ALERT_EMAIL_TO``) or the extra ``to``; SSL,
+  STARTTLS, login, ``from_email`` and ``timeout`` as the SMTP provider reads them.
 
-Without that connection, one WARNING log line carries the alert and says how to configure
-one. Sending never fails the task it reports on: any error is logged and swallowed.
-
-The connection is looked up with the Task SDK (``airflow.sdk.Connection.get``): inside a
-task it asks the worker's environment (``AIRFLOW_CONN_*``) and then the API server, which
-reads the metadata DB; elsewhere (CLI, tests) only the environment and configured secrets
-backends.
+Without that connection, one WARNING line carries the alert and says how to add one. Sending
+never fails the task it reports on: a failure is one ERROR line that names the destination
+(scheme, host and port only: a webhook's path is often its secret) and what went wrong.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
 import logging
-import re
-import smtplib
-import ssl
-import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseNotifier
 
+from churnops.alert_text import Alert, AlertKind, build_alert
 from churnops.settings import load_settings
 
 if TYPE_CHECKING:
@@ -52,105 +37,16 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_TYPES = ("http", "https")
 EMAIL_TYPES = ("smtp", "email")
-MESSAGE_LIMIT = 4_000  # characters of an exception's text kept in an alert
-
-
-@dataclass(frozen=True)
-class Alert:
-    """What an alert says, whatever carries it."""
-
-    title: str
-    message: str
-    kind: str = "alert"  # task_failed | retrain_requested | alert
-    dag_id: str | None = None
-    run_id: str | None = None
-    task_id: str | None = None
-    try_number: int | None = None
-    log_url: str | None = None
-    as_of_date: str | None = None
-    reasons: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def text(self) -> str:
-        """Title and message as one plain text (chat webhooks show the ``text`` key)."""
-        lines = [self.title, self.message]
-        lines += [f"- {reason}" for reason in self.reasons]
-        if self.log_url:
-            lines.append(f"Log: {self.log_url}")
-        return "\n".join(line for line in lines if line)
-
-    def payload(self) -> dict[str, Any]:
-        """The JSON body of a webhook call."""
-        return {
-            "source": "churnops",
-            "kind": self.kind,
-            "title": self.title,
-            "message": self.message,
-            "text": self.text,
-            "dag_id": self.dag_id,
-            "run_id": self.run_id,
-            "task_id": self.task_id,
-            "try_number": self.try_number,
-            "log_url": self.log_url,
-            "as_of_date": self.as_of_date,
-            "reasons": list(self.reasons),
-        }
-
-
-def alert_from_context(
-    context: Mapping[str, Any],
-    *,
-    title: str | None = None,
-    message: str | None = None,
-    reasons: Sequence[str] = (),
-    kind: str | None = None,
-    as_of_date: dt.date | str | None = None,
-) -> Alert:
-    """An alert about the task or run in ``context`` (a task's Airflow context, or any dict
-    with some of ``dag_id``, ``run_id``, ``task_id``, ``exception``)."""
-    ti = context.get("ti") or context.get("task_instance")
-    dag = context.get("dag")
-    task = context.get("task")
-    dag_id = _first(
-        getattr(ti, "dag_id", None), getattr(dag, "dag_id", None), context.get("dag_id")
-    )
-    task_id = _first(
-        getattr(ti, "task_id", None), getattr(task, "task_id", None), context.get("task_id")
-    )
-    run_id = _first(context.get("run_id"), getattr(ti, "run_id", None))
-    try:
-        log_url = getattr(ti, "log_url", None)
-    except Exception:  # the property reads the config; never let it spoil the alert
-        log_url = None
-    exception = context.get("exception")
-    failed = exception is not None or kind == "task_failed"
-    if title is None:
-        where = ".".join(str(part) for part in (dag_id, task_id) if part) or "a churnops task"
-        title = f"churnops: {where} failed" if failed else f"churnops: {where}"
-    if message is None:
-        message = _describe(exception) if exception is not None else ""
-    try_number = getattr(ti, "try_number", None)
-    return Alert(
-        title=title,
-        message=message,
-        kind=kind or ("task_failed" if failed else "alert"),
-        dag_id=str(dag_id) if dag_id else None,
-        run_id=str(run_id) if run_id else None,
-        task_id=str(task_id) if task_id else None,
-        try_number=try_number if isinstance(try_number, int) else None,
-        log_url=str(log_url) if log_url else None,
-        as_of_date=str(as_of_date) if as_of_date else None,
-        reasons=tuple(str(reason) for reason in reasons),
-    )
+# requests waits for ever without a timeout: a webhook that hangs would hold the task.
+WEBHOOK_TIMEOUT_SECONDS = 10
+DEFAULT_FROM_EMAIL = "churnops@localhost"
 
 
 class ChurnopsNotifier(BaseNotifier):
-    """Sends an ``Alert`` through the churnops alert connection; never raises.
+    """Sends an alert through the churnops alert connection; never raises.
 
     Use it as a task's ``on_failure_callback`` (``failure_notifier()``), or call it with a
-    context: ``ChurnopsNotifier(title=..., message=...)(context)``. The title defaults to
-    "churnops: <dag>.<task> failed" when the context carries an exception, and the message
-    to that exception.
+    context: ``ChurnopsNotifier(title=..., message=...)(context)``.
     """
 
     # Nothing is templated: titles and reasons are built in Python and may contain braces.
@@ -162,7 +58,7 @@ class ChurnopsNotifier(BaseNotifier):
         title: str | None = None,
         message: str | None = None,
         reasons: Sequence[str] = (),
-        kind: str | None = None,
+        kind: AlertKind | None = None,
         as_of_date: dt.date | str | None = None,
         conn_id: str | None = None,
         email_to: str | None = None,
@@ -171,7 +67,7 @@ class ChurnopsNotifier(BaseNotifier):
         self.title = title
         self.message = message
         self.reasons = tuple(reasons)
-        self.kind = kind
+        self.kind: AlertKind | None = kind
         self.as_of_date = as_of_date
         self.conn_id = conn_id
         self.email_to = email_to
@@ -215,18 +111,38 @@ def notify_trigger(
     """
     if context is None:
         context = _current_context()
-    reasons = [str(reason) for reason in reasons]
-    notifier = ChurnopsNotifier(
-        title=f"churnops: retraining requested for {as_of_date}",
-        message="The retraining policy fired: " + "; ".join(reasons)
-        if reasons
-        else "The retraining policy fired.",
-        reasons=reasons,
-        kind="retrain_requested",
-        as_of_date=as_of_date,
-    )
+    notifier = ChurnopsNotifier(kind="retrain_requested", reasons=reasons, as_of_date=as_of_date)
     notifier(dict(context))
     return bool(notifier.delivered)
+
+
+def alert_from_context(context: Mapping[str, Any], **event: Any) -> Alert:
+    """The alert about the task or run in ``context`` (a task's Airflow context, or any dict
+    with some of ``dag_id``, ``run_id``, ``task_id``, ``exception``); ``event`` is passed on
+    to ``build_alert`` (title, message, reasons, kind, as_of_date)."""
+    ti = context.get("ti") or context.get("task_instance")
+    try:
+        log_url = getattr(ti, "log_url", None)
+    except Exception:  # the property reads the config; never let it spoil the alert
+        log_url = None
+    try_number = getattr(ti, "try_number", None)
+    return build_alert(
+        dag_id=_first(
+            getattr(ti, "dag_id", None),
+            getattr(context.get("dag"), "dag_id", None),
+            context.get("dag_id"),
+        ),
+        task_id=_first(
+            getattr(ti, "task_id", None),
+            getattr(context.get("task"), "task_id", None),
+            context.get("task_id"),
+        ),
+        run_id=_first(context.get("run_id"), getattr(ti, "run_id", None)),
+        try_number=try_number if isinstance(try_number, int) else None,
+        log_url=log_url,
+        exception=context.get("exception"),
+        **event,
+    )
 
 
 def send_alert(alert: Alert, *, conn_id: str, email_to: str = "") -> bool:
@@ -238,60 +154,68 @@ def send_alert(alert: Alert, *, conn_id: str, email_to: str = "") -> bool:
             "churnops alert not sent: the Airflow connection %r could not be read (%s): %s",
             conn_id,
             error,
-            _one_line(alert),
+            alert.one_line(),
         )
         return False
     if conn is None:
         log.warning(
             "churnops alert not sent (alerts are not configured: no Airflow connection %r; set "
-            "%s to a webhook URL such as 'https://hooks.example.com/services/...', or to an smtp "
-            "connection, or add it in the Airflow UI under Admin > Connections): %s",
+            '%s to a webhook such as \'{"conn_type": "http", "host": '
+            '"https://hooks.example.com/services/..."}\', or to an smtp connection, or add it '
+            "in the Airflow UI under Admin > Connections): %s",
             conn_id,
-            _env_var(conn_id),
-            _one_line(alert),
+            "AIRFLOW_CONN_" + conn_id.upper(),
+            alert.one_line(),
         )
         return False
     conn_type = (conn.conn_type or "").lower()
+    destination = f"its {conn_type} destination"  # until the notifier knows where that is
+    secrets = [conn.password or ""]
     try:
         if conn_type in WEBHOOK_TYPES:
-            url = webhook_url(conn)
-            post_webhook(url, alert.payload(), conn)
-            log.info("churnops alert sent to webhook %s: %s", _safe_origin(url), alert.title)
+            notifier, destination, url_secrets = webhook_notifier(alert, conn)
+            secrets += url_secrets
         elif conn_type in EMAIL_TYPES:
-            recipients = _recipients(email_to or str(conn.extra_dejson.get("to") or ""))
-            if not recipients:
+            recipients = email_to or str(conn.extra_dejson.get("to") or "")
+            if not recipients.strip(" ,;"):
                 log.error(
                     "churnops alert not sent: connection %r is an e-mail connection but no "
                     "recipient is set (CHURNOPS_ALERT_EMAIL_TO, or the connection's extra "
                     '"to"): %s',
                     conn_id,
-                    _one_line(alert),
+                    alert.one_line(),
                 )
                 return False
-            send_email(build_email(alert, conn, recipients), conn)
-            log.info("churnops alert e-mailed to %s: %s", ", ".join(recipients), alert.title)
+            notifier, destination = email_notifier(alert, conn, recipients)
         else:
             log.error(
                 "churnops alert not sent: connection %r has type %r; use http, https or smtp: %s",
                 conn_id,
                 conn.conn_type,
-                _one_line(alert),
+                alert.one_line(),
             )
             return False
+        # notify(), not __call__: __call__ renders the fields as Jinja templates, and an
+        # alert's text is final (a reason may hold braces).
+        notifier.notify({})
     except Exception as error:
         log.error(
-            "churnops alert could not be delivered through connection %r (%s: %s): %s",
+            "churnops alert could not be delivered through connection %r to %s (%s: %s): %s",
             conn_id,
+            destination,
             type(error).__name__,
-            error,
-            _one_line(alert),
+            _redact(str(error), secrets),
+            alert.one_line(),
         )
         return False
+    log.info("churnops alert sent to %s: %s", destination, alert.title)
     return True
 
 
 def lookup_connection(conn_id: str) -> Connection | None:
-    """The connection through the Task SDK, or None when it is not defined anywhere."""
+    """The connection through the Task SDK, or None when it is not defined anywhere: inside
+    a task the worker's environment (``AIRFLOW_CONN_*``), then the API server; elsewhere the
+    environment and the configured secrets backends."""
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
 
@@ -301,91 +225,90 @@ def lookup_connection(conn_id: str) -> Connection | None:
         return None
 
 
-def webhook_url(conn: Connection) -> str:
-    """The URL a webhook connection posts to (see the module's docstring)."""
-    extra = conn.extra_dejson
-    if extra.get("url"):
-        return str(extra["url"])
-    host = (conn.host or "").strip()
-    if not host:
-        raise ValueError(f"connection {conn.conn_id!r} has no host and no extra url")
-    schema = (conn.schema or "").strip()
-    if "://" in host:
-        base = host.rstrip("/")
-        path = schema
-    else:
-        protocol = schema if schema in WEBHOOK_TYPES else (conn.conn_type or "http")
-        base = f"{protocol}://{host}" + (f":{conn.port}" if conn.port else "")
-        path = "" if schema in WEBHOOK_TYPES else schema
-    endpoint = str(extra.get("endpoint") or "")
-    for part in (path, endpoint):
-        if part:
-            base = f"{base.rstrip('/')}/{part.lstrip('/')}"
-    return base
+def webhook_notifier(alert: Alert, conn: Connection) -> tuple[BaseNotifier, str, list[str]]:
+    """``HttpNotifier`` posting the alert; where it posts (safe to log); the URL's secret
+    parts (path, query) to keep out of every log line."""
+    from airflow.providers.http.notifications.http import HttpNotifier
+    from airflow.sdk.log import mask_secret
 
-
-def post_webhook(
-    url: str, payload: Mapping[str, Any], conn: Connection, timeout: float | None = None
-) -> int:
-    """POST ``payload`` as JSON; the response's status (an error status raises)."""
-    if urlsplit(url).scheme not in WEBHOOK_TYPES:
-        raise ValueError("the webhook URL must start with http:// or https://")
-    extra = conn.extra_dejson
-    headers = {"Content-Type": "application/json", "User-Agent": "churnops-alerts"}
-    if conn.login:
-        token = base64.b64encode(f"{conn.login}:{conn.password or ''}".encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    headers.update({str(k): str(v) for k, v in dict(extra.get("headers") or {}).items()})
-    request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers=headers, method="POST"
+    host = conn.host or ""
+    protocol = urlsplit(host).scheme if "://" in host else (conn.schema or "http")
+    if protocol not in WEBHOOK_TYPES or (conn.conn_type == "https" and protocol != "https"):
+        # Airflow's HTTP connection takes the protocol from the schema field (a URI's path),
+        # never from the type: a URI with a path cannot work, and an https URI without one
+        # would be posted over plain http. Say how to write it instead.
+        problem = (  # never the schema itself: in the URI form it holds the secret path
+            f"the connection would post over 'http', not {conn.conn_type!r}"
+            if protocol in WEBHOOK_TYPES
+            else "the connection's schema field is not http or https"
+        )
+        raise ValueError(
+            f"{problem} (Airflow's HTTP connection takes the protocol from the schema field, "
+            "which the URI form fills with the path): put the webhook's whole URL in the "
+            'host, e.g. {"conn_type": "http", "host": "https://hooks.example.com/services/..."}'
+        )
+    notifier = HttpNotifier(
+        http_conn_id=conn.conn_id,
+        json=alert.payload(),
+        extra_options={}
+        if "timeout" in conn.extra_dejson
+        else {"timeout": WEBHOOK_TIMEOUT_SECONDS},
     )
-    timeout = timeout if timeout is not None else float(extra.get("timeout") or 10)
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # scheme checked above
-        return int(response.status)
+    url = urlsplit(notifier.hook.url_from_endpoint(None))
+    secrets = [part for part in (url.path.rstrip("/"), url.query) if part]
+    # The hook logs the URL it calls (a refused connection is a WARNING with the whole URL):
+    # its lines and the notifier's go through a logger that blanks the path and query.
+    # mask_secret also has Airflow's task log blank them in other libraries' DEBUG lines.
+    redacted = _RedactingLog(f"{__name__}.webhook", secrets)
+    notifier._log = notifier.hook._log = redacted
+    for secret in secrets:
+        mask_secret(secret)
+    origin = f"{url.scheme}://{url.hostname}" + (f":{url.port}" if url.port else "")
+    return notifier, f"webhook {origin}", secrets
 
 
-def build_email(alert: Alert, conn: Connection, recipients: Sequence[str]) -> EmailMessage:
-    """The alert as a plain-text e-mail."""
-    message = EmailMessage()
-    message["Subject"] = alert.title
-    message["From"] = str(conn.extra_dejson.get("from_email") or conn.login or "churnops@localhost")
-    message["To"] = ", ".join(recipients)
-    details = [
-        f"{label}: {value}"
-        for label, value in (
-            ("DAG", alert.dag_id),
-            ("Run", alert.run_id),
-            ("Task", alert.task_id),
-            ("Try", alert.try_number),
-            ("Day", alert.as_of_date),
-        )
-        if value
-    ]
-    message.set_content("\n\n".join(part for part in (alert.text, "\n".join(details)) if part))
-    return message
+def email_notifier(alert: Alert, conn: Connection, recipients: str) -> tuple[BaseNotifier, str]:
+    """``SmtpNotifier`` e-mailing the alert, and the SMTP server it goes through."""
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    notifier = SmtpNotifier(
+        smtp_conn_id=conn.conn_id,
+        to=recipients,
+        from_email=conn.extra_dejson.get("from_email") or conn.login or DEFAULT_FROM_EMAIL,
+        subject=alert.title,
+        html_content=alert.email_html(),
+    )
+    port = f":{conn.port}" if conn.port else " (default port)"
+    return notifier, f"smtp {conn.host}{port}"
 
 
-def send_email(message: EmailMessage, conn: Connection) -> None:
-    """Send through the connection's SMTP server, as Airflow's SMTP provider reads it:
-    SSL unless ``disable_ssl``, else STARTTLS unless ``disable_tls``; login when set."""
-    extra = conn.extra_dejson
-    use_ssl = not _flag(extra.get("disable_ssl"))
-    starttls = not use_ssl and not _flag(extra.get("disable_tls"))
-    timeout = float(extra.get("timeout") or 30)
-    host = conn.host or "localhost"
-    client: smtplib.SMTP
-    if use_ssl:
-        client = smtplib.SMTP_SSL(
-            host, conn.port or 465, timeout=timeout, context=ssl.create_default_context()
-        )
-    else:
-        client = smtplib.SMTP(host, conn.port or (587 if starttls else 25), timeout=timeout)
-    with client:
-        if starttls:
-            client.starttls(context=ssl.create_default_context())
-        if conn.login:
-            client.login(conn.login, conn.password or "")
-        client.send_message(message)
+class _RedactingLog:
+    """Stands in for an Airflow hook's logger: the same lines, with ``secrets`` blanked."""
+
+    LEVELS = ("debug", "info", "warning", "error", "exception", "critical")
+
+    def __init__(self, name: str, secrets: Sequence[str]) -> None:
+        self._logger = logging.getLogger(name)
+        self._secrets = tuple(secrets)
+
+    def __getattr__(self, level: str) -> Any:
+        if level not in self.LEVELS:
+            raise AttributeError(level)
+        emit = getattr(self._logger, "error" if level == "exception" else level)
+
+        def log(message: object, *args: object, **_: object) -> None:
+            # Formatted here, and no exc_info: an exception's text and traceback hold the URL.
+            text = str(message) % args if args else str(message)
+            emit("%s", _redact(text, self._secrets))
+
+        return log
+
+
+def _redact(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 def _current_context() -> Mapping[str, Any]:
@@ -397,41 +320,5 @@ def _current_context() -> Mapping[str, Any]:
         return {}
 
 
-def _describe(exception: object) -> str:
-    text = (
-        f"{type(exception).__name__}: {exception}"
-        if isinstance(exception, BaseException)
-        else str(exception)
-    )
-    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
-
-
 def _first(*values: Any) -> Any:
     return next((value for value in values if value), None)
-
-
-def _one_line(alert: Alert) -> str:
-    text = f"{alert.title}: {alert.message}" if alert.message else alert.title
-    if alert.reasons and not alert.message:
-        text += ": " + "; ".join(alert.reasons)
-    return re.sub(r"\s*\n\s*", " | ", text.strip())
-
-
-def _env_var(conn_id: str) -> str:
-    return "AIRFLOW_CONN_" + conn_id.upper()
-
-
-def _safe_origin(url: str) -> str:
-    """Scheme and host only: a webhook's path is often its secret."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-
-
-def _recipients(raw: str) -> list[str]:
-    return [address for address in re.split(r"\s*[,;]\s*", raw.strip()) if address]
-
-
-def _flag(value: object) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
