@@ -257,7 +257,9 @@ def _bound(fields: _Fields, key: str, arrow: str) -> float | dt.date | None:
         return None
     if arrow in NUMERIC_TYPES:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise fields.error(key, f"expected a number for a {arrow} column, got {_show(value)}")
+            raise fields.error(
+                key, f"expected a number (the column is {arrow}), got {_show(value)}"
+            )
         return value
     if arrow == "date32":
         if isinstance(value, dt.datetime) or not isinstance(value, dt.date):

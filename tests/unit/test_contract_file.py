@@ -340,7 +340,7 @@ BROKEN = [
     (
         CALLS,
         CALLS.replace("max: 500", "max: lots"),
-        "table usage_daily, column calls: field 'max': expected a number for a int32 column, got 'lots'",
+        "table usage_daily, column calls: field 'max': expected a number (the column is int32), got 'lots'",
     ),
     (
         CALLS,
