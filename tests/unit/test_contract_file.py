@@ -137,7 +137,7 @@ def _literal_collections(tree: ast.AST) -> list[tuple[int, set[str]]]:
         else:
             continue
         if all(isinstance(i, ast.Constant) and isinstance(i.value, str) for i in items):
-            found.append((node.lineno, {i.value for i in items}))  # type: ignore[attr-defined]
+            found.append((node.lineno, {i.value for i in items}))
     return found
 
 
