@@ -10,6 +10,7 @@ VENV := $(PROJECT_DIR)/.venv
 PY := $(VENV)/bin/python
 CHURNOPS := $(VENV)/bin/churnops
 MANIFEST := $(PROJECT_DIR)/dbt_project/target/manifest.json
+CONTRACT := $(PROJECT_DIR)/include/churnops/landing_contract.yml
 DBT_SOURCES := $(shell find $(PROJECT_DIR)/dbt_project -path '*/target' -prune -o -path '*/logs' -prune -o -type f \( -name '*.sql' -o -name '*.yml' \) -print 2>/dev/null)
 PYTEST_ARGS ?=
 
@@ -19,7 +20,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export GX_ANALYTICS_ENABLED := false
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
-.PHONY: help setup run test lint unit up backfill bench clean services
+.PHONY: help setup contract run test lint unit up backfill bench clean services
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "churnops targets:\n"} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,11 +38,16 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	touch $@
 
 # Cosmos renders the dbt task group from this manifest, so DAG parsing never runs dbt.
-$(MANIFEST): $(VENV)/.synced $(DBT_SOURCES)
+# dbt reads the landing contract through the files `churnops contract --write` writes.
+$(MANIFEST): $(VENV)/.synced $(CONTRACT) $(DBT_SOURCES)
+	$(CHURNOPS) contract --write
 	cd $(PROJECT_DIR)/dbt_project && CHURNOPS_DUCKDB_PATH=$${CHURNOPS_DUCKDB_PATH:-unused-by-parse.duckdb} \
 	  $(VENV)/bin/dbt parse --quiet --project-dir . --profiles-dir .
 
 setup: $(VENV)/.synced $(MANIFEST) ## Install uv if missing, create .venv from the lockfile, parse dbt
+
+contract: $(VENV)/.synced ## Write the landing contract (include/churnops/landing_contract.yml) into the dbt project
+	$(CHURNOPS) contract --write
 
 run: setup ## The closed loop on the embedded default: history, champion, nightly Airflow runs, drift, retrain
 	$(CHURNOPS) loop

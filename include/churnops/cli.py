@@ -223,6 +223,24 @@ def cmd_monitor(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_contract(settings: Settings, args: argparse.Namespace) -> int:
+    from churnops.dbt_contract import stale_files, write_contract
+
+    project = settings.paths.dbt_project_dir
+    if args.write:
+        for path in write_contract(project):
+            print(f"wrote {path}")
+        return 0
+    stale = stale_files(project)
+    for problem in stale:
+        print(f"churnops contract: {problem}", file=sys.stderr)
+    if stale:
+        print("churnops contract: run `churnops contract --write` (make setup)", file=sys.stderr)
+        return 1
+    print(f"the dbt project {project} agrees with the landing contract")
+    return 0
+
+
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
@@ -374,6 +392,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mo.add_argument("--date", type=_date, required=True, help="the night (as-of date)")
     mo.set_defaults(handler=cmd_monitor)
+
+    ct = commands.add_parser(
+        "contract",
+        help="write the landing contract into the dbt project, or check that it agrees",
+        description="The landing contract (churnops/landing_contract.yml) reaches dbt through "
+        "files: the raw sources (_raw__sources.yml) and the values of the accepted_values tests "
+        "marked meta: {landing_contract: <table>.<column>}. --write writes them (make setup "
+        "does); --check lists what disagrees and exits 1.",
+    )
+    mode = ct.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--write", action="store_true", help="write the files that disagree")
+    mode.add_argument("--check", action="store_true", help="only list what disagrees")
+    ct.set_defaults(handler=cmd_contract)
 
     st = commands.add_parser("status", help="the MLOps status report")
     st.add_argument("--json", action="store_true", help="machine-readable")

@@ -15,18 +15,18 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from churnops.contracts import USAGE_DAILY, TableContract
+from churnops.contracts import DAY_OVER_DAY, TableContract
 from churnops.validate.failures import Failure
 
 ROW_COUNT_VS_RECENT = "row_count_vs_recent_median"
 ROWS_VS_ACTIVE_CUSTOMERS = "rows_vs_active_customers"
 
-# The median of this many most recent loaded days (before the drop's day) is the reference.
-RECENT_DAYS = 7
-# ... and with fewer loaded days than this the comparison means too little to reject on.
-MIN_RECENT_DAYS = 3
-# Active customers on a day = rows of that day's usage_daily drop (one per active customer).
-ACTIVE_CUSTOMERS_TABLE = USAGE_DAILY.name
+# The contract file's day_over_day section: the median of the RECENT_DAYS most recent loaded
+# days (before the drop's day) is the reference, not compared on fewer than MIN_RECENT_DAYS;
+# active customers on a day = rows of that day's drop of ACTIVE_CUSTOMERS_TABLE.
+RECENT_DAYS = DAY_OVER_DAY.recent_days
+MIN_RECENT_DAYS = DAY_OVER_DAY.min_recent_days
+ACTIVE_CUSTOMERS_TABLE = DAY_OVER_DAY.active_customers_table
 
 
 @dataclass(frozen=True)

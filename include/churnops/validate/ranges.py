@@ -31,7 +31,6 @@ from churnops.validate.gate import _BULKY_RESULT_KEYS, _ephemeral_context, _impo
 from churnops.validate.suites import (
     DROP_DATE_COLUMN,
     DROP_DATE_END_COLUMN,
-    MIN_ROWS,
     build_range_suite,
 )
 
@@ -71,7 +70,7 @@ def range_misfit(contract: TableContract, drop: ReadDrop) -> str | None:
         integer = spec.arrow_type in _INT_TYPES and not spec.nullable
         if integer and drop.table.column(spec.name).null_count:
             return f"nulls in the integer column {spec.name}"
-    min_rows = MIN_ROWS.get(contract.name)
+    min_rows = contract.min_rows_per_drop
     if min_rows and drop.table.num_rows < min_rows:
         return f"{drop.table.num_rows} rows, fewer than {min_rows}"
     return None

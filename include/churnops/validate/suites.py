@@ -1,7 +1,8 @@
 """Great Expectations suites for the landing tables, built from the landing contract.
 
-One suite per landing table, written as code from ``churnops.contracts`` (the single source
-of truth): never edited by hand, never stored as JSON that could drift from the contract.
+One suite per landing table, written as code from ``churnops.contracts`` (the objects of the
+contract file ``landing_contract.yml``, the single source of truth): never edited by hand,
+never stored as JSON that could drift from the contract.
 
 The suites run on a pandas frame made by :func:`churnops.validate.frames.to_validation_frame`,
 whose dtypes are a one-to-one image of the file's Arrow types (``int32`` becomes ``Int32``,
@@ -21,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from churnops.contracts import USAGE_DAILY, ColumnSpec, TableContract
+from churnops.contracts import ColumnSpec, TableContract
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -49,11 +50,6 @@ PANDAS_DTYPES: dict[str, str] = {
 DROP_DATE_COLUMN = "_drop_date"
 DROP_DATE_END_COLUMN = "_drop_date_end"
 RANGE_COLUMNS = (DROP_DATE_COLUMN, DROP_DATE_END_COLUMN)
-
-# Tables that can never be empty. The contract has no field for this yet: usage_daily has
-# one row per active customer, and a day without a single active customer is a broken feed
-# (the other tables can legitimately be empty: a day without churn is still a day).
-MIN_ROWS: dict[str, int] = {USAGE_DAILY.name: 1}
 
 
 def suite_name(contract: TableContract, per_range: bool = False) -> str:
@@ -146,11 +142,14 @@ def _build(contract: TableContract, per_range: bool) -> gx.ExpectationSuite:
         ),
         "columns",
     )
-    min_rows = MIN_ROWS.get(table)
+    min_rows = contract.min_rows_per_drop
     if min_rows and not per_range:
         add(
             gxe.ExpectTableRowCountToBeBetween(
-                min_value=min_rows, description=f"{table} is never empty"
+                min_value=min_rows,
+                description=f"{table} is never empty"
+                if min_rows == 1
+                else f"{table} has at least {min_rows} rows",
             ),
             "min_rows",
             min_rows=min_rows,
@@ -253,7 +252,7 @@ def _build(contract: TableContract, per_range: bool) -> gx.ExpectationSuite:
         expectations=expectations,
         meta={
             "contract_table": table,
-            "source": "churnops.contracts (generated)",
+            "source": "churnops/landing_contract.yml (generated)",
             **({"variant": "range: drops stacked by _drop_date"} if per_range else {}),
         },
     )

@@ -13,7 +13,6 @@ from churnops.validate.suites import (
     DROP_DAY_END,
     DROP_DAY_START,
     EVENT_DATE_RULE,
-    MIN_ROWS,
     PANDAS_DTYPES,
     build_suite,
     drop_day_parameters,
@@ -95,7 +94,7 @@ def test_only_usage_daily_must_have_rows(contract):
         assert [e.min_value for e in found] == [1]
     else:
         assert found == []
-    assert set(MIN_ROWS) == {"usage_daily"}
+    assert [c.name for c in CONTRACTS if c.min_rows_per_drop] == ["usage_daily"]
 
 
 def test_drop_day_parameters_cover_the_whole_day():
