@@ -290,3 +290,52 @@ def _f1_error(labels: np.ndarray, flagged: np.ndarray) -> ErrorComponent:
     scale = relevant / (0.5 * misses + tp)
     values = np.r_[np.ones(tp), np.zeros(misses)] * scale
     return ErrorComponent(float(np.std(values)), relevant / len(labels))
+
+
+@dataclass(frozen=True)
+class PriorDrift:
+    """Prior probability drift (seed 000), which of its two rates moved:
+
+    - ``predicted``: the night's mean predicted churn probability against the base rate the
+      model was trained on (the mix of customers moved towards more or less risk);
+    - ``realized``: a matured cohort's realized churn rate against the rate predicted for
+      it (the customers churn more or less than their scores say: calibration moved).
+
+    A rate moved when it is more than ``SAMPLING_ERROR_RANGE`` binomial standard errors
+    from the rate it is compared with."""
+
+    predicted_moved: bool
+    realized_moved: bool | None  # None until the cohort's labels mature
+    findings: tuple[str, ...]
+
+
+def prior_drift(
+    mean_probability: float,
+    base_rate: float,
+    rows: int,
+    realized_rate: float | None = None,
+    realized_rows: int | None = None,
+) -> PriorDrift:
+    findings = []
+    predicted_moved = _moved(mean_probability, base_rate, rows)
+    if predicted_moved:
+        findings.append(
+            f"the predicted churn rate moved: {mean_probability:.2%} against the trained base "
+            f"rate {base_rate:.2%} on {rows:,} customers"
+        )
+    realized_moved = None
+    if realized_rate is not None and realized_rows:
+        realized_moved = _moved(realized_rate, mean_probability, realized_rows)
+        if realized_moved:
+            findings.append(
+                f"the realized churn rate moved against the predicted: {realized_rate:.2%} "
+                f"churned, {mean_probability:.2%} predicted, on {realized_rows:,} customers"
+            )
+    return PriorDrift(predicted_moved, realized_moved, tuple(findings))
+
+
+def _moved(rate: float, expected: float, rows: int) -> bool:
+    if rows <= 0 or not 0.0 < expected < 1.0:
+        return False
+    standard_error = math.sqrt(expected * (1.0 - expected) / rows)
+    return abs(rate - expected) > SAMPLING_ERROR_RANGE * standard_error

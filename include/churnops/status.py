@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from churnops.settings import Settings
 
 if TYPE_CHECKING:
+    from churnops.estimation import PriorDrift
     from churnops.monitor.store import MonitoringStore
 
 
@@ -133,12 +134,26 @@ def _monitoring(monitoring: MonitoringStore) -> dict[str, Any]:
                 "realized_churn_rate": e["realized_churners"] / e["realized_rows"]
                 if e["realized_rows"]
                 else None,
+                "prior_drift": list(_prior_drift(e).findings),
             }
             for e in estimates
             if e["realized_at"] is not None
         ],
         "triggers": triggers,
     }
+
+
+def _prior_drift(estimate: dict[str, Any]) -> PriorDrift:
+    from churnops.estimation import prior_drift
+
+    churners, rows = estimate["realized_churners"], estimate["realized_rows"]
+    return prior_drift(
+        estimate["mean_probability"],
+        estimate["base_rate"],
+        estimate["rows"],
+        realized_rate=churners / rows if rows else None,
+        realized_rows=rows,
+    )
 
 
 def _within(estimate: dict[str, Any]) -> bool | None:
@@ -264,6 +279,7 @@ def render_status(report: dict[str, Any], color: bool = False) -> str:
                 f"{e['estimated_auc']:.3f}{band}, realized {realized} "
                 + paint(verdict, e["within_band"])
             )
+            lines.extend(f"      {finding}" for finding in e["prior_drift"])
         if len(matured) > 10:
             lines.append(f"  ... {len(matured) - 10} earlier nights in `churnops status --json`")
     lines.append("")

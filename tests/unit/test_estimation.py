@@ -114,3 +114,24 @@ def test_the_reference_round_trips_through_a_dict(reference) -> None:
 def test_a_reference_of_one_class_is_refused() -> None:
     with pytest.raises(ValueError, match="one class"):
         fit_reference(np.array([0.1, 0.2]), np.array([0, 0]), threshold=0.5)
+
+
+def test_prior_drift_names_which_rate_moved() -> None:
+    from churnops.estimation import prior_drift
+
+    steady = prior_drift(0.081, 0.080, 2_000, realized_rate=0.083, realized_rows=2_000)
+    assert (steady.predicted_moved, steady.realized_moved, steady.findings) == (False, False, ())
+
+    riskier_mix = prior_drift(0.12, 0.08, 2_000)
+    assert riskier_mix.predicted_moved and riskier_mix.realized_moved is None
+    assert riskier_mix.findings == (
+        "the predicted churn rate moved: 12.00% against the trained base rate 8.00% on "
+        "2,000 customers",
+    )
+
+    miscalibrated = prior_drift(0.08, 0.08, 2_800, realized_rate=0.103, realized_rows=2_800)
+    assert not miscalibrated.predicted_moved and miscalibrated.realized_moved
+    assert miscalibrated.findings == (
+        "the realized churn rate moved against the predicted: 10.30% churned, 8.00% "
+        "predicted, on 2,800 customers",
+    )
