@@ -20,7 +20,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export GX_ANALYTICS_ENABLED := false
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
-.PHONY: help setup contract run test lint unit up backfill bench clean services
+.PHONY: help setup contract run test lint unit up backfill bench clean services settings-docs
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "churnops targets:\n"} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -63,6 +63,9 @@ lint: setup ## ruff (with Airflow 3 AIR3 rules) and mypy on include/
 	$(VENV)/bin/ruff check include dags plugins tests bench
 	$(VENV)/bin/ruff format --check include dags plugins tests bench
 	$(VENV)/bin/mypy
+
+settings-docs: setup ## Rewrite the README's settings tables and .env.example from the settings' declaration
+	$(VENV)/bin/python -m churnops.settings.docs --write
 
 services: ## Start local PostgreSQL and Redis if they are down (prod-profile tests)
 	@scripts/ensure-services.sh

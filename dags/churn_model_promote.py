@@ -33,7 +33,7 @@ def promote(params: dict | None = None):
 @dag(
     dag_id="churn_model_promote",
     schedule=None,
-    start_date=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+    start_date=dt.datetime.combine(settings.orchestration.manual_start, dt.time(), tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(settings),

@@ -30,7 +30,7 @@ def rollback(params: dict | None = None) -> list[str]:
 @dag(
     dag_id="churn_model_rollback",
     schedule=None,
-    start_date=dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+    start_date=dt.datetime.combine(settings.orchestration.manual_start, dt.time(), tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(settings),

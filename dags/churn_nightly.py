@@ -2,8 +2,9 @@
 ### churn_nightly: the nightly spine of the churn pipeline
 
 One run per night processes one business day **D**: the run's logical date (UTC; for the
-schedule that is the start of its data interval, so the 02:30 run processes the day that
-just ended), or `as_of_date` from the trigger form.
+schedule, cron `{s.orchestration.nightly_cron}` from {s.orchestration.nightly_start}, that
+is the start of its data interval, so a night's run processes the day that just ended),
+or `as_of_date` from the trigger form.
 
 1. **ingest**
    - `wait_for_drops` waits (reschedule mode, no worker slot held) until every landing
@@ -22,12 +23,14 @@ just ended), or `as_of_date` from the trigger form.
    whole partition for D.
 3. **score**: the model behind the MLflow alias `champion` scores every active customer
    as of D into `scoring.predictions` (probability, risk band, serving model, and for the
-   `high` band the three features pushing the score up most). A `challenger`, when there
+   `{s.scoring.reason_band}` band the {s.scoring.reason_count} features pushing the score
+   up most). A `challenger`, when there
    is one, scores the same customers into `scoring.shadow_predictions`; with a canary
-   share set (`CHURNOPS_CANARY_SHARE`), a stable hash-chosen share of customers is served
-   the challenger's score.
+   share set (`CHURNOPS_CANARY_SHARE`, now {s.scoring.canary_share:g}), a stable
+   hash-chosen share of customers is served the challenger's score.
    - `plan` fixes the night's model versions, canary share and number of customer-hash
-     shards (`CHURNOPS_SCORING_SHARDS`, or `scoring_shards` in the trigger form), and
+     shards (`CHURNOPS_SCORING_SHARDS`, now {s.scoring.shards}, or `scoring_shards` in
+     the trigger form), and
      compiles a new version's trees once. Without a champion it is skipped with a message,
      everything after it too, and earlier predictions stay.
    - `shard` is mapped once per shard (named "shard i/N"): each reads only its customers,
@@ -41,22 +44,26 @@ just ended), or `as_of_date` from the trigger form.
 4. **monitor**
    - `drift_and_performance`: the night's features and served scores against the
      champion's training sample (stored with its registered version): per-feature drift
-     (normed Wasserstein for numbers, Jensen-Shannon for categories, threshold 0.1; p < 0.01
-     for test methods; per feature in `CHURNOPS_DRIFT_FEATURE_METHODS`) and prediction
+     (`{s.drift.num_method}` for numbers at threshold {s.drift.num_threshold:g},
+     `{s.drift.cat_method}` for categories at {s.drift.cat_threshold:g}; per feature in
+     `CHURNOPS_DRIFT_FEATURE_METHODS`) and prediction
      drift, saved as an Evidently report (HTML + JSON, see the **Drift reports** page) and
      in `monitoring.feature_drift` / `drift_summary`. Then AUC, recall, precision and F1 of
      every cohort whose 90-day labels matured (`monitoring.cohort_performance`).
-   - `request_retrain`: the retraining policy (cohort AUC < 0.78, drift on 3+ features,
-     over 10,000 new churn labels since the champion's data, a 14-day cooldown). When it
+   - `request_retrain`: the retraining policy (cohort AUC <
+     {s.retraining.min_cohort_auc:g}, drift on {s.retraining.max_drifted_features}+
+     features, over {s.retraining.max_new_labels:,} new churn labels since the champion's
+     data, a {s.retraining.cooldown_days}-day cooldown). When it
      fires, the Asset `retrain_requested` is emitted with the reasons and `churn_retrain`
-     starts; an alert goes to the `churnops_alerts` connection. Otherwise it is skipped
+     starts; an alert goes to the `{s.alerts.conn_id}` connection. Otherwise it is skipped
      with the reasons in its log.
 
 **Reruns and backfills are idempotent**: `make backfill FROM=2025-03-01 TO=2025-03-07`
 (= `airflow backfill create --dag-id churn_nightly --from-date ... --to-date ...`) gives
 for every day exactly what its night would have given, in any order; so does a cleared
 night (`churnops backfill ... --reprocess completed`) or a retried task. Tasks that open
-the warehouse or run dbt share the one-slot pool `churnops_warehouse` on every try. On a
+the warehouse or run dbt share the pool `{s.orchestration.warehouse_pool}`
+({s.orchestration.warehouse_pool_slots} slot(s)) on every try. On a
 retry or a clear the dbt producer (`features.dbt_producer_watcher`) builds the night
 again; the per-model tasks never run dbt, they mirror the producer's last build.
 """
@@ -168,7 +175,7 @@ def request_retrain():
         ),
     },
     tags=["churnops", "nightly", "ingest", "features", "scoring", "monitoring"],
-    doc_md=__doc__,
+    doc_md=__doc__.format(s=settings),  # the numbers in force, not the defaults
 )
 def churn_nightly() -> None:
     with TaskGroup("ingest", tooltip="validate each landing drop, load or quarantine it") as ingest:

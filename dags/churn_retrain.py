@@ -1,20 +1,26 @@
 """
 ### churn_retrain: train a challenger and decide whether it replaces the champion
 
-Runs **monthly** (04:00 UTC on the 1st) **or** whenever the nightly monitoring emits the
-Asset `retrain_requested` (its `extra.reasons` say why), and by hand from the trigger form.
+Runs **monthly** (cron `{s.orchestration.retrain_cron}`, UTC) **or** whenever the nightly
+monitoring emits the Asset `retrain_requested` (its `extra.reasons` say why), and by hand
+from the trigger form.
 
 0. `monthly_retrain_due`: a **scheduled** run goes on only when no model was trained in
-   the last 7 days (`CHURNOPS_RETRAIN_SCHEDULED_MIN_GAP_DAYS`): a drift retrain a few days
+   the last {s.retraining.scheduled_min_gap_days} days
+   (`CHURNOPS_RETRAIN_SCHEDULED_MIN_GAP_DAYS`): a drift retrain a few days
    ago already learned from the newest data, and Airflow runs the month's past slot as
    soon as the DAG is switched on. Otherwise the run is skipped, with the reason in the log.
 1. `check_training_data`: features joined with matured 90-day labels, split by time into
-   train / validation / test windows (12/3/3 months by default, scaled down on short
-   histories; too little history fails here with what is missing).
+   train / validation / test windows of
+   {s.train.train_months:g}/{s.train.validation_months:g}/{s.train.test_months:g} months
+   (scaled down on short histories to {s.train.min_history_months:g} in all; too little
+   history fails here with what is missing).
 2. `retrain_and_decide`: LightGBM with class weights and early stopping; logged to MLflow
    (params, metrics, model, feature list, data fingerprint, dbt manifest hash, plots, model
    card) and registered as a new version of the registered model. The champion is scored on
-   the **same** test window and the promotion policy decides: promote (alias `champion`
+   the **same** test window and the promotion policy decides (an AUC gain above
+   {s.promotion.min_auc_gain:g} and no regression beyond its tolerances; a first champion
+   needs AUC {s.promotion.min_auc_first_champion:g}): promote (alias `champion`
    moves, the old one becomes `previous_champion`), keep (the new version becomes
    `challenger`, for shadow scoring) or await approval (manual policy: promote it with
    `churn_model_promote` or `churnops promote VERSION`). Every decision and alias move is
@@ -74,7 +80,8 @@ def announce_promotion(outcome: dict):
 @dag(
     dag_id="churn_retrain",
     schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 4 1 * *", timezone="UTC"), assets=RETRAIN_REQUESTED
+        timetable=CronTriggerTimetable(settings.orchestration.retrain_cron, timezone="UTC"),
+        assets=RETRAIN_REQUESTED,
     ),
     # No start_date: the first monthly run is the next 1st of a month, not one for the
     # month just past the moment the DAG is deployed (CronTriggerTimetable's run_immediately).
@@ -90,7 +97,7 @@ def announce_promotion(outcome: dict):
         ),
     },
     tags=["churnops", "model", "training", "registry"],
-    doc_md=__doc__,
+    doc_md=__doc__.format(s=settings),  # the numbers in force, not the defaults
 )
 def churn_retrain() -> None:
     outcome = retrain_and_decide()

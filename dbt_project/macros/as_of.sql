@@ -81,17 +81,18 @@
 
 {#-
     Data tests on big tables only look at the rows of this run: a `where` config may use
-    the placeholders __as_of_start__ / __as_of_end__ (and __as_of_start_minus_90__ /
-    __as_of_end_minus_90__ for the label windows), replaced here with date literals.
+    the placeholders __as_of_start__ / __as_of_end__ (and __label_as_of_start__ /
+    __label_as_of_end__: the as-of dates whose label windows close on the run's days, one
+    label horizon earlier), replaced here with date literals.
     This is the documented way to use macros in `where` (its YAML is rendered without them).
 -#}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where') -%}
     {%- if where -%}
-        {%- if '__as_of_' in where -%}
+        {%- if '__as_of_' in where or '__label_as_of_' in where -%}
             {%- set where = where
-                | replace('__as_of_start_minus_90__', as_of_start(-90))
-                | replace('__as_of_end_minus_90__', as_of_end(-90))
+                | replace('__label_as_of_start__', as_of_start(-var('label_horizon_days')))
+                | replace('__label_as_of_end__', as_of_end(-var('label_horizon_days')))
                 | replace('__as_of_start__', as_of_start())
                 | replace('__as_of_end__', as_of_end()) -%}
         {%- endif -%}

@@ -125,7 +125,7 @@ def cmd_airflow_init(settings: Settings, args: argparse.Namespace) -> int:
     # Never the password itself: this goes to logs.
     source = (
         "CHURNOPS_AIRFLOW_ADMIN_PASSWORD"
-        if os.environ.get("CHURNOPS_AIRFLOW_ADMIN_PASSWORD")
+        if settings.airflow.admin_password
         else str(passwords_file(settings))
     )
     print(

@@ -1,17 +1,19 @@
 {#-
-    Churn labels whose 90-day window has closed. A run for [as_of_start, as_of_end] writes
-    the labels of the as-of dates [as_of_start - 90, as_of_end - 90]: the windows that
-    close on the days of the run. The population is the customers active on the as-of
-    date (the rows of fct_customer_features), the label is 1 when churn_date falls in
-    (as_of_date, as_of_date + 90] - day 90 in, day 91 out. Only churn events dated on or
-    before as_of_end are read, so a label never uses a day the run did not know.
+    Churn labels whose 90-day window has closed (90: the var label_horizon_days, the
+    constant churnops.settings.LABEL_HORIZON_DAYS; the label column's name carries it).
+    A run for [as_of_start, as_of_end] writes the labels of the as-of dates
+    [as_of_start - 90, as_of_end - 90]: the windows that close on the days of the run. The
+    population is the customers active on the as-of date (the rows of
+    fct_customer_features), the label is 1 when churn_date falls in (as_of_date,
+    as_of_date + 90] - day 90 in, day 91 out. Only churn events dated on or before
+    as_of_end are read, so a label never uses a day the run did not know.
 -#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='as_of_date',
-        pre_hook="{{ delete_as_of_range(-90) }}",
+        pre_hook="{{ delete_as_of_range(-var('label_horizon_days')) }}",
         on_schema_change='append_new_columns',
         full_refresh=false,
         indexes=mart_indexes()
@@ -26,7 +28,9 @@ features as (
         as_of_date,
         customer_id
     from {{ ref('fct_customer_features') }}
-    where as_of_date between {{ as_of_start(-90) }} and {{ as_of_end(-90) }}
+    where
+        as_of_date between {{ as_of_start(-var('label_horizon_days')) }}
+        and {{ as_of_end(-var('label_horizon_days')) }}
 
 ),
 
@@ -48,11 +52,11 @@ labelled as (
     select
         features.as_of_date,
         features.customer_id,
-        features.as_of_date + 90 as label_window_end,
+        features.as_of_date + {{ var('label_horizon_days') }} as label_window_end,
         case
             when
                 churn_events.churn_date > features.as_of_date
-                and churn_events.churn_date <= features.as_of_date + 90
+                and churn_events.churn_date <= features.as_of_date + {{ var('label_horizon_days') }}
                 then churn_events.churn_date
         end as churn_date
     from features
@@ -66,7 +70,8 @@ final as (
     select
         as_of_date,
         customer_id,
-        cast(case when churn_date is not null then 1 else 0 end as integer) as churned_within_90d,
+        cast(case when churn_date is not null then 1 else 0 end as integer)
+            as churned_within_{{ var('label_horizon_days') }}d,
         churn_date,
         label_window_end
     from labelled

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from churnops.ingest.store import LOADED_DROPS_TABLE
+from churnops.settings import LABEL_COLUMN
 from churnops.sharding import ShardSpec, sql_predicate
 from churnops.warehouse import Warehouse
 
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 
 FEATURES_TABLE = "marts.fct_customer_features"
 LABELS_TABLE = "marts.fct_churn_labels"
-LABEL_COLUMN = "churned_within_90d"
 
 
 class FeatureStore:

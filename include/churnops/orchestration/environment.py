@@ -50,7 +50,7 @@ def airflow_env(
     environ = os.environ if environ is None else environ
     paths = settings.paths
     home = paths.airflow_home
-    port = port or int(environ.get("CHURNOPS_AIRFLOW_PORT", "8080"))
+    port = port or settings.airflow.port
     env = {
         **QUIET_ENV,
         "AIRFLOW_HOME": str(home),
@@ -59,7 +59,7 @@ def airflow_env(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         # 2 cores: a handful of task processes, not Airflow's default 32.
-        "AIRFLOW__CORE__PARALLELISM": environ.get("CHURNOPS_AIRFLOW_PARALLELISM", "4"),
+        "AIRFLOW__CORE__PARALLELISM": str(settings.airflow.parallelism),
         # SQLite with a busy timeout: the scheduler, the API server and CLI commands (e.g.
         # `backfill create`) write the same file and would otherwise fail with "locked".
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
@@ -116,7 +116,7 @@ def passwords_file(settings: Settings) -> Path:
 def ensure_admin_password(settings: Settings) -> str:
     """The UI's admin password: CHURNOPS_AIRFLOW_ADMIN_PASSWORD, or one generated once."""
     path = passwords_file(settings)
-    wanted = os.environ.get("CHURNOPS_AIRFLOW_ADMIN_PASSWORD")
+    wanted = settings.airflow.admin_password
     if path.exists() and not wanted:
         return str(json.loads(path.read_text()).get("admin", ""))
     password = wanted or secrets.token_urlsafe(12)

@@ -280,6 +280,7 @@ def log_training_run(
 
 def _params(trained: TrainedModel, split: FrameSplit) -> dict[str, Any]:
     params: dict[str, Any] = {f"train.{k}": v for k, v in dataclasses.asdict(split.params).items()}
+    params["train.label_horizon_days"] = split.params.label_horizon_days  # a constant now
     params.update({f"lgb.{k}": v for k, v in trained.lgb_params.items()})
     params.update(
         {

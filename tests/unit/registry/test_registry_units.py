@@ -100,7 +100,10 @@ def test_training_and_promotion_settings_come_from_the_environment() -> None:
             {"CHURNOPS_SNAPSHOT_EVERY_DAYS": "0"},
             "CHURNOPS_SNAPSHOT_EVERY_DAYS=0 must be at least 1",
         ),
-        ({"CHURNOPS_PROMOTION_MAX_RECALL_DROP": "-1"}, "max_recall_drop must not be negative"),
+        (
+            {"CHURNOPS_PROMOTION_MAX_RECALL_DROP": "-1"},
+            "CHURNOPS_PROMOTION_MAX_RECALL_DROP=-1 must not be negative",
+        ),
     ],
 )
 def test_bad_values_are_refused_clearly(env: dict[str, str], message: str) -> None:
