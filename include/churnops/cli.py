@@ -451,6 +451,28 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[Settings, argparse.Namespace], int] = args.handler
+    debug = args.debug or _debug_from_environment()
+    if not debug:
+        # MLflow announces creating its tables on the first command of a fresh state on
+        # stderr; a user's one-line error must stay one line.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    # Until the rest can be imported: a broken landing contract fails their import.
+    user_errors: tuple[type[BaseException], ...] = (SettingsError, ValueError)
+    try:
+        user_errors = _user_errors()
+        return handler(load_settings(), args)
+    except Exception as exc:
+        if debug or not isinstance(exc, user_errors):
+            raise
+        print(f"churnops {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """What a user can cause and fix (bad settings or input, a wrong landing contract, a
+    stage run too early, an unreachable warehouse): one line that says what to do, never a
+    traceback. Imported here, inside main's ``try``: the landing contract file is read at
+    import, and a mistake in it is a ``ContractError`` (a ValueError) like any other."""
     from churnops.features import DbtFailed, HistoryIncomplete
     from churnops.monitor.nightly import NightNotScored
     from churnops.registry import RegistryError
@@ -460,9 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from churnops.train.frame import InsufficientHistory
     from churnops.warehouse import WarehouseError
 
-    # What a user can cause and fix (bad settings or input, a stage run too early, an
-    # unreachable warehouse): one line that says what to do, never a traceback.
-    user_errors = (
+    return (
         SettingsError,
         ValueError,
         WarehouseError,
@@ -475,23 +495,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         RegistryError,
         SharedPathUnavailable,
     )
-    debug = args.debug or _debug_from_environment()
-    if not debug:
-        # MLflow announces creating its tables on the first command of a fresh state on
-        # stderr; a user's one-line error must stay one line.
-        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
-    try:
-        return handler(load_settings(), args)
-    except user_errors as exc:
-        if debug:
-            raise
-        print(f"churnops {args.command}: {exc}", file=sys.stderr)
-        return 2
 
 
 def _debug_from_environment() -> bool:
-    """CHURNOPS_DEBUG read on its own: the settings may be what failed to load."""
-    return os.environ.get("CHURNOPS_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+    """CHURNOPS_DEBUG read on its own: the other settings may be what failed to load."""
+    from churnops.settings import read_setting
+
+    try:
+        return bool(read_setting("CHURNOPS_DEBUG"))
+    except SettingsError:
+        return False
 
 
 if __name__ == "__main__":
