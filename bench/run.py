@@ -15,7 +15,7 @@ recorded after each step (60 days loaded, one date built) and a rerun skips what
 so the timed part can be repeated on its own (a state made by another version of the
 simulator or the dbt models is refused, not reused). Timed: loading the training frame +
 time split, LightGBM training, test-window evaluation (one process), then the whole
-``churnops.train.pipeline.retrain`` with MLflow logging and registration (another process,
+``churnops.retrain.retrain`` with MLflow logging and registration (another process,
 with a registry of its own so each bench run starts from an empty one).
 
 ``engines``: DuckDB and PostgreSQL side by side on the same rows (see ``bench_engines``):
@@ -417,7 +417,7 @@ def _bench_train_settings(state: str, mlflow_dir: str, dsn: str | None = None):
 
 def train_steps(state: str, mlflow_dir: str) -> dict:
     """Timed: training frame -> split -> LightGBM -> test-window metrics (no MLflow)."""
-    from churnops.train.evaluation import evaluate_model
+    from churnops.evaluate import evaluate_model
     from churnops.train.frame import load_split
     from churnops.train.model import train_model
 
@@ -450,8 +450,8 @@ def train_steps(state: str, mlflow_dir: str) -> dict:
 
 
 def retrain_end_to_end(state: str, mlflow_dir: str) -> dict:
-    """Timed: churnops.train.pipeline.retrain, MLflow logging and registration included."""
-    from churnops.train.pipeline import retrain
+    """Timed: churnops.retrain.retrain, MLflow logging and registration included."""
+    from churnops.retrain import retrain
 
     settings = _bench_train_settings(state, mlflow_dir)
     outcome = retrain(settings, _features(settings), actor="bench", params=_train_params(settings))
@@ -509,7 +509,7 @@ def bench_dags(tmp: Path) -> list[tuple[str, dict]]:
 def score_champion(state: str, mlflow_dir: str) -> dict:
     """Untimed: a champion for the scoring bench, trained on the training bench's warehouse."""
     from churnops.registry import champion_version
-    from churnops.train.pipeline import retrain
+    from churnops.retrain import retrain
 
     settings = _bench_train_settings(state, mlflow_dir)
     if champion_version(settings) is None:
