@@ -78,7 +78,7 @@ backfill: setup ## Backfill the nightly DAG: make backfill FROM=2025-03-01 TO=20
 	$(CHURNOPS) backfill --from-date $(FROM) --to-date $(TO)
 
 bench: setup ## Print the benchmark figures (simulation, ...); BENCH=simulate to pick one
-	$(PY) bench/run.py $(BENCH)
+	cd $(PROJECT_DIR) && $(PY) -m bench $(BENCH)
 
 clean: ## Delete local state (.churnops/: data, warehouse, models, Airflow metadata)
 	rm -rf $(PROJECT_DIR)/.churnops

@@ -13,8 +13,8 @@ TRAINED_ENV = {"CHURNOPS_SIM_CUSTOMERS": "2000", "CHURNOPS_SIM_DAYS": "420"}
 def trained_state(state: Path, **env: str) -> Settings:
     """Bootstrap the history into ``state`` and train the first champion (v1)."""
     from churnops.pipeline import bootstrap_history
+    from churnops.retrain import retrain
     from churnops.stores import stores_for
-    from churnops.train.pipeline import retrain
 
     settings = load_settings({"CHURNOPS_STATE_DIR": str(state), **TRAINED_ENV, **env})
     bootstrap_history(settings, say=lambda _line: None)

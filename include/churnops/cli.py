@@ -171,8 +171,8 @@ def _actor() -> str:
 
 
 def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from churnops.retrain import retrain
     from churnops.stores import stores_for
-    from churnops.train.pipeline import retrain
 
     outcome = retrain(
         settings,

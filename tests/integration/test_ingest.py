@@ -19,9 +19,9 @@ from churnops.ingest import DropRejected, ingest_day, ingest_drop
 from churnops.landing import drop_dir
 from churnops.settings import Paths, load_settings
 from churnops.validate import DATA_DOCS_DIR, REPORT_FILE
-from churnops.validate.examples import valid_table, write_drop
 from tests.conftest import SMALL_START
 from tests.helpers import raw_store, shared_files
+from tests.landing_drops import valid_table, write_drop
 
 pytestmark = pytest.mark.integration
 

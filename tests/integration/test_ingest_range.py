@@ -22,10 +22,10 @@ from churnops.ingest import DropRejected, RangeIngestResult, ingest_day, ingest_
 from churnops.landing import drop_dir, drop_files
 from churnops.settings import Paths, SimulationSettings
 from churnops.validate import REPORT_FILE
-from churnops.validate.examples import valid_table, write_drop
 from churnops.validate.ranges import RangeValidator, contract_rows
 from tests.conftest import SMALL_START
 from tests.helpers import raw_store, shared_files
+from tests.landing_drops import valid_table, write_drop
 
 pytestmark = pytest.mark.integration
 

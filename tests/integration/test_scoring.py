@@ -25,7 +25,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = trained_state(tmp_path_factory.mktemp("scoring"))
     # A second version for the challenger alias: the same data, so the policy keeps v1
     # and v2 becomes the challenger.
-    from churnops.train.pipeline import retrain
+    from churnops.retrain import retrain
 
     outcome = retrain(
         settings,

@@ -168,7 +168,7 @@ def test_a_landing_folder_left_half_moved_on_s3_is_refused_not_validated(
     from churnops.ingest import DropRejected, ingest_drop
     from churnops.ingest.quarantine import MOVING_MARKER
     from churnops.stores import stores_for
-    from churnops.validate.examples import valid_table, write_drop
+    from tests.landing_drops import valid_table, write_drop
 
     settings = _settings(tmp_path, f"s3://{bucket}/prod")
     files = shared_files_for(settings).check()

@@ -74,7 +74,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="module")
 def story(settings: Settings) -> Story:
     from churnops.registry import current_aliases, rollback
-    from churnops.train.pipeline import retrain
+    from churnops.retrain import retrain
 
     features = stores_for(settings).features
     first = retrain(settings, features, actor=ACTOR, reason="first model", as_of_end=PRE_CHANGE_END)
@@ -461,7 +461,7 @@ def test_a_searched_retrain_logs_its_trials_with_the_run(story: Story) -> None:
     import dataclasses
 
     from churnops.registry import mlflow_client
-    from churnops.train.pipeline import retrain
+    from churnops.retrain import retrain
 
     settings = story.settings
     params = dataclasses.replace(settings.train, optuna=True, optuna_trials=3, max_rounds=150)

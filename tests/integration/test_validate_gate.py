@@ -11,8 +11,8 @@ import pytest
 
 from churnops.contracts import LANDING_TABLES, SUPPORT_TICKETS, USAGE_DAILY, contract_for
 from churnops.validate import DATA_DOCS_DIR, REPORT_FILE, DropHistory, validate_drop
-from churnops.validate.examples import valid_table, write_drop
 from churnops.validate.suites import build_suite
+from tests.landing_drops import valid_table, write_drop
 
 pytestmark = pytest.mark.integration
 
@@ -213,7 +213,7 @@ def test_unreadable_drops_skip_gx_and_data_docs(tmp_path):
 
 
 def test_benchmark_runs_on_a_small_drop():
-    from churnops.validate.benchmark import run
+    from bench.gate import run
 
     figures = run(rows=5_000)
     assert figures["valid_total_s"] > 0 and figures["one_column_1pct_bad_total_s"] > 0

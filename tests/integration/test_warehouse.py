@@ -23,7 +23,6 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from churnops.contracts import CHURN_EVENTS, USAGE_DAILY
 from churnops.ingest.store import LOADED_DROPS, Partition, RawStore, raw_table
-from churnops.validate.examples import valid_table
 from churnops.warehouse import (
     ConstraintViolation,
     MissingTable,
@@ -34,6 +33,7 @@ from churnops.warehouse import (
 from churnops.warehouse.base import arrow_schema
 from churnops.warehouse.postgres_warehouse import PostgresWarehouse
 from tests.helpers import reopened
+from tests.landing_drops import valid_table
 
 pytestmark = pytest.mark.integration
 

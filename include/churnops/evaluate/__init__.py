@@ -1,20 +1,19 @@
-"""Champion/challenger evaluation: metrics on one test window, and the promotion decision.
+"""What a model is worth, and whether it replaces the champion.
 
-``decide`` is pure (metrics + policy in, decision out). ``score_on`` measures any model
-(a re-loaded champion included) on a split's test window, with the operating threshold
-chosen on the same split's validation window, so that two models compare like for like.
+- ``metrics``: ``ModelMetrics``, plain data: what a model scored on one test window;
+- ``measure``: ``evaluate_model`` (the model just trained) and ``score_on`` (any model, a
+  re-loaded champion included) fill it, the operating threshold chosen on the same split's
+  validation window, so that two models compare like for like;
+- ``decision``: ``decide`` is pure (two models' metrics + policy in, decision out);
+- ``card`` and ``plots``: the model card and the evaluation plots logged with a version.
+
+Depends on ``churnops.train`` (the frame and the model it measures), never the other way.
+Importing this package is cheap; sklearn and matplotlib load on first use.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
 from churnops.evaluate.decision import Action, Decision, WindowMismatch, decide
+from churnops.evaluate.measure import evaluate_model, score_on
 from churnops.evaluate.metrics import CalibrationBin, ModelMetrics
-
-if TYPE_CHECKING:
-    from churnops.train.frame import FrameSplit
-    from churnops.train.model import ChurnModel
 
 __all__ = [
     "Action",
@@ -23,16 +22,6 @@ __all__ = [
     "ModelMetrics",
     "WindowMismatch",
     "decide",
+    "evaluate_model",
     "score_on",
 ]
-
-
-def score_on(model: ChurnModel, split: FrameSplit) -> ModelMetrics:
-    """``model``'s metrics on ``split``'s test window (threshold from its validation window).
-
-    For re-scoring the champion on the challenger's window: no train AUC (the champion was
-    trained on other data) and no SHAP (the champion's explanations were logged with it).
-    """
-    from churnops.train.evaluation import evaluate_model
-
-    return evaluate_model(model, split, include_train=False, explain=False)

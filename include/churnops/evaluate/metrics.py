@@ -1,6 +1,6 @@
 """What a model scored on one test window: the numbers every promotion decision reads.
 
-Plain data, no model code: ``churnops.train.evaluation`` fills it, ``decide`` compares two
+Plain data, no model code: ``churnops.evaluate.measure`` fills it, ``decide`` compares two
 of them, the registry stores it as flat MLflow metrics and as JSON in the decision log.
 """
 

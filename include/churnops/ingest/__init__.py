@@ -3,14 +3,14 @@
 Importing this package is cheap; pyarrow, duckdb and great_expectations load on first use.
 """
 
-from churnops.ingest.bulk import RangeIngestResult, TableRangeResult, ingest_range
-from churnops.ingest.loader import (
+from churnops.ingest.bulk import ingest_range
+from churnops.ingest.loader import drop_history, ingest_day, ingest_drop
+from churnops.ingest.results import (
     DayIngestResult,
     DropRejected,
     IngestResult,
-    drop_history,
-    ingest_day,
-    ingest_drop,
+    RangeIngestResult,
+    TableRangeResult,
 )
 
 __all__ = [

@@ -32,11 +32,12 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from churnops.contracts import LANDING_TABLES, TableContract, contract_for
-from churnops.ingest.loader import DropRejected, ingest_drop
+from churnops.ingest.loader import ingest_drop
+from churnops.ingest.results import DropRejected, RangeIngestResult, TableRangeResult
 from churnops.ingest.store import Partition, RawStore
 from churnops.landing import drop_dir
 from churnops.storage import SharedFiles, write_text
@@ -68,64 +69,6 @@ DEFAULT_CHUNK_DAYS = 366
 RANGE_REPORTS_DIR = "_ranges"
 
 ProgressCallback = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class TableRangeResult:
-    """What ``ingest_range`` did with one table."""
-
-    table: str
-    rows_loaded: int
-    days_loaded: tuple[dt.date, ...]
-    # Every rejected day, with the per-drop path's DropRejected (its str is the verdict).
-    rejected: dict[dt.date, DropRejected] = field(default_factory=dict)
-    # Days that went through the per-drop path (rejected, or passed it and loaded).
-    checked_per_drop: tuple[dt.date, ...] = ()
-    seconds: float = 0.0
-
-    @property
-    def messages(self) -> dict[dt.date, str]:
-        return {day: str(error) for day, error in sorted(self.rejected.items())}
-
-
-@dataclass(frozen=True)
-class RangeIngestResult:
-    """Every table of ``[start, end]``: rows and days loaded, days rejected."""
-
-    start: dt.date
-    end: dt.date
-    tables: dict[str, TableRangeResult]
-    seconds: float = 0.0
-
-    @property
-    def rows_loaded(self) -> dict[str, int]:
-        return {name: t.rows_loaded for name, t in self.tables.items()}
-
-    @property
-    def days_loaded(self) -> dict[str, int]:
-        return {name: len(t.days_loaded) for name, t in self.tables.items()}
-
-    @property
-    def rejected(self) -> dict[str, dict[dt.date, DropRejected]]:
-        return {name: dict(t.rejected) for name, t in self.tables.items() if t.rejected}
-
-    def summary(self) -> dict[str, Any]:
-        """A JSON-ready summary (for task logs and XCom)."""
-        return {
-            "start": self.start.isoformat(),
-            "end": self.end.isoformat(),
-            "seconds": round(self.seconds, 1),
-            "rows_loaded": self.rows_loaded,
-            "days_loaded": self.days_loaded,
-            "days_checked_per_drop": {
-                name: [d.isoformat() for d in t.checked_per_drop] for name, t in self.tables.items()
-            },
-            "rejected": {
-                name: {d.isoformat(): message for d, message in t.messages.items()}
-                for name, t in self.tables.items()
-                if t.rejected
-            },
-        }
 
 
 def ingest_range(

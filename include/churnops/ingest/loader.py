@@ -22,7 +22,6 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from churnops.contracts import LANDING_TABLES, TableContract, contract_for
@@ -34,6 +33,7 @@ from churnops.ingest.quarantine import (
     quarantine_drop,
     quarantine_folder,
 )
+from churnops.ingest.results import DayIngestResult, DropRejected, IngestResult
 from churnops.ingest.store import RawStore
 from churnops.landing import drop_dir
 from churnops.storage import SharedFiles, glob
@@ -41,75 +41,9 @@ from churnops.validate import DropHistory, DropValidation, validate_drop
 from churnops.validate.day_over_day import ACTIVE_CUSTOMERS_TABLE, RECENT_DAYS
 
 if TYPE_CHECKING:
-    from churnops.ingest.bulk import RangeIngestResult
-    from churnops.storage import Location
+    pass
 
 log = logging.getLogger(__name__)
-
-
-class DropRejected(ValueError):
-    """A drop (or a day's drops) failed validation: nothing of it was loaded.
-
-    ``str(error)`` is the readable verdict. For one drop ``report`` holds the validation and
-    ``quarantine`` where the drop went; for a day ``rejections`` maps every rejected table
-    to its own ``DropRejected`` and ``loaded`` the tables that did load; for a range
-    (``ingest_range``) ``rejections`` maps ``"<table> dt=<day>"`` to the drop's
-    ``DropRejected`` and ``range_result`` is the ``RangeIngestResult`` of what did load.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        table: str | None = None,
-        day: dt.date | None = None,
-        report: DropValidation | None = None,
-        quarantine: Location | None = None,
-        rejections: dict[str, DropRejected] | None = None,
-        loaded: dict[str, IngestResult] | None = None,
-        range_result: RangeIngestResult | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.table = table
-        self.day = day
-        self.report = report
-        self.quarantine = quarantine
-        self.rejections = rejections or {}
-        self.loaded = loaded or {}
-        self.range_result = range_result
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    """One drop loaded into ``raw.<table>``."""
-
-    table: str
-    day: dt.date
-    rows_loaded: int
-    source_files: tuple[str, ...]
-    seconds: float
-    validation: DropValidation | None = field(default=None, repr=False, compare=False)
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class DayIngestResult:
-    """Every table of a day loaded (a day with a rejected table raises instead)."""
-
-    day: dt.date
-    loaded: dict[str, IngestResult]
-
-    @property
-    def rows_loaded(self) -> dict[str, int]:
-        return {name: r.rows_loaded for name, r in self.loaded.items()}
-
-    def summary(self) -> dict[str, object]:
-        """A JSON-ready summary (for task logs and XCom)."""
-        return {
-            "day": self.day.isoformat(),
-            "rows_loaded": self.rows_loaded,
-            "source_files": {name: list(r.source_files) for name, r in self.loaded.items()},
-        }
 
 
 def drop_history(raw: RawStore, contract: TableContract, day: dt.date) -> DropHistory:

@@ -32,7 +32,7 @@ from churnops.monitor.store import (
     MonitoringStore,
 )
 from churnops.settings import Settings
-from churnops.warehouse import WarehouseBusy
+from churnops.warehouse import WarehouseBusy, warehouse_for
 
 if TYPE_CHECKING:
     from churnops.storage import Location
@@ -165,10 +165,13 @@ def _report_exists(settings: Settings, day: dt.date, version: str) -> bool:
 
 
 def _monitoring(settings: Settings) -> MonitoringStore:
-    """Read-only: the portal never creates a table (nor, on DuckDB, the file)."""
-    from churnops.stores import stores_for
+    """Read-only: the portal never creates a table (nor, on DuckDB, the file).
 
-    return stores_for(settings, read_only=True).monitoring
+    The store on the process's warehouse resource, as ``stores_for(settings,
+    read_only=True).monitoring`` holds it: built here, not through churnops.stores, which
+    imports this package for MonitoringStore.
+    """
+    return MonitoringStore(warehouse_for(settings, read_only=True))
 
 
 def _version_order(column: str) -> str:

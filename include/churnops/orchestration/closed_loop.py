@@ -75,10 +75,10 @@ def run_closed_loop(
     from churnops.orchestration.local_airflow import running_airflow
     from churnops.pipeline import bootstrap_history
     from churnops.registry import champion_version
+    from churnops.retrain import retrain
     from churnops.simulate import simulate_days
     from churnops.storage import shared_files_for
     from churnops.stores import stores_for
-    from churnops.train.pipeline import retrain
 
     settings = with_campaign(settings, campaign_lead_days)
     sim = settings.simulation

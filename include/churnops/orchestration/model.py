@@ -74,8 +74,8 @@ def check_training_data() -> dict[str, Any]:
 
 def retrain_and_decide() -> dict[str, Any]:
     """Train, register, evaluate against the champion on the same window, decide, act."""
+    from churnops.retrain import retrain
     from churnops.stores import stores_for
-    from churnops.train.pipeline import retrain
 
     context = get_current_context()
     approval = context["params"].get("require_approval")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from churnops.settings import Settings
-from churnops.warehouse import MissingTable, Warehouse, utc_now
+from churnops.warehouse import MissingTable, Warehouse, utc_now, warehouse_for
 
 if TYPE_CHECKING:
     from churnops.evaluate import Decision, ModelMetrics
@@ -133,9 +133,9 @@ class OpsStore:
 
 
 def _ops(settings: Settings, ops: OpsStore | None = None) -> OpsStore:
-    from churnops.stores import stores_for
-
-    return ops or stores_for(settings).ops
+    # The process's warehouse resource, as ``stores_for(settings).ops`` holds it: built
+    # here, not through churnops.stores, which imports this module for OpsStore.
+    return ops or OpsStore(warehouse_for(settings))
 
 
 def record_alias_moves(settings: Settings, moves: list[AliasMove]) -> None:

@@ -200,7 +200,7 @@ def load_champion(settings: Settings) -> LoadedModel:
     if version is None:
         raise NoChampion(
             f"no champion for {settings.mlflow.registered_model_name!r} yet: train one "
-            "(the retrain DAG, or churnops.train.pipeline.retrain)"
+            "(the retrain DAG, or churnops.retrain.retrain)"
         )
     return load_version(settings, version)
 

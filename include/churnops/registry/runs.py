@@ -159,8 +159,8 @@ def log_training_run(
     import mlflow
     from mlflow.models import infer_signature
 
-    from churnops.train.card import model_card
-    from churnops.train.plots import write_plots
+    from churnops.evaluate.card import model_card
+    from churnops.evaluate.plots import write_plots
 
     client = mlflow_client(settings)
     experiment_id = ensure_experiment(settings, client)

@@ -1,10 +1,10 @@
-"""Training: the training frame, its time split, the LightGBM model and its evaluation.
+"""Training: the training frame, its time split and the LightGBM model.
 
-Importing this package is cheap; pandas, lightgbm, sklearn and matplotlib load on first use.
-The full retrain (train, register, champion/challenger, promote) is ``churnops.train.pipeline``.
+Importing this package is cheap; pandas, lightgbm and sklearn load on first use. Measuring
+the model is ``churnops.evaluate``; the full retrain (train, evaluate, register,
+champion/challenger, promote) is ``churnops.retrain``.
 """
 
-from churnops.train.evaluation import evaluate_model
 from churnops.train.frame import (
     CATEGORICAL_FEATURES,
     FrameSplit,
@@ -31,7 +31,6 @@ __all__ = [
     "InsufficientHistory",
     "SplitWindows",
     "TrainedModel",
-    "evaluate_model",
     "feature_columns",
     "load_split",
     "load_training_frame",

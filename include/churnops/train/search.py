@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from churnops.settings import TrainParams
+from churnops.train.boosting import boost, lightgbm_params
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,8 +63,6 @@ def search_hyperparameters(
     the best parameters and a summary. Each trial's result is logged as it ends. Every
     trial uses the final model's class weight (the searched parameters leave it alone)."""
     import optuna
-
-    from churnops.train.model import boost, lightgbm_params
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own line per trial instead
     history: list[dict[str, Any]] = []

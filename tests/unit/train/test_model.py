@@ -11,18 +11,18 @@ import pandas as pd
 import pytest
 
 from churnops.contracts import PLAN_TYPES
+from churnops.evaluate import evaluate_model
+from churnops.evaluate.card import model_card
+from churnops.evaluate.measure import calibration_bins, choose_threshold
+from churnops.evaluate.plots import write_plots
 from churnops.settings import TrainParams
 from churnops.train import (
     FrameSplit,
     TrainedModel,
-    evaluate_model,
     prepare_features,
     time_split,
     train_model,
 )
-from churnops.train.card import model_card
-from churnops.train.evaluation import calibration_bins, choose_threshold
-from churnops.train.plots import write_plots
 from tests.unit.train.synthetic import synthetic_frame
 
 pytestmark = pytest.mark.unit

@@ -12,7 +12,6 @@ import pyarrow as pa
 import pytest
 
 from churnops.contracts import LANDING_TABLES, USAGE_DAILY, TableContract, contract_for
-from churnops.validate.examples import valid_table
 from churnops.validate.failures import Failure
 from churnops.validate.frames import ReadDrop
 from churnops.validate.ranges import _flagged_days, contract_rows, range_misfit, to_range_frame
@@ -25,6 +24,7 @@ from churnops.validate.suites import (
     range_frame_dtype,
     suite_name,
 )
+from tests.landing_drops import valid_table
 
 pytestmark = pytest.mark.unit
 

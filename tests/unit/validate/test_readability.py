@@ -10,7 +10,6 @@ import pytest
 
 from churnops.contracts import SUPPORT_TICKETS, USAGE_DAILY
 from churnops.landing import drop_dir
-from churnops.validate.examples import valid_table, write_drop
 from churnops.validate.frames import (
     CASTABLE_SCHEMA,
     CONSISTENT_SCHEMA,
@@ -22,6 +21,7 @@ from churnops.validate.frames import (
     UNIQUE_COLUMN_NAMES,
     read_drop,
 )
+from tests.landing_drops import valid_table, write_drop
 
 pytestmark = pytest.mark.unit
 

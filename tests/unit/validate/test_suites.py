@@ -7,7 +7,6 @@ import datetime as dt
 import pytest
 
 from churnops.contracts import LANDING_TABLES, TableContract
-from churnops.validate.examples import valid_table
 from churnops.validate.frames import to_validation_frame
 from churnops.validate.suites import (
     DROP_DAY_END,
@@ -17,6 +16,7 @@ from churnops.validate.suites import (
     build_suite,
     drop_day_parameters,
 )
+from tests.landing_drops import valid_table
 
 pytestmark = pytest.mark.unit
 

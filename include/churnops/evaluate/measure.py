@@ -1,4 +1,8 @@
-"""A model's metrics on a split's test window (``ModelMetrics``).
+"""Measure a model on a split: its ``ModelMetrics`` on the test window.
+
+``evaluate_model`` measures the model just trained (train AUC and explanations included);
+``score_on`` measures any model, a re-loaded champion included, the same way on another
+model's split, so that two models compare like for like.
 
 The operating threshold is chosen on the validation window, never on the test window:
 
@@ -103,6 +107,15 @@ def evaluate_model(
         feature_importance=importance,
         shap_importance=shap,
     )
+
+
+def score_on(model: ChurnModel, split: FrameSplit) -> ModelMetrics:
+    """``model``'s metrics on ``split``'s test window (threshold from its validation window).
+
+    For re-scoring the champion on the challenger's window: no train AUC (the champion was
+    trained on other data) and no SHAP (the champion's explanations were logged with it).
+    """
+    return evaluate_model(model, split, include_train=False, explain=False)
 
 
 def choose_threshold(y: np.ndarray, scores: np.ndarray, params: TrainParams) -> float:

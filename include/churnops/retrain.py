@@ -76,7 +76,7 @@ def retrain(
     ``as_of_start``/``as_of_end`` bound the training frame read from ``features`` (default:
     all matured labels).
     """
-    from churnops.evaluate import decide, score_on
+    from churnops.evaluate import decide, evaluate_model, score_on
     from churnops.registry import (
         NoChampion,
         load_champion,
@@ -86,7 +86,6 @@ def retrain(
         set_challenger,
     )
     from churnops.registry.tracking import mlflow_client
-    from churnops.train.evaluation import evaluate_model
     from churnops.train.frame import load_split
     from churnops.train.model import train_model
 

@@ -1,7 +1,8 @@
-"""Rows that satisfy a landing contract, made from the contract alone.
+"""Landing drops for tests: rows that satisfy a landing contract, made from the contract
+alone, and written where the loader reads them.
 
-For tests of the gate and the loader, and for the validation benchmark: no simulator
-needed, and any contract change is followed automatically.
+For tests of the gate and the loader, and for the gate's benchmark (``bench/gate.py``): no
+simulator needed, and any contract change is followed automatically.
 """
 
 from __future__ import annotations
