@@ -114,7 +114,7 @@ def bench_celery(tmp: Path) -> Iterator[tuple[str, dict]]:
     prepared: dict[str, dict] = {}
 
     def prepare(stack: ProdStack) -> None:
-        dsn = stack.user_env["CHURNOPS_POSTGRES_DSN"]
+        dsn = stack.settings.warehouse.postgres_dsn
         with stack.phase("copy the state to PostgreSQL"):
             prepared["copy"] = measure(
                 copy_to_postgres,

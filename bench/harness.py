@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from churnops.settings import load_settings
+
 if TYPE_CHECKING:
     from churnops.features.store import FeatureStore
     from churnops.ingest.store import RawStore
@@ -29,38 +31,37 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 # ----------------------------------------------------------------------------- environment
 os.environ.setdefault("DO_NOT_TRACK", "true")
+# The bench's own settings (CHURNOPS_BENCH_*), declared with every other churnops setting.
+_BENCH = load_settings().bench
 # The size: customers simulated (and rows of the gate's drop).
-BENCH_CUSTOMERS = int(os.environ.get("CHURNOPS_BENCH_CUSTOMERS", "500000"))
+BENCH_CUSTOMERS = _BENCH.customers
 # Days of history before the nightly group's night.
-NIGHTLY_HISTORY_DAYS = int(os.environ.get("CHURNOPS_BENCH_HISTORY_DAYS", "90"))
-# Folders that keep a long set-up between runs (else it goes to the run's temporary folder).
+NIGHTLY_HISTORY_DAYS = _BENCH.history_days
+# Folders that keep a long set-up between runs (else it goes to the run's temporary
+# folder), by the variable that names them (the messages say which to change).
 NIGHTLY_STATE_ENV = "CHURNOPS_BENCH_NIGHTLY_STATE"
 TRAIN_STATE_ENV = "CHURNOPS_BENCH_TRAIN_STATE"
 DRIFT_STATE_ENV = "CHURNOPS_BENCH_DRIFT_STATE"
-# The engines group: the PostgreSQL server it creates its databases on, and its stages.
-POSTGRES_ADMIN_DSN_ENV = "CHURNOPS_BENCH_POSTGRES"
-DEFAULT_POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
-ENGINE_STAGES_ENV = "CHURNOPS_BENCH_ENGINE_STAGES"
+_KEPT_STATES = {
+    NIGHTLY_STATE_ENV: _BENCH.nightly_state,
+    TRAIN_STATE_ENV: _BENCH.train_state,
+    DRIFT_STATE_ENV: _BENCH.drift_state,
+}
 
 
 def kept_state(env: str, default: Path) -> str:
-    """The folder the environment variable ``env`` names (a set-up kept between runs),
-    else ``default``."""
-    return os.environ.get(env) or str(default)
+    """The folder the setting ``env`` names (a set-up kept between runs), else ``default``."""
+    return str(_KEPT_STATES[env] or default)
 
 
 def postgres_server() -> str:
     """``CHURNOPS_BENCH_POSTGRES``: the server the engines group creates databases on."""
-    return os.environ.get(POSTGRES_ADMIN_DSN_ENV, DEFAULT_POSTGRES_SERVER)
+    return _BENCH.postgres
 
 
 def selected_engine_stages(known: tuple[str, ...]) -> list[str]:
-    """``CHURNOPS_BENCH_ENGINE_STAGES`` (comma separated; default all of ``known``)."""
-    stages = [s for s in os.environ.get(ENGINE_STAGES_ENV, ",".join(known)).split(",") if s]
-    unknown = sorted(set(stages) - set(known))
-    if unknown:
-        raise SystemExit(f"{ENGINE_STAGES_ENV}: unknown stage(s) {unknown}; known: {known}")
-    return stages
+    """``CHURNOPS_BENCH_ENGINE_STAGES`` (checked against ``known`` when it is loaded)."""
+    return [stage for stage in _BENCH.engine_stages if stage in known]
 
 
 def quiet_dbt() -> None:

@@ -29,8 +29,8 @@ SCENARIO_NIGHTS = [dt.date(2025, 10, 20) + dt.timedelta(days=3 * i) for i in ran
 
 def scenario_state(tmp_path_factory: pytest.TempPathFactory, scenario: str) -> Settings:
     from churnops.pipeline import bootstrap_history
+    from churnops.retrain import retrain
     from churnops.stores import stores_for
-    from churnops.train.pipeline import retrain
 
     settings = load_settings(
         {
