@@ -887,7 +887,8 @@ class RetrainingPolicy:
     """When monitoring asks for a retrain (``churnops.triggers``); seed defaults.
 
     Any one trigger fires: AUC of the served scores on the latest matured cohort below
-    ``min_cohort_auc``; drift on ``max_drifted_features`` or more features; more than
+    ``min_cohort_auc``; the estimated AUC below that floor on the last ``estimate_nights``
+    estimated nights; drift on ``max_drifted_features`` or more features; more than
     ``max_new_labels`` labelled rows since the champion's training cutoff. The monthly
     trigger is the retrain DAG's own schedule. Requests are ``cooldown_days`` apart, so one
     drift episode does not retrain every night. The monthly run trains only when no model
@@ -898,6 +899,14 @@ class RetrainingPolicy:
         "CHURNOPS_RETRAIN_MIN_COHORT_AUC",
         0.78,
         help="retrain when the served scores' AUC on the latest matured cohort is below this",
+    )
+    estimate_nights: int = setting(
+        "CHURNOPS_RETRAIN_ESTIMATE_NIGHTS",
+        3,
+        minimum=1,
+        help="retrain when the champion's estimated AUC (CBPE, from the nights' scores alone) "
+        "has been below the AUC floor on this many nights in a row: the AUC rule, months "
+        "before the labels mature",
     )
     max_drifted_features: int = setting(
         "CHURNOPS_RETRAIN_DRIFTED_FEATURES",

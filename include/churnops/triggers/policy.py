@@ -4,6 +4,10 @@ with its reasons (seed defaults in ``churnops.settings.RetrainingPolicy``).
 Any one trigger fires:
 
 - **performance**: the served scores' AUC on the latest matured cohort is below the floor;
+- **estimated performance**: the champion's AUC estimated from each night's scores alone
+  (CBPE, ``churnops.estimation``) has been below the same floor on the last
+  ``estimate_nights`` estimated nights, tonight included: the same rule, 90 days sooner.
+  One night is not enough: a night's estimate has a sampling error;
 - **drift**: at least ``max_drifted_features`` features drifted from the champion's
   training data tonight;
 - **new labels**: more than ``max_new_labels`` churn outcomes have matured since the
@@ -41,6 +45,8 @@ class RetrainSignals:
     labels_since: dt.date | None = None  # the champion's training data cutoff
     # The nearest other night (earlier or later) whose evaluation requested a retrain.
     nearest_request: dt.date | None = None
+    # The champion's latest estimated nights up to tonight, newest first: (night, AUC).
+    estimated_aucs: tuple[tuple[dt.date, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,9 @@ def decide_retraining(signals: RetrainSignals, policy: RetrainingPolicy) -> Retr
     else:
         quiet.append(f"cohort {signals.latest_cohort} AUC {auc:.3f} >= {policy.min_cohort_auc:.2f}")
 
+    estimate_fires, estimate_reason = _estimated_auc(signals, policy)
+    (triggers if estimate_fires else quiet).append(estimate_reason)
+
     drifted = signals.drifted_features
     if len(drifted) >= policy.max_drifted_features:
         triggers.append(
@@ -105,6 +114,18 @@ def decide_retraining(signals: RetrainSignals, policy: RetrainingPolicy) -> Retr
             )
             return RetrainDecision(False, True, (*triggers, cooldown), True)
     return RetrainDecision(True, True, tuple(triggers), False)
+
+
+def _estimated_auc(signals: RetrainSignals, policy: RetrainingPolicy) -> tuple[bool, str]:
+    """(fires, reason) of the estimated-AUC trigger."""
+    floor, needed = policy.min_cohort_auc, policy.estimate_nights
+    latest = signals.estimated_aucs[:needed]
+    if not latest or latest[0][0] != signals.as_of_date:
+        return False, "no estimated AUC for tonight"
+    nights = ", ".join(f"{night} {auc:.3f}" for night, auc in latest)
+    if len(latest) == needed and all(auc < floor for _, auc in latest):
+        return True, f"estimated AUC below {floor:.2f} on the last {needed} nights: {nights}"
+    return False, f"estimated AUC {latest[0][1]:.3f} tonight (the last {len(latest)}: {nights})"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,12 @@ from __future__ import annotations
 import datetime as dt
 
 from churnops.features.store import LABEL_COLUMN, LABELS_TABLE
-from churnops.monitor.store import DRIFT_SUMMARY_TABLE, RETRAIN_REQUESTS_TABLE, MonitoringStore
+from churnops.monitor.store import (
+    DRIFT_SUMMARY_TABLE,
+    PERFORMANCE_ESTIMATES_TABLE,
+    RETRAIN_REQUESTS_TABLE,
+    MonitoringStore,
+)
 from churnops.settings import Settings
 from churnops.triggers.policy import RetrainDecision, RetrainSignals, decide_retraining
 from churnops.warehouse import utc_now
@@ -59,6 +64,12 @@ def read_signals(
         "order by abs(as_of_date - cast(? as date)), as_of_date limit 1",
         [as_of_date, as_of_date],
     )
+    estimated = monitoring.rows(
+        f"select as_of_date, estimated_auc from {PERFORMANCE_ESTIMATES_TABLE} "
+        "where model_version = ? and as_of_date <= ? and estimated_auc is not null "
+        "order by as_of_date desc limit ?",
+        [champion, as_of_date, settings.retraining.estimate_nights],
+    )
     return RetrainSignals(
         as_of_date=as_of_date,
         champion_version=champion,
@@ -68,6 +79,7 @@ def read_signals(
         new_churn_labels=int(new_labels[0]["n"]) if new_labels else 0,
         labels_since=cutoff,
         nearest_request=nearest[0]["night"] if nearest else None,
+        estimated_aucs=tuple((r["as_of_date"], float(r["estimated_auc"])) for r in estimated),
     )
 
 

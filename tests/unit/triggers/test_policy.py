@@ -149,3 +149,40 @@ def test_the_monthly_gap_comes_from_settings() -> None:
     policy = load_settings({"CHURNOPS_RETRAIN_SCHEDULED_MIN_GAP_DAYS": "0"}).retraining
     assert policy.scheduled_min_gap_days == 0
     assert scheduled_retrain_due(NOW, NOW, policy).due
+
+
+def _estimates(*aucs: float, newest: dt.date = NIGHT) -> tuple[tuple[dt.date, float], ...]:
+    return tuple((newest - dt.timedelta(days=i), auc) for i, auc in enumerate(aucs))
+
+
+def test_three_estimated_nights_below_the_floor_fire_with_the_nights_named() -> None:
+    signals = dataclasses.replace(QUIET, estimated_aucs=_estimates(0.771, 0.765, 0.7799))
+    decision = decide_retraining(signals, POLICY)
+    assert decision.fire
+    assert decision.reasons == (
+        "estimated AUC below 0.78 on the last 3 nights: 2026-03-01 0.771, 2026-02-28 0.765, "
+        "2026-02-27 0.780",
+    )
+
+
+@pytest.mark.parametrize(
+    "estimates",
+    [
+        _estimates(0.77, 0.77, 0.78),  # the third night at the floor
+        _estimates(0.77, 0.77),  # only two nights estimated so far
+        _estimates(0.77, 0.77, 0.77, newest=NIGHT - dt.timedelta(days=1)),  # none tonight
+        (),
+    ],
+    ids=["one-at-the-floor", "two-nights", "not-tonight", "no-estimates"],
+)
+def test_fewer_than_three_estimated_nights_below_the_floor_do_not_fire(estimates) -> None:
+    decision = decide_retraining(dataclasses.replace(QUIET, estimated_aucs=estimates), POLICY)
+    assert not decision.fire and not decision.triggered
+    assert any(r.startswith(("estimated AUC", "no estimated AUC")) for r in decision.reasons)
+
+
+def test_the_estimate_nights_come_from_settings() -> None:
+    policy = load_settings({"CHURNOPS_RETRAIN_ESTIMATE_NIGHTS": "2"}).retraining
+    signals = dataclasses.replace(QUIET, estimated_aucs=_estimates(0.77, 0.77))
+    assert decide_retraining(signals, policy).fire
+    assert not decide_retraining(signals, POLICY).fire
