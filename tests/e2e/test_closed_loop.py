@@ -274,6 +274,22 @@ def loop(tmp_path_factory: pytest.TempPathFactory):
         patch.undo()
 
 
+def test_every_night_has_its_performance_estimated_through_the_scheduler(loop) -> None:
+    """The nightly DAG's monitoring task estimated each night (CBPE) and the loop says it."""
+    settings, outcome, lines = loop
+    with duckdb.connect(str(settings.warehouse.duckdb_path), read_only=True) as con:
+        estimated = dict(
+            con.execute(
+                "select as_of_date, estimated_auc from monitoring.performance_estimates"
+            ).fetchall()
+        )
+    assert set(outcome.nights) <= set(estimated), estimated
+    for night in outcome.nights:
+        assert 0.5 < estimated[night] < 1.0
+        said = [line for line in lines if line.startswith(f"   estimated performance {night} ")]
+        assert len(said) == 1 and f"AUC {estimated[night]:.3f} [" in said[0], lines
+
+
 def test_both_nights_ran_through_the_scheduler_and_scored_everyone(loop) -> None:
     """`airflow backfill create` over the nights, executed by the real scheduler with
     Cosmos' watcher tasks: each night loaded its drops, built its features, scored."""

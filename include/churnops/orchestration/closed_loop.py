@@ -126,7 +126,17 @@ def run_closed_loop(
         for run in sorted(nightly, key=lambda r: str(r.get("logical_date"))):
             say(f"   churn_nightly {run.get('logical_date')}: {run.get('state')}")
         seconds["nights"] = time.perf_counter() - mark
-        requests = stores_for(settings).monitoring.rows(
+        monitoring = stores_for(settings).monitoring
+        for estimate in monitoring.estimates(since=first):
+            say(
+                f"   estimated performance {estimate['as_of_date']} "
+                f"(v{estimate['model_version']}, from the night's scores alone): AUC "
+                f"{estimate['estimated_auc']:.3f} [{estimate['estimated_auc_lower']:.3f}, "
+                f"{estimate['estimated_auc_upper']:.3f}], predicted churn rate "
+                f"{estimate['mean_probability']:.2%} against {estimate['base_rate']:.2%} "
+                "at training"
+            )
+        requests = monitoring.rows(
             f"select * from {RETRAIN_REQUESTS_TABLE} where as_of_date between ? and ? "
             "order by as_of_date",
             [first, last],
