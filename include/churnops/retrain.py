@@ -68,13 +68,16 @@ def retrain(
     as_of_end: dt.date | None = None,
     params: TrainParams | None = None,
     policy: PromotionPolicy | None = None,
+    follow_up_on: dt.date | None = None,
 ) -> RetrainOutcome:
     """Train, register and judge a challenger; promote it or keep the champion.
 
     ``actor`` names who or what asked (``airflow:<dag_id>/<run_id>``, ``cli:<user>``);
     ``reason`` why (the trigger's reasons). ``require_approval`` overrides the policy's.
     ``as_of_start``/``as_of_end`` bound the training frame read from ``features`` (default:
-    all matured labels).
+    all matured labels). ``follow_up_on``: the request that started this retrain also
+    scheduled a follow-up (its drifted customers have no matured label yet): a challenger
+    that is not promoted says so, and when.
     """
     from churnops.evaluate import decide, evaluate_model, score_on
     from churnops.registry import (
@@ -107,6 +110,15 @@ def retrain(
     champion_metrics = score_on(champion.model, split) if champion else None
     champion_version = champion.version if champion else None
     decision = decide(champion_metrics, metrics, policy)
+    if follow_up_on is not None and decision.action != "promote":
+        decision = dataclasses.replace(
+            decision,
+            reasons=[
+                *decision.reasons,
+                "the drifted customers have no matured label yet to learn from: follow-up "
+                f"retrain on {follow_up_on}",
+            ],
+        )
     record_decision(
         settings,
         decision,

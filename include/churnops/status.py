@@ -32,6 +32,7 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         "latest_estimate": None,
         "estimated_vs_realized": [],
         "triggers": [],
+        "follow_ups": [],
     }
     from churnops.registry import current_aliases, read_audit_log, read_decisions
     from churnops.stores import stores_for
@@ -111,6 +112,7 @@ def _monitoring(monitoring: MonitoringStore) -> dict[str, Any]:
         f"from {COHORT_PERFORMANCE_TABLE} order by as_of_date desc limit 1",
     )
     estimates = monitoring.estimates()
+    follow_ups = monitoring.follow_ups()
     triggers = monitoring.rows(
         f"select as_of_date, fired, held_by_cooldown, reasons, champion_version "
         f"from {RETRAIN_REQUESTS_TABLE} where triggered order by as_of_date desc limit 5",
@@ -140,6 +142,7 @@ def _monitoring(monitoring: MonitoringStore) -> dict[str, Any]:
             if e["realized_at"] is not None
         ],
         "triggers": triggers,
+        "follow_ups": follow_ups,
     }
 
 
@@ -250,6 +253,9 @@ def render_status(report: dict[str, Any], color: bool = False) -> str:
             lines.append(f"                     {reasons}")
     else:
         lines.append("Triggers fired   : none")
+    for i, f in enumerate(report["follow_ups"][-3:]):
+        label = "Follow-up retrain: " if i == 0 else " " * 19
+        lines.append(f"{label}{f['due_on']} (scheduled by the drift of {f['requested_on']})")
     decisions = report["recent_decisions"]
     if decisions:
         d = decisions[0]

@@ -140,17 +140,57 @@ def test_status_shows_estimated_against_realized_and_which_rate_moved(campaign) 
     assert f"AUC estimated    : {report['latest_estimate']['estimated_auc']:.3f}" in text
 
 
-def test_the_drift_page_opens_with_the_nights_estimate(campaign) -> None:
+@pytest.fixture(scope="module")
+def campaign_night(campaign):
+    """The last campaign night through the whole monitoring task body."""
     from churnops.monitor.nightly import monitor_night
     from churnops.stores import stores_for
 
     settings, _ = campaign
-    night = SCENARIO_NIGHTS[-1]
-    result = monitor_night(settings, stores_for(settings).monitoring, night)
+    return monitor_night(settings, stores_for(settings).monitoring, SCENARIO_NIGHTS[-1])
+
+
+def test_the_drift_page_opens_with_the_nights_estimate(campaign_night) -> None:
+    result = campaign_night
     page = result.drift.html_path.read_text()
     banner = page[page.index('<div id="churnops-estimate"') :][:600]
     assert f"AUC {result.estimate.auc.value:.3f}" in banner
     assert page.index("<body") < page.index('id="churnops-estimate"')
+
+
+def test_the_campaign_requests_a_retrain_and_a_follow_up_when_its_labels_mature(
+    campaign, campaign_night
+) -> None:
+    """The campaign's customers joined after the champion's cutoff: none has a matured
+    label on the campaign night, so the drift request schedules a follow-up 90 days on,
+    and that night fires with its reason whatever the drift and the cooldown say."""
+    from churnops.stores import stores_for
+    from churnops.triggers.signals import evaluate_retraining
+
+    settings, _ = campaign
+    monitoring = stores_for(settings).monitoring
+    night = SCENARIO_NIGHTS[-1]
+    population = campaign_night.population
+    assert population is not None, campaign_night.drift.drifted_features
+    assert population.customers >= 300 and population.labelled == 0, population.describe()
+    _, decision = evaluate_retraining(settings, monitoring, night)
+    due = night + dt.timedelta(days=90)
+    assert decision.fire and decision.follow_up_on == due, decision.reasons
+    assert any(f"follow-up retrain on {due}" in r for r in decision.reasons)
+    assert [(f["due_on"], f["requested_on"]) for f in monitoring.follow_ups()] == [(due, night)]
+    # A rerun of the night schedules it again, not twice.
+    evaluate_retraining(settings, monitoring, night)
+    assert len(monitoring.follow_ups()) == 1
+
+    from churnops.status import collect_status, render_status
+
+    assert f"Follow-up retrain: {due} (scheduled by the drift of {night})" in render_status(
+        collect_status(settings)
+    )
+    _, follow_up = evaluate_retraining(settings, monitoring, due)
+    assert follow_up.fire and not follow_up.held_by_cooldown
+    assert follow_up.reasons[0].startswith(f"follow-up retrain scheduled by the drift of {night}")
+    assert follow_up.follow_up_on is None
 
 
 def test_under_the_price_increase_the_estimate_cannot_follow(price_increase) -> None:

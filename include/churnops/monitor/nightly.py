@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from churnops.estimation import EstimatedPerformance
     from churnops.monitor.drift import DriftResult
     from churnops.monitor.performance import CohortPerformance
+    from churnops.monitor.population import DriftedPopulation
     from churnops.monitor.store import MonitoringStore
     from churnops.storage import SharedFiles
 
@@ -39,6 +40,8 @@ class MonitoringResult:
     cohorts: list[CohortPerformance]
     # None for a version trained before its performance reference was logged.
     estimate: EstimatedPerformance | None = None
+    # Only on a night whose drift fires the retraining trigger.
+    population: DriftedPopulation | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -50,6 +53,7 @@ class MonitoringResult:
             "report": str(self.drift.html_path),
             "cohorts": [c.describe() for c in self.cohorts],
             "estimate": self.estimate.describe() if self.estimate else None,
+            "drifted_population": self.population.describe() if self.population else None,
         }
 
 
@@ -97,8 +101,54 @@ def monitor_night(
         banner=estimate.describe() if estimate else None,
     )
     persist_drift(monitoring, drift)
+    population = None
+    if len(drift.drifted_features) >= settings.retraining.max_drifted_features:
+        population = record_drifted_population(settings, monitoring, drift, reference, current)
     cohorts = update_cohort_performance(settings, monitoring, as_of_date)
-    return MonitoringResult(drift, cohorts, estimate)
+    return MonitoringResult(drift, cohorts, estimate, population)
+
+
+def record_drifted_population(
+    settings: Settings,
+    monitoring: MonitoringStore,
+    drift: DriftResult,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+) -> DriftedPopulation:
+    """On a night whose drift fires the trigger: who drifted, and how many of them a
+    retrain could learn from (stored for the retraining policy)."""
+    from churnops.monitor.population import find_drifted_population
+    from churnops.registry.champion import training_cutoff
+    from churnops.settings import LABEL_HORIZON_DAYS
+    from churnops.train.frame import CATEGORICAL_FEATURES
+
+    cutoff = training_cutoff(settings, drift.model_version)
+    population = find_drifted_population(
+        reference,
+        current,
+        drift.drifted_features,
+        [c for c in drift.drifted_features if c in CATEGORICAL_FEATURES],
+        monitoring.labelled_customers(
+            cutoff, drift.as_of_date - dt.timedelta(days=LABEL_HORIZON_DAYS)
+        ),
+        as_of_date=drift.as_of_date,
+        model_version=drift.model_version,
+        labels_since=cutoff,
+    )
+    monitoring.replace_drift_population(
+        {
+            "as_of_date": population.as_of_date,
+            "model_version": population.model_version,
+            "features": list(population.features),
+            "customers": population.customers,
+            "base": population.base,
+            "labelled": population.labelled,
+            "labels_since": population.labels_since,
+            "computed_at": utc_now(),
+        }
+    )
+    log.info("%s: %s", drift.as_of_date, population.describe())
+    return population
 
 
 def estimate_night(

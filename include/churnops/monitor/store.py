@@ -13,6 +13,11 @@ where the table has one) in one transaction, so reruns and backfills leave one c
   estimated from the night's scores alone (CBPE, ``churnops.estimation``) with its band,
   the predicted churn rate against the trained base rate; and, once the night's labels
   have matured, the realized measures of the same rows beside it.
+- ``drift_population``: one row per night whose drift fires the retraining trigger: how
+  many of tonight's customers drifted (``churnops.monitor.population``) and how many of
+  them have a matured label after the champion's training cutoff.
+- ``retrain_follow_ups``: one row per retrain the policy scheduled for the night a
+  drifted population's labels will have matured (``due_on``), and why.
 - ``retrain_requests``: one row per night the retraining policy was evaluated: fired or
   not, its reasons, whether a cooldown held it back.
 """
@@ -107,6 +112,26 @@ PERFORMANCE_ESTIMATES = sa.Table(
     *(sa.Column(f"realized_{metric}", sa.Double) for metric in _ESTIMATED),
     sa.Column("realized_at", sa.DateTime),
 )
+DRIFT_POPULATION = sa.Table(
+    "drift_population",
+    _metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("model_version", sa.String, primary_key=True),
+    sa.Column("features", ARRAY(sa.String), nullable=False),
+    sa.Column("customers", sa.BigInteger, nullable=False),
+    sa.Column("base", sa.BigInteger, nullable=False),
+    sa.Column("labelled", sa.BigInteger, nullable=False),
+    sa.Column("labels_since", sa.Date),
+    sa.Column("computed_at", sa.DateTime, nullable=False),
+)
+RETRAIN_FOLLOW_UPS = sa.Table(
+    "retrain_follow_ups",
+    _metadata,
+    sa.Column("due_on", sa.Date, primary_key=True),
+    sa.Column("requested_on", sa.Date, nullable=False),  # the drift night that scheduled it
+    sa.Column("reason", sa.String, nullable=False),
+    sa.Column("scheduled_at", sa.DateTime, nullable=False),
+)
 RETRAIN_REQUESTS = sa.Table(
     "retrain_requests",
     _metadata,
@@ -124,6 +149,8 @@ DRIFT_SUMMARY_TABLE = f"{MONITORING_SCHEMA}.drift_summary"
 COHORT_PERFORMANCE_TABLE = f"{MONITORING_SCHEMA}.cohort_performance"
 RETRAIN_REQUESTS_TABLE = f"{MONITORING_SCHEMA}.retrain_requests"
 PERFORMANCE_ESTIMATES_TABLE = f"{MONITORING_SCHEMA}.performance_estimates"
+DRIFT_POPULATION_TABLE = f"{MONITORING_SCHEMA}.drift_population"
+RETRAIN_FOLLOW_UPS_TABLE = f"{MONITORING_SCHEMA}.retrain_follow_ups"
 COHORT_COLUMNS = tuple(c.name for c in COHORT_PERFORMANCE.columns if c.name != "computed_at")
 
 
@@ -140,6 +167,8 @@ class MonitoringStore:
             COHORT_PERFORMANCE,
             RETRAIN_REQUESTS,
             PERFORMANCE_ESTIMATES,
+            DRIFT_POPULATION,
+            RETRAIN_FOLLOW_UPS,
         )
 
     def rows(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
@@ -206,6 +235,40 @@ class MonitoringStore:
             "order by as_of_date, model_version",
             params,
         )
+
+    def replace_drift_population(self, row: dict[str, Any]) -> None:
+        import pyarrow as pa
+
+        self.ensure()
+        key = {"as_of_date": row["as_of_date"], "model_version": row["model_version"]}
+        with self.warehouse.transaction() as session:
+            session.replace(DRIFT_POPULATION, key, pa.Table.from_pylist([row]))
+
+    def replace_follow_up_of(self, requested_on: dt.date, row: dict[str, Any] | None) -> None:
+        """The follow-up retrain night ``requested_on`` schedules (``row``, due on
+        ``row['due_on']``), or none: a rerun of that night replaces what it scheduled."""
+        import pyarrow as pa
+
+        self.ensure()
+        with self.warehouse.transaction() as session:
+            session.delete(RETRAIN_FOLLOW_UPS, {"requested_on": requested_on})
+            if row is not None:
+                session.replace(
+                    RETRAIN_FOLLOW_UPS, {"due_on": row["due_on"]}, pa.Table.from_pylist([row])
+                )
+
+    def follow_ups(self) -> list[dict[str, Any]]:
+        return self.rows(f"select * from {RETRAIN_FOLLOW_UPS_TABLE} order by due_on")
+
+    def labelled_customers(self, after: dt.date | None, matured_by: dt.date) -> set[int]:
+        """Customers with a label on an as-of date after ``after`` (any when None) that had
+        matured by ``matured_by`` (a backfilled history holds later ones too)."""
+        rows = self.warehouse.tuples(
+            f"select distinct customer_id from {LABELS_TABLE} "
+            "where as_of_date > ? and as_of_date <= ?",
+            [after or dt.date.min, matured_by],
+        )
+        return {int(customer) for (customer,) in rows}
 
     def replace_retrain_request(self, row: dict[str, Any]) -> None:
         import pyarrow as pa

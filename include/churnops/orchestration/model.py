@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -20,6 +21,17 @@ def actor() -> str:
     user = getattr(run, "triggering_user_name", None)
     who = f"airflow:{run.dag_id}/{run.run_id}"
     return f"{who} by {user}" if user else who
+
+
+def trigger_follow_up() -> dt.date | None:
+    """The follow-up retrain the triggering request scheduled, if any (its extra)."""
+    context = get_current_context()
+    for events in (context.get("triggering_asset_events") or {}).values():
+        for event in events:
+            follow_up = (event.extra or {}).get("follow_up_on")
+            if follow_up:
+                return dt.date.fromisoformat(str(follow_up))
+    return None
 
 
 def trigger_reasons() -> str:
@@ -86,6 +98,7 @@ def retrain_and_decide() -> dict[str, Any]:
         actor=actor(),
         reason=trigger_reasons(),
         require_approval=approval,
+        follow_up_on=trigger_follow_up(),
     )
     log.info("%s", outcome.summary)
     return {

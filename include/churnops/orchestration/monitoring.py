@@ -71,5 +71,6 @@ def request_retrain_task() -> Iterator[Metadata]:
             "as_of_date": day.isoformat(),
             "champion_version": signals.champion_version,
             "reasons": list(decision.reasons),
+            "follow_up_on": decision.follow_up_on.isoformat() if decision.follow_up_on else None,
         },
     )

@@ -176,6 +176,18 @@ def _load_version(settings: Settings, version: str | int) -> LoadedModel:
     return loaded
 
 
+def training_cutoff(settings: Settings, version: str) -> dt.date | None:
+    """The last as-of date of the version's training data (its ``as_of_range`` tag): the
+    labels after it are what a retrain would learn that the version did not."""
+    tags = (
+        mlflow_client(settings)
+        .get_model_version(settings.mlflow.registered_model_name, version)
+        .tags
+    )
+    as_of_range = tags.get("as_of_range", "")
+    return dt.date.fromisoformat(as_of_range.split("..")[-1]) if ".." in as_of_range else None
+
+
 def champion_version(settings: Settings) -> str | None:
     """The champion's version number, or None."""
     from churnops.registry.aliases import current_aliases

@@ -920,6 +920,14 @@ class RetrainingPolicy:
         minimum=0,
         help="retrain when more labelled rows than this arrived since the champion's cutoff",
     )
+    min_new_labels_in_drift: int = setting(
+        "CHURNOPS_RETRAIN_MIN_NEW_LABELS_IN_DRIFT",
+        1_000,
+        minimum=0,
+        help="when drift requests a retrain and fewer of the drifted customers than this have "
+        "a matured label after the champion's cutoff, a follow-up retrain is scheduled for "
+        "the night tonight's labels mature",
+    )
     cooldown_days: int = setting(
         "CHURNOPS_RETRAIN_COOLDOWN_DAYS",
         14,

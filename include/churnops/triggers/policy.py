@@ -16,6 +16,12 @@ Any one trigger fires:
   new information a retrain would learn from (at the seed's 500,000 customers and 8 %
   churn in 90 days, 10,000 of them take about three weeks).
 
+Drift alone does not say a retrain can learn anything: a campaign's new customers have no
+matured label for 90 days. When drift fires and fewer than ``min_new_labels_in_drift`` of
+the drifted customers have a matured label after the champion's cutoff, the request says
+so and schedules a **follow-up** for the night tonight's labels mature; that night fires
+with that reason, whatever its drift and the cooldown say.
+
 The monthly retrain is the retrain DAG's own schedule, not a trigger here. Requests are
 at least ``cooldown_days`` apart: one drift episode lasts many nights, and the retrain it
 caused needs time to land and to be judged. The cooldown looks both ways from the night
@@ -29,7 +35,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from churnops.settings import RetrainingPolicy
+from churnops.settings import LABEL_HORIZON_DAYS, RetrainingPolicy
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,12 @@ class RetrainSignals:
     nearest_request: dt.date | None = None
     # The champion's latest estimated nights up to tonight, newest first: (night, AUC).
     estimated_aucs: tuple[tuple[dt.date, float], ...] = ()
+    # Measured on a night whose drift fires: the drifted customers, and how many of them
+    # have a matured label after the champion's cutoff.
+    drifted_customers: int | None = None
+    drifted_labelled: int | None = None
+    # A follow-up retrain due tonight: why (scheduled by an earlier drift night).
+    follow_up_due: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,8 @@ class RetrainDecision:
     triggered: bool  # some trigger held (fire, or held back by the cooldown)
     reasons: tuple[str, ...]
     held_by_cooldown: bool
+    # A follow-up retrain this request schedules (its drifted customers' labels mature).
+    follow_up_on: dt.date | None = None
 
     def summary(self) -> str:
         if self.fire:
@@ -86,15 +100,29 @@ def decide_retraining(signals: RetrainSignals, policy: RetrainingPolicy) -> Retr
     (triggers if estimate_fires else quiet).append(estimate_reason)
 
     drifted = signals.drifted_features
+    follow_up_on = None
     if len(drifted) >= policy.max_drifted_features:
         triggers.append(
             f"drift on {len(drifted)} features (>= {policy.max_drifted_features}): "
             + ", ".join(drifted)
         )
+        if signals.drifted_labelled is not None:
+            labelled = signals.drifted_labelled
+            population = (
+                f"{labelled:,} of the {signals.drifted_customers or 0:,} drifted customers have "
+                f"a matured label{_since_cutoff(signals)}"
+            )
+            if labelled < policy.min_new_labels_in_drift:
+                follow_up_on = signals.as_of_date + dt.timedelta(days=LABEL_HORIZON_DAYS)
+                population += (
+                    f" (< {policy.min_new_labels_in_drift:,}): a retrain cannot learn them yet; "
+                    f"follow-up retrain on {follow_up_on}, when tonight's labels have matured"
+                )
+            triggers.append(population)
     else:
         quiet.append(f"{len(drifted)} features drifted (< {policy.max_drifted_features})")
 
-    since = f" since {signals.labels_since}" if signals.labels_since else ""
+    since = _since_cutoff(signals)
     if signals.new_churn_labels > policy.max_new_labels:
         triggers.append(
             f"{signals.new_churn_labels:,} new churn labels{since} (> {policy.max_new_labels:,})"
@@ -102,6 +130,11 @@ def decide_retraining(signals: RetrainSignals, policy: RetrainingPolicy) -> Retr
     else:
         quiet.append(f"{signals.new_churn_labels:,} new churn labels{since}")
 
+    if signals.follow_up_due is not None:
+        # Scheduled for tonight: it fires whatever the drift and the cooldown say now.
+        return RetrainDecision(
+            True, True, (f"follow-up retrain {signals.follow_up_due}", *triggers), False
+        )
     if not triggers:
         return RetrainDecision(False, False, tuple(quiet), False)
     if signals.nearest_request is not None:
@@ -113,7 +146,11 @@ def decide_retraining(signals: RetrainSignals, policy: RetrainingPolicy) -> Retr
                 f"{policy.cooldown_days}-day cooldown"
             )
             return RetrainDecision(False, True, (*triggers, cooldown), True)
-    return RetrainDecision(True, True, tuple(triggers), False)
+    return RetrainDecision(True, True, tuple(triggers), False, follow_up_on)
+
+
+def _since_cutoff(signals: RetrainSignals) -> str:
+    return f" since {signals.labels_since}" if signals.labels_since else ""
 
 
 def _estimated_auc(signals: RetrainSignals, policy: RetrainingPolicy) -> tuple[bool, str]:

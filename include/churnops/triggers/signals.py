@@ -7,27 +7,16 @@ import datetime as dt
 
 from churnops.features.store import LABEL_COLUMN, LABELS_TABLE
 from churnops.monitor.store import (
+    DRIFT_POPULATION_TABLE,
     DRIFT_SUMMARY_TABLE,
     PERFORMANCE_ESTIMATES_TABLE,
+    RETRAIN_FOLLOW_UPS_TABLE,
     RETRAIN_REQUESTS_TABLE,
     MonitoringStore,
 )
 from churnops.settings import Settings
 from churnops.triggers.policy import RetrainDecision, RetrainSignals, decide_retraining
 from churnops.warehouse import utc_now
-
-
-def _training_cutoff(settings: Settings, version: str) -> dt.date | None:
-    """The last as-of date of the version's training data (its ``as_of_range`` tag)."""
-    from churnops.registry.tracking import mlflow_client
-
-    tags = (
-        mlflow_client(settings)
-        .get_model_version(settings.mlflow.registered_model_name, version)
-        .tags
-    )
-    as_of_range = tags.get("as_of_range", "")
-    return dt.date.fromisoformat(as_of_range.split("..")[-1]) if ".." in as_of_range else None
 
 
 def read_signals(
@@ -38,6 +27,7 @@ def read_signals(
     from ``monitoring``); the champion and its cutoff come from the registry."""
     from churnops.monitor.performance import latest_cohort
     from churnops.registry import current_aliases
+    from churnops.registry.champion import training_cutoff
 
     champion = current_aliases(settings).get("champion")
     if champion is None:
@@ -48,7 +38,7 @@ def read_signals(
         [as_of_date, champion],
     )
     cohort = latest_cohort(monitoring, as_of_date)
-    cutoff = _training_cutoff(settings, champion)
+    cutoff = training_cutoff(settings, champion)
     # New churn outcomes: customers whose churn shows in a label after the cutoff (each
     # churner is positive on every as-of date of the 90 days before leaving: count once).
     new_labels = monitoring.rows(
@@ -70,6 +60,15 @@ def read_signals(
         "order by as_of_date desc limit ?",
         [champion, as_of_date, settings.retraining.estimate_nights],
     )
+    population = monitoring.rows(
+        f"select customers, labelled from {DRIFT_POPULATION_TABLE} "
+        "where as_of_date = ? and model_version = ?",
+        [as_of_date, champion],
+    )
+    follow_up = monitoring.rows(
+        f"select requested_on, reason from {RETRAIN_FOLLOW_UPS_TABLE} where due_on = ?",
+        [as_of_date],
+    )
     return RetrainSignals(
         as_of_date=as_of_date,
         champion_version=champion,
@@ -80,6 +79,13 @@ def read_signals(
         labels_since=cutoff,
         nearest_request=nearest[0]["night"] if nearest else None,
         estimated_aucs=tuple((r["as_of_date"], float(r["estimated_auc"])) for r in estimated),
+        drifted_customers=int(population[0]["customers"]) if population else None,
+        drifted_labelled=int(population[0]["labelled"]) if population else None,
+        follow_up_due=(
+            f"scheduled by the drift of {follow_up[0]['requested_on']}: {follow_up[0]['reason']}"
+            if follow_up
+            else None
+        ),
     )
 
 
@@ -90,9 +96,20 @@ def evaluate_retraining(
     run_id: str | None = None,
 ) -> tuple[RetrainSignals, RetrainDecision]:
     """Read the signals, decide, and record the evaluation in ``monitoring`` (replacing
-    the night's row)."""
+    the night's row, and the follow-up it schedules)."""
     signals = read_signals(settings, monitoring, as_of_date)
     decision = decide_retraining(signals, settings.retraining)
+    monitoring.replace_follow_up_of(
+        as_of_date,
+        {
+            "due_on": decision.follow_up_on,
+            "requested_on": as_of_date,
+            "reason": next(r for r in decision.reasons if "follow-up retrain on" in r),
+            "scheduled_at": utc_now(),
+        }
+        if decision.follow_up_on
+        else None,
+    )
     monitoring.replace_retrain_request(
         {
             "as_of_date": as_of_date,

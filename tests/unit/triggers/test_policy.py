@@ -186,3 +186,42 @@ def test_the_estimate_nights_come_from_settings() -> None:
     signals = dataclasses.replace(QUIET, estimated_aucs=_estimates(0.77, 0.77))
     assert decide_retraining(signals, policy).fire
     assert not decide_retraining(signals, POLICY).fire
+
+
+DRIFTED = dataclasses.replace(QUIET, drifted_features=("a", "b", "c"))
+
+
+def test_drift_whose_customers_have_no_matured_label_schedules_a_follow_up() -> None:
+    signals = dataclasses.replace(DRIFTED, drifted_customers=4_321, drifted_labelled=12)
+    decision = decide_retraining(signals, POLICY)
+    assert decision.fire  # the drift-triggered retrain runs as before
+    assert decision.follow_up_on == NIGHT + dt.timedelta(days=90)
+    assert decision.reasons == (
+        "drift on 3 features (>= 3): a, b, c",
+        "12 of the 4,321 drifted customers have a matured label since 2025-11-01 (< 1,000): "
+        "a retrain cannot learn them yet; follow-up retrain on 2026-05-30, when tonight's "
+        "labels have matured",
+    )
+
+
+def test_drift_whose_customers_are_labelled_schedules_nothing() -> None:
+    signals = dataclasses.replace(DRIFTED, drifted_customers=4_321, drifted_labelled=1_000)
+    decision = decide_retraining(signals, POLICY)
+    assert decision.fire and decision.follow_up_on is None
+    assert decision.reasons[1] == (
+        "1,000 of the 4,321 drifted customers have a matured label since 2025-11-01"
+    )
+
+
+def test_a_follow_up_fires_on_its_night_whatever_drift_and_cooldown_say() -> None:
+    signals = dataclasses.replace(
+        QUIET,
+        follow_up_due="scheduled by the drift of 2026-01-01: 0 of the 900 drifted customers",
+        nearest_request=NIGHT - dt.timedelta(days=2),  # inside the cooldown
+    )
+    decision = decide_retraining(signals, POLICY)
+    assert decision.fire and not decision.held_by_cooldown
+    assert decision.reasons == (
+        "follow-up retrain scheduled by the drift of 2026-01-01: 0 of the 900 drifted customers",
+    )
+    assert decision.follow_up_on is None  # a follow-up does not schedule another
