@@ -35,14 +35,7 @@ customer_records as (
 
 churn_events as (
 
-    select
-        customer_id,
-        min(churn_date) as churn_date
-    from {{ ref('stg_raw__churn_events') }}
-    where
-        churn_date <= {{ as_of_end() }}
-        and drop_date <= {{ as_of_end() }}
-    group by customer_id
+    select customer_id, churn_date from {{ ref('int_churn_events_known') }}
 
 ),
 
