@@ -35,7 +35,10 @@ customer_records as (
 
 churn_events as (
 
-    select customer_id, churn_date from {{ ref('int_churn_events_known') }}
+    select
+        customer_id,
+        churn_date
+    from {{ ref('int_churn_events_known') }}
 
 ),
 
@@ -44,7 +47,7 @@ records_sequenced as (
     -- Looking ahead (lead) only decides which past record is the latest as of D; it never
     -- lets a record dated after D into D's row.
     select
-        customer_records.*,
+        *,
         coalesce(
             lead(effective_date) over by_customer, cast('9999-12-31' as date)
         ) as valid_until,

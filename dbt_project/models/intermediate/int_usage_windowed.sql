@@ -14,7 +14,10 @@ with
 
 active_customers as (
 
-    select as_of_date, customer_id from {{ ref('int_customers_snapshotted') }}
+    select
+        as_of_date,
+        customer_id
+    from {{ ref('int_customers_snapshotted') }}
 
 ),
 

@@ -11,7 +11,10 @@ with
 
 active_customers as (
 
-    select as_of_date, customer_id from {{ ref('int_customers_snapshotted') }}
+    select
+        as_of_date,
+        customer_id
+    from {{ ref('int_customers_snapshotted') }}
 
 ),
 
@@ -96,8 +99,8 @@ daily_rows_framed as (
     -- RANGE frames over whole days: "6 preceding" on the day number is (D-7, D].
     select
         customer_id,
-        day_number,
         is_as_of_marker,
+        cast('1970-01-01' as date) + day_number as as_of_date,
         sum(calls) over last_7_days as calls_7d,
         sum(calls) over last_30_days as calls_30d,
         sum(calls) over last_90_days as calls_90d,
@@ -136,7 +139,7 @@ daily_rows_framed as (
 final as (
 
     select
-        cast('1970-01-01' as date) + day_number as as_of_date,
+        as_of_date,
         customer_id,
         calls_7d,
         calls_30d,

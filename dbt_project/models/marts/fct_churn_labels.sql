@@ -33,7 +33,10 @@ features as (
 
 churn_events as (
 
-    select customer_id, churn_date from {{ ref('int_churn_events_known') }}
+    select
+        customer_id,
+        churn_date
+    from {{ ref('int_churn_events_known') }}
 
 ),
 
