@@ -6,6 +6,8 @@
     int_usage_windowed_by_frames (RANGE window frames: the bootstrap). Both are ephemeral:
     the one not picked is never computed. Float sums are rounded so that both (and
     reruns) give identical rows.
+    Both refs are taken on every render: dbt records a model's parents when it parses,
+    with a placeholder range that would only ever pick the first.
 -#}
 {%- set usage_per_date = ref('int_usage_windowed_per_date') -%}
 {%- set usage_by_frames = ref('int_usage_windowed_by_frames') -%}
