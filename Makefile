@@ -59,10 +59,15 @@ test: setup services lint ## Lint, then run the whole test suite
 unit: setup ## Run only the fast unit tests
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
-lint: setup ## ruff (with Airflow 3 AIR3 rules) and mypy on include/
+# .ONESHELL runs the recipe as one script: set -e makes each check's failure the target's.
+# sqlfluff renders the models through dbt (.sqlfluff), which opens the profile's DuckDB: an
+# in-memory one, so lint needs no warehouse and writes no file.
+lint: setup ## ruff (with Airflow 3 AIR3 rules), mypy on include/, sqlfluff on the dbt SQL
+	set -e
 	$(VENV)/bin/ruff check include dags plugins tests bench
 	$(VENV)/bin/ruff format --check include dags plugins tests bench
 	$(VENV)/bin/mypy
+	CHURNOPS_DUCKDB_PATH=:memory: $(VENV)/bin/sqlfluff lint dbt_project
 
 settings-docs: setup ## Rewrite the README's settings tables and .env.example from the settings' declaration
 	$(VENV)/bin/python -m churnops.settings.docs --write

@@ -58,10 +58,11 @@
 
 
 {#-
-    Which of the two equivalent computations int_usage_windowed uses: a filtered GROUP BY
-    per as-of date (cost ~ dates x customers x 90 rows: best for the nightly single date)
-    or one pass of RANGE window frames over per-customer daily rows (cost ~ customers x
-    (dates + 89) rows: best for a long bootstrap range).
+    Which of the two equivalent models int_usage_windowed reads: int_usage_windowed_per_date
+    ('group_by': a GROUP BY per as-of date, cost ~ dates x customers x 90 rows, best for the
+    nightly single date) or int_usage_windowed_by_frames ('window': one pass of RANGE window
+    frames over per-customer daily rows, cost ~ customers x (dates + 89) rows, best for a
+    long bootstrap range).
 -#}
 {% macro usage_window_strategy() -%}
     {%- set forced = var('usage_window_strategy', 'auto') -%}

@@ -10,7 +10,7 @@ with
 requested_dates as (
 
     select {{ as_of_start() }} + cast(day_offset as integer) as as_of_date
-    from generate_series(0, {{ bounds['days'] - 1 }}) as offsets (day_offset)
+    from generate_series(0, {{ bounds['days'] - 1 }}) as day_offsets (day_offset)
 
 ),
 

@@ -71,6 +71,7 @@ def test_retrain_dag_runs_on_asset_or_monthly(dagbag) -> None:
 
 
 def test_nightly_dag_shape(dagbag) -> None:
+    from airflow.providers.standard.operators.empty import EmptyOperator
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
     dag = dagbag.dags["churn_nightly"]
@@ -86,6 +87,17 @@ def test_nightly_dag_shape(dagbag) -> None:
     models = {t.task_id for t in dag.tasks if t.task_id.startswith("features.")}
     assert any("fct_customer_features" in m for m in models)
     assert any("fct_churn_labels" in m for m in models)
+    # The churn events known by the night are one model (a task of its own, no tests) that
+    # both the active customers and the labels read.
+    known_churn = "features.int_churn_events_known_run"
+    for reader in ("int_customers_snapshotted", "fct_churn_labels"):
+        assert known_churn in dag.get_task(f"features.{reader}.run").upstream_task_ids, reader
+    # The two usage computations are ephemeral (inlined into int_usage_windowed): no-op
+    # tasks that keep the lineage and never run dbt.
+    for computation in ("int_usage_windowed_per_date", "int_usage_windowed_by_frames"):
+        task = dag.get_task(f"features.{computation}_run")
+        assert isinstance(task, EmptyOperator), computation
+        assert task.task_id in dag.get_task("features.int_usage_windowed.run").upstream_task_ids
     # the features only start once the day is loaded and its 90-day window complete
     gate = dag.get_task("ingest.check_window_loaded")
     assert models <= gate.get_flat_relative_ids(upstream=False)
@@ -278,10 +290,13 @@ def test_a_watcher_task_mirrors_the_build_on_every_try_and_never_runs_dbt(
 @pytest.mark.parametrize("mode", ["per_model", "build"])
 def test_in_the_other_dbt_modes_every_features_task_runs_dbt_in_the_pool(mode) -> None:
     """`per_model` (a dbt build per model task) and `build` (one task): every task runs
-    dbt, on every try, so every one of them takes the warehouse slot."""
+    dbt, on every try, so every one of them takes the warehouse slot. The exceptions are
+    the ephemeral models' no-op tasks (Cosmos renders them as EmptyOperator: they only
+    keep the lineage, and run nothing)."""
     import dataclasses
     import datetime as dt
 
+    from airflow.providers.standard.operators.empty import EmptyOperator
     from airflow.sdk import DAG
 
     from churnops.orchestration.dbt import features_task_group
@@ -293,9 +308,12 @@ def test_in_the_other_dbt_modes_every_features_task_runs_dbt_in_the_pool(mode) -
     )
     with DAG(f"probe_{mode}", schedule=None, start_date=dt.datetime(2025, 1, 1, tzinfo=dt.UTC)):
         group = features_task_group(settings)
-    tasks = list(group.iter_tasks())
+    tasks = [t for t in group.iter_tasks() if not isinstance(t, EmptyOperator)]
     assert len(tasks) >= (14 if mode == "per_model" else 1)
     assert {t.pool for t in tasks} == {WAREHOUSE_POOL}
+    no_ops = {t.task_id for t in group.iter_tasks() if isinstance(t, EmptyOperator)}
+    ephemeral = {"int_usage_windowed_per_date", "int_usage_windowed_by_frames"}
+    assert {task_id.split(".")[1].removesuffix("_model_build") for task_id in no_ops} <= ephemeral
 
 
 PARSE_PROBE = textwrap.dedent(

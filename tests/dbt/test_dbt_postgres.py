@@ -35,6 +35,7 @@ from tests.dbt.warehouses import (
     END,
     INTERMEDIATES,
     KEYS,
+    KNOWN_BY_AS_OF_END,
     MARTS,
     SCHEMAS,
     START,
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
-TABLES = INTERMEDIATES + MARTS
+TABLES = INTERMEDIATES + KNOWN_BY_AS_OF_END + MARTS
 
 
 @pytest.fixture(scope="module")

@@ -37,9 +37,15 @@ INTERMEDIATES = (
     "int_invoices_windowed",
 )
 # The schema of each model (dbt_project.yml) and the columns that make its rows unique.
-SCHEMAS = {**dict.fromkeys(INTERMEDIATES, "intermediate"), **dict.fromkeys(MARTS, "marts")}
+# Intermediate tables without an as_of_date: what the run knows by its as_of_end.
+KNOWN_BY_AS_OF_END = ("int_churn_events_known",)
+SCHEMAS = {
+    **dict.fromkeys(INTERMEDIATES + KNOWN_BY_AS_OF_END, "intermediate"),
+    **dict.fromkeys(MARTS, "marts"),
+}
 KEYS = {name: ["as_of_date", "customer_id"] for name in SCHEMAS} | {
-    "int_as_of_dates": ["as_of_date"]
+    "int_as_of_dates": ["as_of_date"],
+    "int_churn_events_known": ["customer_id"],
 }
 
 

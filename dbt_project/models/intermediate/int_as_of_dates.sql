@@ -3,7 +3,9 @@
     all six raw tables are loaded. A day that is not fully loaded gets no feature rows (and
     tests/assert_as_of_dates_are_loaded.sql fails the build before any mart is written).
 -#}
-{%- set raw_tables = ['customers', 'usage_daily', 'invoices', 'payments', 'support_tickets', 'churn_events'] -%}
+{%- set raw_tables = [
+    'customers', 'usage_daily', 'invoices', 'payments', 'support_tickets', 'churn_events'
+] -%}
 
 with
 
@@ -19,7 +21,11 @@ fully_loaded_days as (
     from loaded_drops
     where
         drop_date between {{ as_of_start() }} and {{ as_of_end() }}
-        and table_name in ('{{ raw_tables | join("', '") }}')
+        and table_name in (
+            {%- for table in raw_tables %}
+                '{{ table }}'{{ ',' if not loop.last }}
+            {%- endfor %}
+        )
     group by drop_date
     having count(distinct table_name) = {{ raw_tables | length }}
 

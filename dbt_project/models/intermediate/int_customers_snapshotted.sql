@@ -37,12 +37,8 @@ churn_events as (
 
     select
         customer_id,
-        min(churn_date) as churn_date
-    from {{ ref('stg_raw__churn_events') }}
-    where
-        churn_date <= {{ as_of_end() }}
-        and drop_date <= {{ as_of_end() }}
-    group by customer_id
+        churn_date
+    from {{ ref('int_churn_events_known') }}
 
 ),
 
@@ -51,7 +47,7 @@ records_sequenced as (
     -- Looking ahead (lead) only decides which past record is the latest as of D; it never
     -- lets a record dated after D into D's row.
     select
-        customer_records.*,
+        *,
         coalesce(
             lead(effective_date) over by_customer, cast('9999-12-31' as date)
         ) as valid_until,

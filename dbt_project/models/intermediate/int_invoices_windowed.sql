@@ -13,7 +13,10 @@ with
 
 active_customers as (
 
-    select as_of_date, customer_id from {{ ref('int_customers_snapshotted') }}
+    select
+        as_of_date,
+        customer_id
+    from {{ ref('int_customers_snapshotted') }}
 
 ),
 
@@ -165,9 +168,10 @@ lateness_windowed as (
             where late_invoices.due_date > as_of_dates.as_of_date - 90
         ) as avg_days_late_90d,
         count(*) filter (
-            where
+            where (
                 late_invoices.first_paid_date is null
                 or late_invoices.first_paid_date > as_of_dates.as_of_date
+            )
         ) as unpaid_overdue_invoices
     from as_of_dates
     inner join late_invoices

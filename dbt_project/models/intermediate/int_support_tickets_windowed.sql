@@ -8,7 +8,10 @@ with
 
 active_customers as (
 
-    select as_of_date, customer_id from {{ ref('int_customers_snapshotted') }}
+    select
+        as_of_date,
+        customer_id
+    from {{ ref('int_customers_snapshotted') }}
 
 ),
 
@@ -66,7 +69,9 @@ final as (
             coalesce(tickets_windowed.cancellation_tickets_90d, 0) as integer
         ) as cancellation_tickets_90d,
         -- No ticket in the 90-day window: capped at 90.
-        cast(coalesce(tickets_windowed.days_since_last_ticket, 90) as integer) as days_since_last_ticket
+        cast(
+            coalesce(tickets_windowed.days_since_last_ticket, 90) as integer
+        ) as days_since_last_ticket
     from active_customers
     left join tickets_windowed
         on

@@ -5,8 +5,8 @@
     [as_of_start - 90, as_of_end - 90]: the windows that close on the days of the run. The
     population is the customers active on the as-of date (the rows of
     fct_customer_features), the label is 1 when churn_date falls in (as_of_date,
-    as_of_date + 90] - day 90 in, day 91 out. Only churn events dated on or before
-    as_of_end are read, so a label never uses a day the run did not know.
+    as_of_date + 90] - day 90 in, day 91 out. Only the churn events known by as_of_end are
+    read (int_churn_events_known), so a label never uses a day the run did not know.
 -#}
 {{
     config(
@@ -38,12 +38,8 @@ churn_events as (
 
     select
         customer_id,
-        min(churn_date) as churn_date
-    from {{ ref('stg_raw__churn_events') }}
-    where
-        churn_date <= {{ as_of_end() }}
-        and drop_date <= {{ as_of_end() }}
-    group by customer_id
+        churn_date
+    from {{ ref('int_churn_events_known') }}
 
 ),
 

@@ -132,7 +132,8 @@ final as (
         active_days_30d,
         -- Last week's daily rate over the month's: 1 is steady, 0 also when no usage.
         {{ round_float(safe_ratio('calls_7d * 30', 'calls_30d * 7')) }} as calls_trend_7d_vs_30d,
-        {{ round_float(safe_ratio('data_gb_7d * 30', 'data_gb_30d * 7')) }} as data_gb_trend_7d_vs_30d,
+        {{ round_float(safe_ratio('data_gb_7d * 30', 'data_gb_30d * 7')) }}
+            as data_gb_trend_7d_vs_30d,
         days_since_last_login,
         support_tickets_30d,
         support_tickets_90d,
@@ -144,7 +145,9 @@ final as (
         last_invoice_amount_eur,
         avg_list_amount_90d_eur as avg_invoice_amount_90d_eur,
         discount_amount_90d_eur,
-        cast(case when last_invoice_discount_eur > 0 then 1 else 0 end as integer) as has_active_discount,
+        cast(
+            case when last_invoice_discount_eur > 0 then 1 else 0 end as integer
+        ) as has_active_discount,
         late_payments_90d,
         avg_days_late_90d,
         unpaid_overdue_invoices,
@@ -155,14 +158,16 @@ final as (
 
         -- engagement
         {{ round_float(safe_ratio('logins_30d', '30')) }} as login_frequency_30d,
-        {{ round_float(safe_ratio('features_used_sum_30d', 'usage_days_30d')) }} as features_used_avg_30d,
+        {{ round_float(safe_ratio('features_used_sum_30d', 'usage_days_30d')) }}
+            as features_used_avg_30d,
         features_used_max_30d,
         -- Average features per usage day, last week over the month: 0 when either is 0.
         {{ round_float(safe_ratio(
             'features_used_sum_7d * usage_days_30d',
             'usage_days_7d * features_used_sum_30d'
         )) }} as feature_adoption_trend_7d_vs_30d,
-        {{ round_float(safe_ratio('session_minutes_30d', 'logins_30d')) }} as session_minutes_per_login_30d,
+        {{ round_float(safe_ratio('session_minutes_30d', 'logins_30d')) }}
+            as session_minutes_per_login_30d,
         active_days_7d,
 
         -- cohort
@@ -170,7 +175,9 @@ final as (
         cast(
             extract(year from signup_date) * 100 + extract(month from signup_date) as integer
         ) as signup_cohort_month,
-        cast(case when as_of_date - signup_date < 90 then 1 else 0 end as integer) as is_new_customer
+        cast(
+            case when as_of_date - signup_date < 90 then 1 else 0 end as integer
+        ) as is_new_customer
 
     from customers_joined
 
