@@ -239,3 +239,14 @@ def test_the_readme_example_is_a_valid_scenario_that_runs(tmp_path: Path) -> Non
     assert [c.driver for c in scenario.hazard] == ["base_rate", "bill", "plan"]
     later = churned_between(with_file(tmp_path / "my_scenario.yml"), START_DAY, START_DAY + 59)
     assert later > churned_between(SETTINGS, START_DAY, START_DAY + 59)
+
+
+def test_the_closed_loop_keeps_a_users_scenario_file(tmp_path: Path) -> None:
+    from churnops.orchestration.closed_loop import with_campaign
+    from churnops.settings import load_settings
+
+    settings = load_settings({"CHURNOPS_STATE_DIR": str(tmp_path)})
+    assert with_campaign(settings, 14).simulation.scenario == "acquisition_campaign"
+    mine = dataclasses.replace(settings.simulation, scenario_file=tmp_path / "mine.yml")
+    kept = with_campaign(dataclasses.replace(settings, simulation=mine), 14)
+    assert kept.simulation == mine
