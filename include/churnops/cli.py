@@ -53,8 +53,12 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         "seed": args.seed,
         "scenario": args.scenario,
         "scenario_start": args.scenario_start,
+        "scenario_file": args.scenario_file,
     }
     sim = dataclasses.replace(sim, **{k: v for k, v in overrides.items() if v is not None})
+    if args.scenario and not args.scenario_file:
+        # A shipped scenario named on the command line beats a file set in the environment.
+        sim = dataclasses.replace(sim, scenario_file=None)
     start = args.start or sim.history_start
     if args.end and args.days:
         raise SettingsError("give --end or --days, not both")
@@ -309,7 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--days", type=int, help="number of days from --start")
     sim.add_argument("--customers", type=int, help="size of the base on the first day")
     sim.add_argument("--seed", type=int)
-    sim.add_argument("--scenario", choices=SCENARIOS)
+    sim.add_argument("--scenario", choices=SCENARIOS, help="a shipped scenario definition")
+    sim.add_argument(
+        "--scenario-file",
+        type=Path,
+        metavar="FILE.yml",
+        help='your own scenario definition (README "Scenarios as data"); beats --scenario',
+    )
     sim.add_argument("--scenario-start", type=_date, help="day the scenario begins")
     sim.add_argument(
         "--corrupt",

@@ -48,9 +48,9 @@ class LoopOutcome:
 
 def with_campaign(settings: Settings, lead_days: int) -> Settings:
     """The settings of the demo: the acquisition campaign starts ``lead_days`` before the
-    history ends, unless a scenario was chosen explicitly."""
+    history ends, unless a scenario (a shipped one, or a file) was chosen explicitly."""
     sim = settings.simulation
-    if sim.scenario != "baseline":
+    if sim.scenario != "baseline" or sim.scenario_file is not None:
         return settings
     start = sim.history_end - dt.timedelta(days=lead_days - 1)
     return dataclasses.replace(

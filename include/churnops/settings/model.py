@@ -233,7 +233,16 @@ class SimulationSettings:
         help="days of the default simulated history (18 months, the seed's training window)",
     )
     scenario: Scenario = setting(
-        "CHURNOPS_SIM_SCENARIO", "baseline", help="what happens to the base from its start day"
+        "CHURNOPS_SIM_SCENARIO",
+        "baseline",
+        help="what happens to the base from its start day: a shipped scenario definition",
+    )
+    scenario_file: Path | None = setting(
+        "CHURNOPS_SIM_SCENARIO_FILE",
+        None,
+        default_text="none",
+        help='a scenario definition of your own (YAML; README "Scenarios as data"); '
+        "used instead of CHURNOPS_SIM_SCENARIO",
     )
     scenario_start: dt.date | None = setting(
         "CHURNOPS_SIM_SCENARIO_START",

@@ -5,10 +5,12 @@ landing table and every day of a range, exactly per ``churnops.contracts``. Outp
 pure function of the settings: the same seed gives the same bytes of data whatever range
 or order the days are generated in.
 
-Scenarios (``SimulationSettings.scenario``), identical to the baseline before their start:
+Scenarios are definitions (``churnops.simulate.scenario``), identical to the baseline
+before their start: the shipped ones in ``scenarios/`` (``SimulationSettings.scenario``),
+or a user's file (``SimulationSettings.scenario_file``):
 
 - ``baseline``: a steady base; about 8% of customers churn within 90 days.
-- ``acquisition_campaign``: for 60 days from the start, a campaign brings a wave of
+- ``acquisition_campaign``: for 45 days from the start, a campaign brings a wave of
   customers sold a discounted premium bundle: the active base gets younger (tenure) and
   its invoices larger (list amount). Covariate drift.
 - ``price_increase``: from the start, customers react much more strongly to what they pay
@@ -42,7 +44,15 @@ from churnops.simulate.corrupt import (
     truncate_file,
 )
 from churnops.simulate.drops import DayGenerator, days_between
-from churnops.simulate.population import STREAM_CORRUPT, build_population, day_index, rng_for
+from churnops.simulate.population import (
+    STREAM_CORRUPT,
+    build_population,
+    day_index,
+    rng_for,
+    scenario_of,
+    scenario_start,
+)
+from churnops.simulate.scenario import Scenario, ScenarioError
 from churnops.storage import put_file, remove_tree
 
 if TYPE_CHECKING:
@@ -52,6 +62,8 @@ __all__ = [
     "CORRUPTION_KINDS",
     "Corruption",
     "CorruptionError",
+    "Scenario",
+    "ScenarioError",
     "SimulationSummary",
     "simulate_days",
 ]
@@ -75,6 +87,7 @@ class SimulationSummary:
     start: dt.date
     end: dt.date
     settings: SimulationSettings
+    scenario: Scenario
     tables: dict[str, TableSummary] = field(default_factory=dict)
     corruptions: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -87,7 +100,7 @@ class SimulationSummary:
         s = self.settings
         lines = [
             f"simulated {self.days} day(s) {self.start} .. {self.end} "
-            f"(scenario {s.scenario}, from {s.effective_scenario_start}; "
+            f"(scenario {self.scenario.name}, from {scenario_start(s, self.scenario)}; "
             f"base {s.customers:,} customers; seed {s.seed}) in {self.seconds:.1f}s",
             f"landing drops under {self.landing_dir}",
             f"  {'table':<16} {'files':>6} {'rows':>12} {'MB':>8}",
@@ -161,9 +174,10 @@ def simulate_days(
             raise CorruptionError(f"corruption day {c.day} is outside {start} .. {end}")
 
     began = time.perf_counter()
-    population = build_population(settings, day_index(settings, end))
+    scenario = scenario_of(settings)
+    population = build_population(settings, day_index(settings, end), scenario)
     generator = DayGenerator(settings, population)
-    summary = SimulationSummary(landing_dir, start, end, settings)
+    summary = SimulationSummary(landing_dir, start, end, settings, scenario)
     summary.tables = {name: TableSummary() for name in names}
     days = days_between(start, end)
     for i, day in enumerate(days, start=1):

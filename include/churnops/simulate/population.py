@@ -2,7 +2,9 @@
 
 The whole population is a pure function of the settings (seed, size, scenario): every
 sign-up block draws from its own random stream keyed by (seed, stream, day), so any day
-of the feed can be generated on its own and gives the same rows as a full run.
+of the feed can be generated on its own and gives the same rows as a full run. What a
+scenario changes (waves of sign-ups with shifted drivers, changed hazard effects) comes
+from its definition (``churnops.simulate.scenario``); the baseline is this module.
 
 Churn is a proportional-hazards process whose daily hazard is piecewise constant per
 customer, so each churn day is found exactly from the cumulative hazard in O(segments)
@@ -21,19 +23,33 @@ behaviour shows, with noise, so a model can learn it:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from churnops.contracts import ACQUISITION_CHANNELS, PAYMENT_METHODS, PLAN_TYPES, REGIONS
 from churnops.settings import SimulationSettings
+from churnops.simulate.scenario import (
+    BASE_RATE,
+    HAZARD_DRIVERS,
+    Categorical,
+    Draw,
+    Gamma,
+    Normal,
+    Scenario,
+    Share,
+    load_scenario,
+    shipped_scenario,
+)
 
 NEVER = np.int32(2**30)  # a day index that is never reached
 
 # Random streams: each (stream, day) pair gets its own generator.
 STREAM_BASE = 0
 STREAM_ARRIVALS = 1
-STREAM_CAMPAIGN = 2
+STREAM_FIRST_WAVE = 2  # the acquisition campaign's stream since before scenarios were data
+STREAM_LATER_WAVES = 1000  # + the wave's position: clear of every other stream
 STREAM_USAGE = 10
 STREAM_TICKETS = 11
 STREAM_INVOICES = 12
@@ -67,12 +83,37 @@ DISENGAGEMENT_RAMP_DAYS = 21.0
 # Behaviour turns before the customer leaves: the hazard jumps this long after the onset.
 DISENGAGED_HAZARD_DELAY_DAYS = 20
 
-# ---- scenarios ----
-CAMPAIGN_DAYS = 45
-CAMPAIGN_DAILY_SIGNUP_SHARE = 0.01  # extra sign-ups a day, as a share of the base size
-PRICE_INCREASE_BILL_EFFECT = 1.60  # replaces BILL_EFFECT from the scenario's start
-PRICE_INCREASE_RELIABILITY_EFFECT = -1.40
-PRICE_INCREASE_PROMO_END_EFFECT = 1.0
+# The hazard's drivers by the names a scenario changes them with (scenario.HAZARD_DRIVERS).
+Effects = Mapping[str, "float | np.ndarray"]
+BASELINE_EFFECTS: Effects = {
+    BASE_RATE: BASE_DAILY_HAZARD,
+    "plan": PLAN_EFFECT,
+    "payment_method": PAYMENT_EFFECT,
+    "acquisition_channel": CHANNEL_EFFECT,
+    "engagement": ENGAGEMENT_EFFECT,
+    "ticket_propensity": TICKET_PROPENSITY_EFFECT,
+    "bill": BILL_EFFECT,
+    "reliability": RELIABILITY_EFFECT,
+    "new_customer": NEW_CUSTOMER_EFFECT,
+    "first_year": FIRST_YEAR_EFFECT,
+    "promo_end": PROMO_END_EFFECT,
+    "disengaged": DISENGAGED_EFFECT,
+}
+
+# How each sign-up's drivers are drawn (a wave replaces some: scenario.WAVE_DRIVERS).
+BASELINE_DRAWS: Mapping[str, Draw] = {
+    "plan": Categorical(3, (0.40, 0.40, 0.20)),
+    # The first five channels: "campaign" is only ever a wave's.
+    "acquisition_channel": Categorical(5, (0.35, 0.22, 0.13, 0.18, 0.12)),
+    "promo": Share(0.25),
+    "addons_eur": Gamma(2.0, 5.0, share=0.55),
+    "payment_method": Categorical(4, (0.40, 0.30, 0.18, 0.12)),
+    "region": Categorical(len(REGIONS)),
+    "engagement": Normal(),
+    "adoption": Normal(),
+    "reliability": Normal(),
+    "ticket_propensity": Normal(),
+}
 
 
 def day_index(settings: SimulationSettings, day: dt.date) -> int:
@@ -141,26 +182,22 @@ def _draw_block(
     n: int,
     signup_day: np.ndarray,
     feed_day: int,
-    campaign: bool,
+    draws: Mapping[str, Draw] = BASELINE_DRAWS,
 ) -> dict[str, np.ndarray]:
-    """Attributes of ``n`` customers who sign up on ``signup_day`` (array)."""
-    if campaign:
-        # The campaign sells a premium bundle through its own channel, always discounted.
-        plan0 = rng.choice(3, n, p=[0.10, 0.30, 0.60])
-        channel = np.full(n, ACQUISITION_CHANNELS.index("campaign"))
-        is_promo = np.ones(n, dtype=bool)
-        addon = rng.gamma(4.0, 6.0, n)
-    else:
-        plan0 = rng.choice(3, n, p=[0.40, 0.40, 0.20])
-        channel = rng.choice(5, n, p=[0.35, 0.22, 0.13, 0.18, 0.12])
-        is_promo = rng.random(n) < 0.25
-        addon = np.where(rng.random(n) < 0.55, rng.gamma(2.0, 5.0, n), 0.0)
-    payment0 = rng.choice(4, n, p=[0.40, 0.30, 0.18, 0.12])
-    region = rng.choice(len(REGIONS), n)
-    engagement = rng.standard_normal(n).astype(np.float32)
-    adoption = rng.standard_normal(n).astype(np.float32)
-    reliability = rng.standard_normal(n).astype(np.float32)
-    ticket_propensity = rng.standard_normal(n).astype(np.float32)
+    """Attributes of ``n`` customers who sign up on ``signup_day`` (array).
+
+    The drivers are drawn in this order whatever ``draws`` says: the stream, and so every
+    later draw, depends on it."""
+    plan0 = draws["plan"].draw(rng, n)
+    channel = draws["acquisition_channel"].draw(rng, n)
+    is_promo = draws["promo"].draw(rng, n)
+    addon = draws["addons_eur"].draw(rng, n)
+    payment0 = draws["payment_method"].draw(rng, n)
+    region = draws["region"].draw(rng, n)
+    engagement = draws["engagement"].draw(rng, n)
+    adoption = draws["adoption"].draw(rng, n)
+    reliability = draws["reliability"].draw(rng, n)
+    ticket_propensity = draws["ticket_propensity"].draw(rng, n)
     frailty = rng.standard_normal(n) * FRAILTY_SD
     exposure = rng.exponential(1.0, n)  # the cumulative hazard at which each one churns
 
@@ -216,7 +253,7 @@ def _draw_block(
 BASE_BURN_IN_YEARS = 15
 
 
-def _base_block(settings: SimulationSettings) -> dict[str, np.ndarray]:
+def _base_block(settings: SimulationSettings, timeline: Timeline) -> dict[str, np.ndarray]:
     """The base on day 0: in the state the model's own dynamics lead to (a burn-in).
 
     Candidates sign up at a constant rate over the 15 years before the feed, live through
@@ -232,43 +269,111 @@ def _base_block(settings: SimulationSettings) -> dict[str, np.ndarray]:
     while found < n:  # about one candidate in four survives; draw 6n at a time
         m = 6 * n
         tenure = rng.integers(1, BASE_BURN_IN_YEARS * 365, m)
-        block = _draw_block(rng, m, -tenure, 0, campaign=False)
-        alive = np.flatnonzero(_churn_days(settings, block, 0) > 0)[: n - found]
+        block = _draw_block(rng, m, -tenure, 0)
+        alive = np.flatnonzero(_churn_days(timeline, block, 0) > 0)[: n - found]
         survivors.append({k: v[alive] for k, v in block.items()})
         found += len(alive)
     return {k: np.concatenate([b[k] for b in survivors]) for k in survivors[0]}
 
 
-def _arrival_block(settings: SimulationSettings, day: int) -> list[dict[str, np.ndarray]]:
+def _arrival_block(
+    settings: SimulationSettings, timeline: Timeline, day: int
+) -> list[dict[str, np.ndarray]]:
     blocks = []
     rng = rng_for(settings, STREAM_ARRIVALS, day)
     # Steady state: sign-ups replace the base's churn (~8% per 90 days).
     n = int(rng.poisson(settings.customers * 0.08 / 90))
-    blocks.append(_draw_block(rng, n, np.full(n, day, dtype=np.int64), 0, campaign=False))
-    start = scenario_start_day(settings)
-    if settings.scenario == "acquisition_campaign" and start <= day < start + CAMPAIGN_DAYS:
-        rng_c = rng_for(settings, STREAM_CAMPAIGN, day)
-        m = int(rng_c.poisson(settings.customers * CAMPAIGN_DAILY_SIGNUP_SHARE))
-        blocks.append(_draw_block(rng_c, m, np.full(m, day, dtype=np.int64), 0, campaign=True))
+    blocks.append(_draw_block(rng, n, np.full(n, day, dtype=np.int64), 0))
+    scenario, start = timeline.scenario, timeline.start_day
+    for position, wave in enumerate(scenario.waves):
+        if not wave.active_on(day, start):
+            continue
+        stream = STREAM_FIRST_WAVE if position == 0 else STREAM_LATER_WAVES + position
+        rng_w = rng_for(settings, stream, day)
+        rate = settings.customers * wave.daily_signup_share
+        strength = scenario.strength(day - start)
+        m = int(rng_w.poisson(rate if strength == 1.0 else rate * strength))
+        draws = {**BASELINE_DRAWS, **wave.drivers}
+        blocks.append(_draw_block(rng_w, m, np.full(m, day, dtype=np.int64), 0, draws))
     return blocks
 
 
-def scenario_start_day(settings: SimulationSettings) -> int:
-    return day_index(settings, settings.effective_scenario_start)
+def scenario_of(settings: SimulationSettings) -> Scenario:
+    """The scenario the settings choose: the user's file if one is set, else a shipped one."""
+    if settings.scenario_file is not None:
+        return load_scenario(settings.scenario_file)
+    return shipped_scenario(settings.scenario)
+
+
+def scenario_start(settings: SimulationSettings, scenario: Scenario) -> dt.date:
+    """The scenario's own start, or the configured one (``effective_scenario_start``)."""
+    return scenario.start or settings.effective_scenario_start
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A scenario placed on the feed's days: its start day, and the hazard effects of each
+    stretch (index 0: the baseline, before the start; then one per ramp step)."""
+
+    scenario: Scenario
+    start_day: int
+
+    @classmethod
+    def of(cls, settings: SimulationSettings, scenario: Scenario) -> Timeline:
+        return cls(scenario, day_index(settings, scenario_start(settings, scenario)))
+
+    def hazard_step_days(self) -> list[int]:
+        """First day of each stretch after the baseline; a day never reached when the
+        scenario changes no hazard (the churn-day search then has nothing to split)."""
+        if not self.scenario.hazard:
+            return [int(NEVER)]
+        return [self.start_day + offset for offset in self.scenario.ramp_step_offsets()]
+
+    def effects(self) -> list[Effects]:
+        if not self.scenario.hazard:
+            return [BASELINE_EFFECTS]
+        strengths = [self.scenario.strength(o) for o in self.scenario.ramp_step_offsets()]
+        return [BASELINE_EFFECTS, *(effects_at(self.scenario, s) for s in strengths)]
+
+
+def effects_at(scenario: Scenario, strength: float) -> Effects:
+    """The hazard effects with ``strength`` (0..1) of the scenario's changes applied: each
+    changed effect moves that share of the way from the baseline's to the scenario's."""
+    effects = dict(BASELINE_EFFECTS)
+    for change in scenario.hazard:
+        base = BASELINE_EFFECTS[change.driver]
+        target: float | np.ndarray
+        if change.multiplier is not None:
+            target = base * change.multiplier
+        elif isinstance(change.effect, Mapping):
+            categories = HAZARD_DRIVERS[change.driver] or ()
+            target = np.array(base, dtype=np.float64)
+            for category, value in change.effect.items():
+                target[categories.index(category)] = value
+        else:
+            assert change.effect is not None
+            target = change.effect
+        # Full strength is the target itself, not base + 1 * (target - base): the same bits.
+        effects[change.driver] = target if strength == 1.0 else base + strength * (target - base)
+    return effects
 
 
 def expected_bill_eur(plan: np.ndarray, addon_eur: np.ndarray) -> np.ndarray:
     return PLAN_FEES_EUR[plan] + addon_eur
 
 
-def build_population(settings: SimulationSettings, last_day: int) -> Population:
-    """Every customer who has signed up by ``last_day``, with churn days up to ``last_day``."""
-    blocks = [_base_block(settings)]
+def build_population(
+    settings: SimulationSettings, last_day: int, scenario: Scenario | None = None
+) -> Population:
+    """Every customer who has signed up by ``last_day``, with churn days up to ``last_day``,
+    under ``scenario`` (default: the one the settings choose, ``scenario_of``)."""
+    timeline = Timeline.of(settings, scenario or scenario_of(settings))
+    blocks = [_base_block(settings, timeline)]
     for day in range(0, last_day + 1):
-        blocks.extend(_arrival_block(settings, day))
+        blocks.extend(_arrival_block(settings, timeline, day))
     cols = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
     n = len(cols["signup_day"])
-    churn_day = _churn_days(settings, cols, last_day)
+    churn_day = _churn_days(timeline, cols, last_day)
     i8 = np.int8
     return Population(
         customer_id=np.arange(1, n + 1, dtype=np.int64),
@@ -295,37 +400,32 @@ def build_population(settings: SimulationSettings, last_day: int) -> Population:
 
 
 def log_hazard_parts(
-    settings: SimulationSettings, cols: dict[str, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Static log-hazard, and the billing terms before/after a price-increase start."""
+    effects: Effects, cols: dict[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The log-hazard terms that do not depend on the day: static, and billing."""
     static = (
-        PLAN_EFFECT[cols["plan0"]]
-        + PAYMENT_EFFECT[cols["payment0"]]
-        + CHANNEL_EFFECT[cols["channel"]]
-        + ENGAGEMENT_EFFECT * cols["engagement"]
-        + TICKET_PROPENSITY_EFFECT * cols["ticket_propensity"]
+        np.asarray(effects["plan"])[cols["plan0"]]
+        + np.asarray(effects["payment_method"])[cols["payment0"]]
+        + np.asarray(effects["acquisition_channel"])[cols["channel"]]
+        + effects["engagement"] * cols["engagement"]
+        + effects["ticket_propensity"] * cols["ticket_propensity"]
         + cols["frailty"]
     )
     bill_z = (expected_bill_eur(cols["plan0"], cols["addon_eur"]) - 40.0) / 20.0
-    billing_before = BILL_EFFECT * bill_z + RELIABILITY_EFFECT * cols["reliability"]
-    billing_after = (
-        PRICE_INCREASE_BILL_EFFECT * bill_z
-        + PRICE_INCREASE_RELIABILITY_EFFECT * cols["reliability"]
-    )
-    return static, billing_before, billing_after
+    billing = effects["bill"] * bill_z + effects["reliability"] * cols["reliability"]
+    return static, billing
 
 
-def _churn_days(
-    settings: SimulationSettings, cols: dict[str, np.ndarray], last_day: int
-) -> np.ndarray:
+def _churn_days(timeline: Timeline, cols: dict[str, np.ndarray], last_day: int) -> np.ndarray:
     """Exact first day on which each customer's cumulative hazard reaches their exposure."""
     signup = cols["signup_day"].astype(np.int64)
     n = len(signup)
     start = signup + 1  # no churn on the sign-up day; the base's past counts (burn-in)
-    static, billing_before, billing_after = log_hazard_parts(settings, cols)
-    price_start = (
-        scenario_start_day(settings) if settings.scenario == "price_increase" else int(NEVER)
-    )
+    step_days = timeline.hazard_step_days()
+    effects = timeline.effects()
+    parts = [log_hazard_parts(e, cols) for e in effects]
+    static = np.stack([p[0] for p in parts], axis=1)
+    billing = np.stack([p[1] for p in parts], axis=1)
     promo_end = np.where(cols["is_promo"], signup + PROMO_DAYS, NEVER)
     breaks = np.stack(
         [
@@ -335,7 +435,7 @@ def _churn_days(
             promo_end,
             promo_end + 90,
             cols["onset_day"] + DISENGAGED_HAZARD_DELAY_DAYS,
-            np.full(n, price_start),
+            *(np.full(n, day) for day in step_days),
             np.full(n, last_day + 1),
         ],
         axis=1,
@@ -345,22 +445,29 @@ def _churn_days(
     seg_len = np.diff(breaks, axis=1)
 
     tenure = seg_start - signup[:, None]
-    after_price = seg_start >= price_start
+    # Which stretch of the scenario each segment is in (0: the baseline, before the start).
+    step = np.zeros(seg_start.shape, dtype=np.intp)
+    for day in step_days:
+        step += seg_start >= day
+
+    def per_segment(driver: str) -> np.ndarray:
+        return np.array([float(e[driver]) for e in effects])[step]
+
     promo_end_col = promo_end[:, None]
     in_promo_end = (seg_start >= promo_end_col) & (seg_start < promo_end_col + 90)
     disengaged = seg_start >= cols["onset_day"][:, None] + DISENGAGED_HAZARD_DELAY_DAYS
     log_h = (
-        static[:, None]
-        + np.where(after_price, billing_after[:, None], billing_before[:, None])
-        + np.where(tenure < 90, NEW_CUSTOMER_EFFECT, np.where(tenure < 365, FIRST_YEAR_EFFECT, 0.0))
+        np.take_along_axis(static, step, axis=1)
+        + np.take_along_axis(billing, step, axis=1)
         + np.where(
-            in_promo_end,
-            np.where(after_price, PRICE_INCREASE_PROMO_END_EFFECT, PROMO_END_EFFECT),
-            0.0,
+            tenure < 90,
+            per_segment("new_customer"),
+            np.where(tenure < 365, per_segment("first_year"), 0.0),
         )
-        + np.where(disengaged, DISENGAGED_EFFECT, 0.0)
+        + np.where(in_promo_end, per_segment("promo_end"), 0.0)
+        + np.where(disengaged, per_segment("disengaged"), 0.0)
     )
-    hazard = BASE_DAILY_HAZARD * np.exp(log_h)
+    hazard = per_segment(BASE_RATE) * np.exp(log_h)
     hazard = np.where(disengaged, np.maximum(hazard, DISENGAGED_MIN_DAILY_HAZARD), hazard)
     seg_total = hazard * seg_len
     cum_before = np.cumsum(seg_total, axis=1) - seg_total
@@ -380,7 +487,10 @@ __all__ = [
     "PAYMENT_METHODS",
     "PLAN_TYPES",
     "Population",
+    "Timeline",
     "build_population",
     "day_index",
     "day_of",
+    "scenario_of",
+    "scenario_start",
 ]
