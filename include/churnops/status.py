@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from churnops.settings import Settings
+from churnops.settings import LABEL_HORIZON_DAYS, Settings
 
 if TYPE_CHECKING:
     from churnops.estimation import PriorDrift
@@ -22,6 +22,9 @@ def collect_status(settings: Settings) -> dict[str, Any]:
     report: dict[str, Any] = {
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "model_name": settings.mlflow.registered_model_name,
+        # The policy's limits in force, so the report paints against them.
+        "auc_floor": settings.retraining.min_cohort_auc,
+        "drifted_features_limit": settings.retraining.max_drifted_features,
         "aliases": {},
         "champion": None,
         "recent_decisions": [],
@@ -192,17 +195,22 @@ def render_status(report: dict[str, Any], color: bool = False) -> str:
         if cohort and cohort["auc"] is not None:
             lines.append(
                 "AUC latest cohort: "
-                + paint(f"{cohort['auc']:.3f}", cohort["auc"] >= 0.78)
+                + paint(f"{cohort['auc']:.3f}", cohort["auc"] >= report["auc_floor"])
                 + f" (scored {cohort['as_of_date']}, labels matured; {cohort['rows']:,} "
                 f"customers, {cohort['churners']:,} churned)"
             )
         else:
-            lines.append("AUC latest cohort: no matured cohort yet (labels take 90 days)")
+            lines.append(
+                f"AUC latest cohort: no matured cohort yet (labels take {LABEL_HORIZON_DAYS} days)"
+            )
         estimate = report["latest_estimate"]
         if estimate and estimate["estimated_auc"] is not None:
             lines.append(
                 "AUC estimated    : "
-                + paint(f"{estimate['estimated_auc']:.3f}", estimate["estimated_auc"] >= 0.78)
+                + paint(
+                    f"{estimate['estimated_auc']:.3f}",
+                    estimate["estimated_auc"] >= report["auc_floor"],
+                )
                 + f" [{estimate['estimated_auc_lower']:.3f}, "
                 f"{estimate['estimated_auc_upper']:.3f}] (night {estimate['as_of_date']}, "
                 f"v{estimate['model_version']}, from its scores alone; predicted churn rate "
@@ -218,7 +226,7 @@ def render_status(report: dict[str, Any], color: bool = False) -> str:
             "Drift state      : "
             + paint(
                 f"{drifted} of {drift['features_total']} features drifted",
-                drifted < 3,
+                drifted < report["drifted_features_limit"],
             )
             + f" on {drift['as_of_date']} (v{drift['model_version']}"
             + (", prediction drifted)" if drift["prediction_drifted"] else ")")
