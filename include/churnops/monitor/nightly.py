@@ -143,6 +143,7 @@ def record_drifted_population(
             "customers": population.customers,
             "base": population.base,
             "labelled": population.labelled,
+            "labelled_by_chance": population.labelled_by_chance,
             "labels_since": population.labels_since,
             "computed_at": utc_now(),
         }

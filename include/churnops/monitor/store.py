@@ -14,8 +14,9 @@ where the table has one) in one transaction, so reruns and backfills leave one c
   the predicted churn rate against the trained base rate; and, once the night's labels
   have matured, the realized measures of the same rows beside it.
 - ``drift_population``: one row per night whose drift fires the retraining trigger: how
-  many of tonight's customers drifted (``churnops.monitor.population``) and how many of
-  them have a matured label after the champion's training cutoff.
+  many of tonight's customers drifted (``churnops.monitor.population``), how many of
+  them have a matured label after the champion's training cutoff, and how many of those
+  chance puts in.
 - ``retrain_follow_ups``: one row per retrain the policy scheduled for the night a
   drifted population's labels will have matured (``due_on``), and why.
 - ``retrain_requests``: one row per night the retraining policy was evaluated: fired or
@@ -121,6 +122,7 @@ DRIFT_POPULATION = sa.Table(
     sa.Column("customers", sa.BigInteger, nullable=False),
     sa.Column("base", sa.BigInteger, nullable=False),
     sa.Column("labelled", sa.BigInteger, nullable=False),
+    sa.Column("labelled_by_chance", sa.BigInteger, nullable=False),
     sa.Column("labels_since", sa.Date),
     sa.Column("computed_at", sa.DateTime, nullable=False),
 )

@@ -54,7 +54,7 @@ class RetrainSignals:
     # The champion's latest estimated nights up to tonight, newest first: (night, AUC).
     estimated_aucs: tuple[tuple[dt.date, float], ...] = ()
     # Measured on a night whose drift fires: the drifted customers, and how many of them
-    # have a matured label after the champion's cutoff.
+    # have a matured label after the champion's cutoff (beyond what chance puts in).
     drifted_customers: int | None = None
     drifted_labelled: int | None = None
     # A follow-up retrain due tonight: why (scheduled by an earlier drift night).

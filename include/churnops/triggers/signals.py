@@ -61,7 +61,7 @@ def read_signals(
         [champion, as_of_date, settings.retraining.estimate_nights],
     )
     population = monitoring.rows(
-        f"select customers, labelled from {DRIFT_POPULATION_TABLE} "
+        f"select customers, labelled, labelled_by_chance from {DRIFT_POPULATION_TABLE} "
         "where as_of_date = ? and model_version = ?",
         [as_of_date, champion],
     )
@@ -80,7 +80,11 @@ def read_signals(
         nearest_request=nearest[0]["night"] if nearest else None,
         estimated_aucs=tuple((r["as_of_date"], float(r["estimated_auc"])) for r in estimated),
         drifted_customers=int(population[0]["customers"]) if population else None,
-        drifted_labelled=int(population[0]["labelled"]) if population else None,
+        drifted_labelled=(
+            max(0, int(population[0]["labelled"]) - int(population[0]["labelled_by_chance"]))
+            if population
+            else None
+        ),
         follow_up_due=(
             f"scheduled by the drift of {follow_up[0]['requested_on']}: {follow_up[0]['reason']}"
             if follow_up

@@ -56,10 +56,14 @@ def test_the_wave_is_the_population_and_its_labels_are_counted() -> None:
     )
     assert (population.customers, population.base) == (int(mask.sum()), 10_000)
     assert population.labelled == int(mask[:8_000].sum()) + int(mask[8_000:8_002].sum())
+    # Chance lets about the false share of the 8,002 labelled customers in: the wave
+    # brought almost no label of its own.
+    assert population.labelled_by_chance == round(REFERENCE_FALSE_SHARE * 8_002)
+    assert population.new_labelled <= 0.02 * 8_000
     assert population.describe() == (
         f"the drifted population ({population.customers:,} of 10,000 customers, on "
-        f"tenure_days, plan) has {population.labelled:,} customers with a matured label "
-        "since 2025-11-01"
+        f"tenure_days, plan) has {population.new_labelled:,} customers with a matured label "
+        f"since 2025-11-01 beyond the {population.labelled_by_chance:,} chance lets in"
     )
 
 
@@ -78,4 +82,4 @@ def test_an_unchanged_night_has_only_the_false_share() -> None:
         labels_since=None,
     )
     assert population.customers < 3 * REFERENCE_FALSE_SHARE * 8_000
-    assert population.labelled == 0
+    assert population.labelled == population.labelled_by_chance == 0
