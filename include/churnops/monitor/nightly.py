@@ -123,14 +123,23 @@ def record_drifted_population(
     from churnops.train.frame import CATEGORICAL_FEATURES
 
     cutoff = training_cutoff(settings, drift.model_version)
+    labelled_night = drift.as_of_date - dt.timedelta(days=LABEL_HORIZON_DAYS)
+    features = [f for f in drift.drifted_features if f in current.columns]
+    matured = monitoring.night_features(labelled_night, features)
+    if matured.empty:
+        # A history shorter than the label horizon: the training sample stands in.
+        log.info(
+            "no features for %s: the drifted population is measured against the "
+            "champion's training sample",
+            labelled_night,
+        )
+        matured = reference
     population = find_drifted_population(
-        reference,
+        matured,
         current,
-        drift.drifted_features,
-        [c for c in drift.drifted_features if c in CATEGORICAL_FEATURES],
-        monitoring.labelled_customers(
-            cutoff, drift.as_of_date - dt.timedelta(days=LABEL_HORIZON_DAYS)
-        ),
+        features,
+        [c for c in features if c in CATEGORICAL_FEATURES],
+        monitoring.labelled_customers(cutoff, labelled_night),
         as_of_date=drift.as_of_date,
         model_version=drift.model_version,
         labels_since=cutoff,

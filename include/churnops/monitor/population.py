@@ -5,12 +5,16 @@ the customers that moved have matured labels. A campaign's new customers have no
 days: a retrain on the same matured labels the champion had carries no information.
 
 The drifted population is found by a domain classifier: a small LightGBM model told the
-champion's training sample (0) from tonight's customers (1) on the drifted features. A
+customers of the newest night whose labels have matured (tonight - 90 days: what a retrain
+tonight can learn from) (0) from tonight's customers (1) on the drifted features. A
 customer belongs to the population when the classifier finds it more "tonight-like" than
-all but ``REFERENCE_FALSE_SHARE`` of the training sample: on an unchanged night that picks
-about that share of the base, on a campaign night the wave of new customers. Chosen over
-per-feature bins because a campaign moves features together (tenure, plan, channel): the
-classifier finds the combination, where bins would count each feature's tail apart.
+all but ``REFERENCE_FALSE_SHARE`` of that labelled night: on a night like it, that picks
+about that share of the base; on a campaign night, the wave of new customers. The
+labelled night, not the champion's training sample, is the reference: against a sample
+months old, calendar-bound features (tenure, signup cohort) tell every customer apart and
+the whole base would be "drifted". Chosen over per-feature bins because a campaign moves
+features together (tenure, plan, channel): the classifier finds the combination, where
+bins would count each feature's tail apart.
 
 Its matured labels are its customers with a label on an as-of date after the champion's
 training cutoff that has matured by tonight (90 days old): the examples a retrain would

@@ -292,6 +292,21 @@ class MonitoringStore:
         )
         return [str(r["model_version"]) for r in rows]
 
+    def night_features(self, as_of_date: dt.date, columns: list[str]) -> pd.DataFrame:
+        """``customer_id`` and ``columns`` of every customer's features on ``as_of_date``
+        (empty when that night was not built)."""
+        import pandas as pd
+
+        selected = ", ".join(["customer_id", *columns])
+        try:
+            return self.warehouse.frame(
+                f"select {selected} from {FEATURES_TABLE} where as_of_date = ? "
+                "order by customer_id",
+                [as_of_date],
+            )
+        except MissingTable:
+            return pd.DataFrame(columns=["customer_id", *columns])
+
     def served_features(self, as_of_date: dt.date, model_version: str) -> pd.DataFrame:
         """The night's features with the champion's served score, by customer."""
         return self.warehouse.frame(
