@@ -253,6 +253,8 @@ class ScoringStore:
             )
             quotas = contact_quotas(contact_capacity or {}, int(totals["canary"] or 0), rows)
             session.delete(PREDICTIONS, {"as_of_date": as_of_date})
+            source, params = f"{NIGHT_SHARDS_TABLE} WHERE {key}", [as_of_date, plan_id]
+            chosen = served
             if quotas:
                 # Each capacity model's customers ranked by its score (the served
                 # probability), ties to the lower id; its quota's top are contacted.
@@ -261,19 +263,16 @@ class ScoringStore:
                     f"CASE {cases} ELSE contact END AS contact" if column == "contact" else column
                     for column in PREDICTION_COLUMNS
                 )
-                session.execute(
-                    f"INSERT INTO {PREDICTIONS_TABLE} ({served}) SELECT {chosen} FROM ("
-                    "SELECT *, row_number() OVER (PARTITION BY served_by ORDER BY "
-                    "churn_probability DESC, customer_id) AS contact_rank "
-                    f"FROM {NIGHT_SHARDS_TABLE} WHERE {key}) AS ranked ORDER BY customer_id",
-                    [*(v for item in quotas.items() for v in item), as_of_date, plan_id],
+                source = (
+                    "(SELECT *, row_number() OVER (PARTITION BY served_by ORDER BY "
+                    f"churn_probability DESC, customer_id) AS contact_rank FROM {source}) AS ranked"
                 )
-            else:
-                session.execute(
-                    f"INSERT INTO {PREDICTIONS_TABLE} ({served}) SELECT {served} "
-                    f"FROM {NIGHT_SHARDS_TABLE} WHERE {key} ORDER BY customer_id",
-                    [as_of_date, plan_id],
-                )
+                params = [*(value for quota in quotas.items() for value in quota), *params]
+            session.execute(
+                f"INSERT INTO {PREDICTIONS_TABLE} ({served}) SELECT {chosen} FROM {source} "
+                "ORDER BY customer_id",
+                params,
+            )
             contacts = session.rows(
                 f"SELECT count(*) AS n FROM {PREDICTIONS_TABLE} WHERE as_of_date = ? AND contact",
                 [as_of_date],
