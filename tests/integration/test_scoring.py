@@ -106,6 +106,16 @@ def test_every_active_customer_gets_exactly_one_prediction(settings: Settings) -
     features = read_night_features(stores_for(settings).features, night)
     expected = load_champion(settings).predict(features.to_pandas())
     assert max(abs(a - b) for a, b in zip(probabilities, expected, strict=True)) <= 1e-9
+    # The max_f1 champion's operating point: contacted when the score reaches its threshold.
+    threshold = load_champion(settings).threshold
+    assert threshold is not None
+    contacts = _rows(
+        settings,
+        "select churn_probability, contact from scoring.predictions where as_of_date = ?",
+        [night],
+    )
+    assert all(contact == (p >= threshold) for p, contact in contacts)
+    assert 0 < result.contact_rows == sum(1 for _, contact in contacts if contact) < len(contacts)
 
 
 def test_a_rerun_of_the_same_night_changes_nothing(settings: Settings) -> None:
@@ -197,7 +207,7 @@ def _served_rows(settings: Settings, night: dt.date) -> list[tuple]:
     served = _rows(
         settings,
         "select customer_id, churn_probability, risk_band, model_name, model_version, "
-        "served_by, reason_codes from scoring.predictions where as_of_date = ? "
+        "served_by, contact, reason_codes from scoring.predictions where as_of_date = ? "
         "order by customer_id",
         [night],
     )

@@ -47,9 +47,13 @@ NON_DEFAULT_TEXT = {
     "CHURNOPS_DATA_URL": "/mnt/churnops",
     "CHURNOPS_NIGHTLY_CRON": "15 1 * * *",
     "CHURNOPS_RETRAIN_CRON": "0 5 2 * *",
+    "CHURNOPS_CONTACT_CAPACITY": "500",  # unset by default: no default to vary
 }
 # Settings that are only valid beside another one.
-COMPANIONS = {"CHURNOPS_WAREHOUSE_POOL_SLOTS": {"CHURNOPS_WAREHOUSE": "postgres"}}
+COMPANIONS = {
+    "CHURNOPS_WAREHOUSE_POOL_SLOTS": {"CHURNOPS_WAREHOUSE": "postgres"},
+    "CHURNOPS_THRESHOLD_RULE": {"CHURNOPS_CONTACT_CAPACITY": "500"},  # the capacity rule's N
+}
 
 
 def _non_default(declared: Any, hint: Any, default: Any) -> str:

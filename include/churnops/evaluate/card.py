@@ -41,7 +41,15 @@ def model_card(
         "scores recalibrated to probabilities on the validation window (Platt: slope "
         f"{trained.calibration_slope:.3f}, intercept {trained.calibration_intercept:.3f}).",
         f"- Operating threshold {metrics.threshold:.3f} ({metrics.threshold_rule}, chosen on "
-        "the validation window).",
+        "the validation window"
+        + (
+            f": it flags {metrics.contact_capacity:,} of the {metrics.capacity_base_rows:,.0f} "
+            "customers of an average night; nightly, the top "
+            f"{metrics.contact_capacity:,} by score are contacted"
+            if metrics.contact_capacity and metrics.capacity_base_rows
+            else ""
+        )
+        + ").",
         f"- Trained in {trained.train_seconds:.1f} s"
         + (f"; code version {code_version}" if code_version else "")
         + ".",

@@ -8,7 +8,17 @@ The operating threshold is chosen on the validation window, never on the test wi
 
 - ``max_f1`` (default): the threshold with the best F1 on validation;
 - ``recall_target``: the highest threshold whose validation recall reaches the target
-  (catch at least that share of churners, with as few false alarms as possible).
+  (catch at least that share of churners, with as few false alarms as possible);
+- ``capacity``: the retention team contacts ``contact_capacity`` (N) customers a night, the
+  top N by score. A threshold cannot say "the top N", but it can flag the same share:
+  N over the size of a night's scored base, which the validation window measures as its
+  rows per as-of date, averaged (each as-of date there is one night's active customers,
+  every one of them labelled: the validation window is never sampled). The threshold is
+  the score of the validation row ranked at that share (capped at every row when N is
+  larger than a night); rows tied with it are flagged too. The test window's recall and
+  precision, and so the champion/challenger comparison, are at that threshold, where both
+  models flag the same share of the validation window. The nightly ``contact`` flag
+  applies the rule itself: the night's top N (``churnops.score``).
 
 Segments: plan_type, acquisition_channel, tenure (``new`` = is_new_customer, else
 ``tenured``) and value (``top_decile`` of monthly_revenue_eur within the test window,
@@ -61,7 +71,8 @@ def evaluate_model(
     params = split.params
     y_val = split.validation[LABEL_COLUMN].to_numpy()
     val_scores = model.predict(split.validation)
-    threshold = choose_threshold(y_val, val_scores, params)
+    base_rows = nightly_base_rows(split.validation)
+    threshold = choose_threshold(y_val, val_scores, params, nightly_base=base_rows)
 
     y_test = split.test[LABEL_COLUMN].to_numpy()
     scores = model.predict(split.test)
@@ -90,8 +101,9 @@ def evaluate_model(
         f1=float(f1_score(y_test, flagged, zero_division=0)),
         brier=float(brier_score_loss(y_test, scores)),
         threshold=float(threshold),
-        threshold_rule=params.threshold_rule
-        + (f"@{params.recall_target:g}" if params.threshold_rule == "recall_target" else ""),
+        threshold_rule=rule_label(params),
+        contact_capacity=params.contact_capacity if params.threshold_rule == "capacity" else None,
+        capacity_base_rows=base_rows if params.threshold_rule == "capacity" else None,
         test_start=split.windows.test_start,
         test_end=split.windows.test_end,
         test_rows=len(y_test),
@@ -118,11 +130,51 @@ def score_on(model: ChurnModel, split: FrameSplit) -> ModelMetrics:
     return evaluate_model(model, split, include_train=False, explain=False)
 
 
-def choose_threshold(y: np.ndarray, scores: np.ndarray, params: TrainParams) -> float:
-    """The operating threshold on the validation rows, by ``params.threshold_rule``."""
+def rule_label(params: TrainParams) -> str:
+    """The rule with its parameter, as recorded: ``max_f1``, ``recall_target@0.75``,
+    ``capacity@500``."""
+    if params.threshold_rule == "recall_target":
+        return f"recall_target@{params.recall_target:g}"
+    if params.threshold_rule == "capacity":
+        return f"capacity@{params.contact_capacity}"
+    return params.threshold_rule
+
+
+def nightly_base_rows(window: pd.DataFrame) -> float:
+    """The size of a night's scored base, as a window of as-of snapshots shows it: its
+    rows per as-of date, averaged."""
+    dates = window["as_of_date"].nunique()
+    return len(window) / dates if dates else 0.0
+
+
+def capacity_threshold(scores: np.ndarray, share: float) -> float:
+    """The threshold that flags ``share`` of ``scores`` (at least one row, at most all):
+    the score ranked at that share, so every row scoring at least it is flagged."""
+    import numpy as np
+
+    if len(scores) == 0:
+        raise ValueError("no scores to choose a capacity threshold on")
+    flagged = min(len(scores), max(1, round(share * len(scores))))
+    # The flagged-th highest score: a partition, not a full sort.
+    return float(np.partition(scores, len(scores) - flagged)[len(scores) - flagged])
+
+
+def choose_threshold(
+    y: np.ndarray,
+    scores: np.ndarray,
+    params: TrainParams,
+    *,
+    nightly_base: float | None = None,
+) -> float:
+    """The operating threshold on the validation rows, by ``params.threshold_rule``
+    (``capacity`` needs ``nightly_base``: see :func:`nightly_base_rows`)."""
     import numpy as np
     from sklearn.metrics import precision_recall_curve
 
+    if params.threshold_rule == "capacity":
+        if params.contact_capacity is None or not nightly_base:
+            raise ValueError("the capacity rule needs a contact capacity and a nightly base")
+        return capacity_threshold(scores, min(1.0, params.contact_capacity / nightly_base))
     precision, recall, thresholds = precision_recall_curve(y, scores)
     # precision/recall have one more entry than thresholds (the recall-0 end point).
     precision, recall = precision[:-1], recall[:-1]

@@ -29,7 +29,8 @@ class ModelMetrics:
     """A model's results on one test window (``test_start``..``test_end`` as-of dates).
 
     ``recall``/``precision``/``f1`` are at ``threshold``, chosen on the validation window
-    by ``threshold_rule``. ``segment_auc`` keys are ``<segment>.<value>`` (for example
+    by ``threshold_rule`` (with the capacity rule, ``contact_capacity`` customers a night
+    out of ``capacity_base_rows``). ``segment_auc`` keys are ``<segment>.<value>`` (for example
     ``plan_type.basic``, ``tenure.new``, ``value.top_decile``); a segment with too few
     churners in the window has no entry. ``train_auc`` is None when the model was only
     re-scored on this window (a champion), since its own training data was another one.
@@ -56,6 +57,10 @@ class ModelMetrics:
     roc_curve: tuple[tuple[float, float], ...] = ()  # (false positive rate, recall) points
     feature_importance: Mapping[str, float] = field(default_factory=dict)  # gain
     shap_importance: Mapping[str, float] = field(default_factory=dict)  # mean |SHAP|
+    # The capacity rule only: customers contacted a night, and the night's base (validation
+    # rows per as-of date) whose share of N the threshold flags.
+    contact_capacity: int | None = None
+    capacity_base_rows: float | None = None
 
     @property
     def auc_gap(self) -> float | None:

@@ -30,6 +30,12 @@ FEATURES_ARTIFACT = "features.json"
 TAG_CALIBRATION_SLOPE = "calibration_slope"
 TAG_CALIBRATION_INTERCEPT = "calibration_intercept"
 TAG_THRESHOLD = "threshold"
+# The rule that chose the threshold, as ModelMetrics.threshold_rule records it
+# (``max_f1``, ``recall_target@0.75``, ``capacity@500``), and, for the capacity rule, the
+# customers contacted a night and the night's base the threshold was fitted to.
+TAG_THRESHOLD_RULE = "threshold_rule"
+TAG_CONTACT_CAPACITY = "contact_capacity"
+TAG_CAPACITY_BASE_ROWS = "capacity_base_rows"
 
 
 class NoChampion(RegistryError):
@@ -50,6 +56,13 @@ class LoadedModel:
     @property
     def features(self) -> list[str]:
         return self.model.features
+
+    @property
+    def contact_capacity(self) -> int | None:
+        """Customers contacted a night when the version's rule is ``capacity`` (its
+        operating point is then the night's top N, not its threshold); else None."""
+        raw = self.tags.get(TAG_CONTACT_CAPACITY)
+        return int(raw) if raw else None
 
     @property
     def booster(self) -> object:

@@ -27,7 +27,10 @@ from churnops.registry.champion import (
     METRICS_ARTIFACT,
     TAG_CALIBRATION_INTERCEPT,
     TAG_CALIBRATION_SLOPE,
+    TAG_CAPACITY_BASE_ROWS,
+    TAG_CONTACT_CAPACITY,
     TAG_THRESHOLD,
+    TAG_THRESHOLD_RULE,
 )
 from churnops.registry.tracking import ensure_experiment, mlflow_client
 from churnops.settings import Settings
@@ -254,6 +257,7 @@ def log_training_run(
         TAG_CALIBRATION_SLOPE: repr(trained.calibration_slope),
         TAG_CALIBRATION_INTERCEPT: repr(trained.calibration_intercept),
         TAG_THRESHOLD: repr(metrics.threshold),
+        TAG_THRESHOLD_RULE: metrics.threshold_rule,
         "as_of_range": fingerprint["data.as_of_range"],
         "train_as_of": fingerprint["data.train_as_of"],
         "test_as_of": fingerprint["data.test_as_of"],
@@ -266,6 +270,9 @@ def log_training_run(
         "code_version": code,
         "trained_by": actor,
     }
+    if metrics.contact_capacity is not None:
+        version_tags[TAG_CONTACT_CAPACITY] = str(metrics.contact_capacity)
+        version_tags[TAG_CAPACITY_BASE_ROWS] = f"{metrics.capacity_base_rows:.1f}"
     for key, value in version_tags.items():
         client.set_model_version_tag(name, version, key, value)
     client.update_model_version(name, version, description=metrics.summary())

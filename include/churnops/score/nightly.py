@@ -17,6 +17,11 @@ A night is scored in three steps, so that its work can spread over several worke
 3. :func:`publish_night` checks that the staged shards make the whole night and replaces
    the night's predictions with them in one transaction (``ScoringStore.publish_night``).
 
+Each prediction's ``contact`` flag follows the operating point of the model that served
+it (its version's tags): score >= its threshold, set per shard, or, for the ``capacity``
+rule, the night's top N by its score, set at publish over the whole night (the plan
+carries each model's N), so that any number of shards flags the same customers.
+
 :func:`score_day` runs the three in one process (the CLI, the bench, the tests); the
 nightly DAG runs each as its own task, the shards as mapped tasks. Every step computes
 per customer only, so N shards give the same rows as one.
@@ -72,12 +77,25 @@ class ScoringPlan:
     challenger_run_id: str | None = None
     canary_share: float = 0.0
     canary_salt: str = ""
+    # N of a version whose threshold rule is ``capacity`` (its contacts are the night's top
+    # N, chosen at publish); None: it flags by its threshold.
+    champion_contact_capacity: int | None = None
+    challenger_contact_capacity: int | None = None
     planned_at: dt.datetime = field(default_factory=utc_now)
     seconds: float = 0.0  # resolving aliases, loading and compiling the versions
 
     @property
     def shards(self) -> list[ShardSpec]:
         return all_shards(self.shard_count)
+
+    @property
+    def contact_capacity(self) -> dict[str, int]:
+        """The serving models whose contacts are their top N, by ``served_by``."""
+        capacities = {
+            CHAMPION: self.champion_contact_capacity,
+            CHALLENGER: self.challenger_contact_capacity if self.canary_share else None,
+        }
+        return {served_by: n for served_by, n in capacities.items() if n is not None}
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -129,6 +147,7 @@ class ScoringResult:
     canary_share: float = 0.0
     band_counts: dict[str, int] = field(default_factory=dict)
     reason_rows: int = 0
+    contact_rows: int = 0  # customers flagged for the retention team tonight
     engine: str = ""  # compiled | native: how the champion's trees were evaluated
     shards: int = 1
     reason_methods: list[str] = field(default_factory=list)  # treeshap | lightgbm: <why>
@@ -145,6 +164,7 @@ class ScoringResult:
             "champion_version": self.champion_version,
             "challenger_version": self.challenger_version,
             "band_counts": self.band_counts,
+            "contact_rows": self.contact_rows,
             "engine": self.engine,
             "shards": self.shards,
             "reason_methods": self.reason_methods,
@@ -222,6 +242,8 @@ def plan_night(
         # A canary needs a challenger: without one every customer gets the champion.
         canary_share=policy.canary_share if challenger else 0.0,
         canary_salt=policy.canary_salt,
+        champion_contact_capacity=champion.contact_capacity,
+        challenger_contact_capacity=challenger.contact_capacity if challenger else None,
         seconds=time.perf_counter() - began,
     )
     say(
@@ -301,7 +323,12 @@ def score_shard(
     import pyarrow as pa
 
     from churnops.registry import load_version
-    from churnops.score.policy import assign_risk_bands, canary_mask, top_reasons
+    from churnops.score.policy import (
+        assign_risk_bands,
+        canary_mask,
+        threshold_contacts,
+        top_reasons,
+    )
     from churnops.score.treeshap import verified_contributions
 
     if plan.champion_version is None:
@@ -340,6 +367,12 @@ def score_shard(
     if shadow is not None and in_canary.any():
         probabilities = np.where(in_canary, shadow.probabilities, served.probabilities)
     bands = assign_risk_bands(probabilities, policy.risk_bands)
+
+    # Contacts of the threshold rules; a capacity rule's are left null for the publish.
+    contacts = threshold_contacts(
+        probabilities,
+        np.where(in_canary, _contact_threshold(challenger), _contact_threshold(champion)),
+    )
 
     # Reason codes: SHAP of the model that served each customer in the reason band, by the
     # exact fast TreeSHAP (checked against LightGBM's on a sample, which it replaces on any
@@ -382,6 +415,7 @@ def score_shard(
             pa.string(),
         ),
         "served_by": pa.array(np.where(in_canary, CHALLENGER, CHAMPION), pa.string()),
+        "contact": contacts,
         "reason_codes": pa.array(reasons, pa.list_(pa.string())),
         "scored_at": repeated(utc_now(), pa.timestamp("us")),
     }
@@ -402,6 +436,14 @@ def score_shard(
         f"{sum(seconds.values()):.1f} s ({_timings(seconds)})"
     )
     return result
+
+
+def _contact_threshold(model: LoadedModel | None) -> float:
+    """The threshold a version flags its customers by; NaN when it does not (its rule is
+    ``capacity``, decided at publish, or it has no operating point, or it serves no one)."""
+    if model is None or model.threshold is None or model.contact_capacity is not None:
+        return float("nan")
+    return model.threshold
 
 
 # ----------------------------------------------------------------------------- 3. publish
@@ -428,7 +470,11 @@ def publish_night(
             "did not report; nothing published, the previous predictions stay"
         )
     published = scoring.publish_night(
-        plan.as_of_date, plan.plan_id, scored, features.night_rows(plan.as_of_date)
+        plan.as_of_date,
+        plan.plan_id,
+        scored,
+        features.night_rows(plan.as_of_date),
+        plan.contact_capacity,
     )
     seconds: dict[str, float] = {"plan": plan.seconds}
     for shard in shard_results:
@@ -449,6 +495,7 @@ def publish_night(
         canary_share=plan.canary_share,
         band_counts=published["band_counts"],
         reason_rows=published["reason_rows"],
+        contact_rows=published["contact_rows"],
         engine="+".join(engines),
         shards=plan.shard_count,
         reason_methods=sorted({m for shard in shard_results for m in shard.reason_methods}),
@@ -505,6 +552,7 @@ def _describe(result: ScoringResult, name: str) -> str:
         f"scored {result.rows_scored:,} active customers for {result.as_of_date}{shards} with "
         f"{name} v{result.champion_version} (champion, {result.engine} trees){canary}{shadow}; "
         f"risk bands: {bands}; "
+        f"{result.contact_rows:,} to contact; "
         f"reason codes for {result.reason_rows:,}"
         f"{' (' + '; '.join(result.reason_methods) + ')' if result.reason_methods else ''}; "
         f"{result.seconds.get('total', 0):.1f} s "

@@ -8,15 +8,23 @@
   ``customer_id`` (and a salt), so the same customers are in the canary every night and a
   share of s puts each customer in with probability s, independently of their data.
 - :func:`top_reasons`: the features that push one customer's score up the most.
+- :func:`threshold_contacts` and :func:`contact_quotas`: who the retention team contacts
+  tonight, under the operating point of the model that served each customer. A threshold
+  rule (``max_f1``, ``recall_target``) flags each customer alone, score >= threshold, so
+  each shard sets it. The ``capacity`` rule flags the night's top N by score, which no
+  shard can see: the publish sets it over the whole staged night
+  (``ScoringStore.publish_night``), from the quotas here.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
+    import pyarrow as pa
 
 _UINT64 = 2**64
 
@@ -84,3 +92,30 @@ def top_reasons(contributions: np.ndarray, features: list[str], count: int) -> l
         [str(name) for name, value in zip(names[row], values, strict=True) if value > 0]
         for row, values in zip(top, top_values, strict=True)
     ]
+
+
+def threshold_contacts(probabilities: np.ndarray, thresholds: np.ndarray) -> pa.Array:
+    """Per customer, score >= the serving model's threshold; null where that threshold is
+    NaN (a capacity rule, decided at publish, or a version without an operating point)."""
+    import numpy as np
+    import pyarrow as pa
+
+    return pa.array(probabilities >= thresholds, pa.bool_(), mask=np.isnan(thresholds))
+
+
+def contact_quotas(
+    capacities: Mapping[str, int], canary_rows: int, night_rows: int
+) -> dict[str, int]:
+    """How many of the customers it served tonight each capacity-rule model contacts.
+
+    ``capacities``: the models whose rule is ``capacity``, by ``served_by`` (``champion``,
+    ``challenger``), with their N. A model serving the whole night contacts its N. The
+    challenger serves the ``canary_rows`` of the night's ``night_rows`` customers, and so
+    gets that share of its N (rounded); the champion gets its N less the canary's share of
+    it, so that two models with the same N contact exactly N together.
+    """
+    quotas = {}
+    for served_by, capacity in capacities.items():
+        canary_part = round(capacity * canary_rows / night_rows) if night_rows else 0
+        quotas[served_by] = canary_part if served_by == "challenger" else capacity - canary_part
+    return quotas

@@ -1,8 +1,9 @@
 """The scoring tables of the warehouse (schema ``scoring``).
 
 - ``predictions``: what was served: one row per active customer per night, with the model
-  that served it (``served_by`` champion, or challenger for the canary share) and, for the
-  highest risk band, the reason codes.
+  that served it (``served_by`` champion, or challenger for the canary share), whether the
+  retention team contacts the customer tonight under that model's operating point
+  (``contact``: ``churnops.score.policy``) and, for the highest risk band, the reason codes.
 - ``shadow_predictions``: the challenger's scores for the same customers; never served,
   kept so monitoring can compare the two models on the same nights.
 - ``scoring_runs``: one row per scoring attempt (scored or skipped), appended: the nightly
@@ -18,7 +19,10 @@ published whole:
   one row per customer and as many rows as the night's feature rows, and in ONE
   transaction replaces the night in ``predictions`` and ``shadow_predictions`` with the
   staged rows and empties the night's staging. A reader sees the whole previous night or
-  the whole new one, never half a night; a failed publish leaves both as they were.
+  the whole new one, never half a night; a failed publish leaves both as they were. The
+  ``contact`` flag of a model whose rule is ``capacity`` is set there, over the whole
+  night: its top N customers by score (ties to the lower customer_id), which no shard
+  alone can tell; shards stage it null.
 
 One row per customer per night is checked before the write (per shard, then in total at
 publish), not by a PRIMARY KEY: DuckDB maintains a key's index on every insert and delete,
@@ -67,6 +71,9 @@ PREDICTIONS = sa.Table(
     _metadata,
     *_score_columns(),
     sa.Column("served_by", sa.String, nullable=False),  # champion | challenger (canary)
+    # Contacted tonight under the serving model's operating point; null only for a version
+    # registered without one (no threshold tag).
+    sa.Column("contact", sa.Boolean),
     sa.Column("reason_codes", ARRAY(sa.String)),  # top features pushing the score up
     sa.Column("scored_at", sa.DateTime, nullable=False),
 )
@@ -170,12 +177,19 @@ class ScoringStore:
         plan_id: str,
         shard_rows: Mapping[int, int],
         expected_rows: int,
+        contact_capacity: Mapping[str, int] | None = None,
     ) -> dict[str, Any]:
         """Move plan ``plan_id``'s staged shards into the night's prediction tables in one
         transaction, after checking that they make the whole night: each shard of
         ``shard_rows`` (every shard of the plan, with the rows its task staged) is staged
         with exactly those rows, ``expected_rows`` in all, one per customer. Returns the
-        published night's counts; :class:`IncompleteNight` (nothing changed) otherwise."""
+        published night's counts; :class:`IncompleteNight` (nothing changed) otherwise.
+
+        ``contact_capacity``: the serving models (by ``served_by``) whose rule is
+        ``capacity``, with their N: their customers' ``contact`` is set here, the top of
+        each one's quota (``policy.contact_quotas``) by score, ties to the lower id."""
+        from churnops.score.policy import contact_quotas
+
         self.ensure()
         key = "as_of_date = ? AND plan_id = ?"
         served = ", ".join(PREDICTION_COLUMNS)
@@ -237,12 +251,32 @@ class ScoringStore:
                 "GROUP BY risk_band ORDER BY risk_band",
                 [as_of_date, plan_id],
             )
+            quotas = contact_quotas(contact_capacity or {}, int(totals["canary"] or 0), rows)
             session.delete(PREDICTIONS, {"as_of_date": as_of_date})
+            source, params = f"{NIGHT_SHARDS_TABLE} WHERE {key}", [as_of_date, plan_id]
+            chosen = served
+            if quotas:
+                # Each capacity model's customers ranked by its score (the served
+                # probability), ties to the lower id; its quota's top are contacted.
+                cases = " ".join("WHEN served_by = ? THEN contact_rank <= ?" for _ in quotas)
+                chosen = ", ".join(
+                    f"CASE {cases} ELSE contact END AS contact" if column == "contact" else column
+                    for column in PREDICTION_COLUMNS
+                )
+                source = (
+                    "(SELECT *, row_number() OVER (PARTITION BY served_by ORDER BY "
+                    f"churn_probability DESC, customer_id) AS contact_rank FROM {source}) AS ranked"
+                )
+                params = [*(value for quota in quotas.items() for value in quota), *params]
             session.execute(
-                f"INSERT INTO {PREDICTIONS_TABLE} ({served}) SELECT {served} "
-                f"FROM {NIGHT_SHARDS_TABLE} WHERE {key} ORDER BY customer_id",
-                [as_of_date, plan_id],
+                f"INSERT INTO {PREDICTIONS_TABLE} ({served}) SELECT {chosen} FROM {source} "
+                "ORDER BY customer_id",
+                params,
             )
+            contacts = session.rows(
+                f"SELECT count(*) AS n FROM {PREDICTIONS_TABLE} WHERE as_of_date = ? AND contact",
+                [as_of_date],
+            )[0]
             session.delete(SHADOW_PREDICTIONS, {"as_of_date": as_of_date})
             session.execute(
                 f"INSERT INTO {SHADOW_PREDICTIONS_TABLE} ({', '.join(SHADOW_COLUMNS)}) "
@@ -256,6 +290,7 @@ class ScoringStore:
             "shadow_rows": int(totals["shadow"]),
             "canary_rows": int(totals["canary"] or 0),
             "reason_rows": int(totals["reasons"]),
+            "contact_rows": int(contacts["n"]),
             "band_counts": {str(r["risk_band"]): int(r["n"]) for r in bands},
         }
 

@@ -37,7 +37,7 @@ Profile = Literal["local", "prod"]
 Scenario = Literal["baseline", "acquisition_campaign", "price_increase"]
 WarehouseKind = Literal["duckdb", "postgres"]
 DbtExecution = Literal["watcher", "per_model", "build"]
-ThresholdRule = Literal["max_f1", "recall_target"]
+ThresholdRule = Literal["max_f1", "recall_target", "capacity"]
 ClassWeighting = Literal["balanced", "none"]
 ScoringEngine = Literal["auto", "compiled", "native"]
 DriftMethod = Literal["wasserstein", "ks", "psi", "jensenshannon", "chisquare"]
@@ -579,8 +579,10 @@ class TrainParams:
     threshold_rule: ThresholdRule = setting(
         "CHURNOPS_THRESHOLD_RULE",
         "max_f1",
-        help="the operating threshold, chosen on the validation window: `max_f1`, or the "
-        "highest threshold whose recall reaches the recall target",
+        help="the operating threshold, chosen on the validation window: `max_f1`, the "
+        "highest threshold whose recall reaches the recall target (`recall_target`), or the "
+        "threshold that flags the contact capacity's share of a night's customers "
+        "(`capacity`: the nightly contact flag is then the top N customers by score)",
     )
     recall_target: float = setting(
         "CHURNOPS_RECALL_TARGET",
@@ -588,6 +590,14 @@ class TrainParams:
         above=0,
         maximum=1,
         help="the recall the `recall_target` threshold rule reaches",
+    )
+    contact_capacity: int | None = setting(
+        "CHURNOPS_CONTACT_CAPACITY",
+        None,
+        minimum=1,
+        default_text="unset",
+        help="customers the retention team can contact a night: the `capacity` threshold "
+        "rule's operating point (required by that rule, unused by the others)",
     )
     seed: int = setting("CHURNOPS_TRAIN_SEED", 42, minimum=0, help="training seed")
     num_threads: int = setting(
@@ -628,6 +638,11 @@ class TrainParams:
 
     def __post_init__(self) -> None:
         check(self)
+        if self.threshold_rule == "capacity" and self.contact_capacity is None:
+            raise SettingsError(
+                "CHURNOPS_THRESHOLD_RULE=capacity needs CHURNOPS_CONTACT_CAPACITY: the "
+                "customers the retention team can contact a night"
+            )
         if self.min_history_months > self.total_months:
             raise SettingsError(
                 f"TrainParams.min_history_months={self.min_history_months} exceeds the "
