@@ -27,6 +27,7 @@ from churnops.warehouse import (
     ConstraintViolation,
     MissingTable,
     Warehouse,
+    WarehouseError,
     WarehouseUnavailable,
     utc_now,
 )
@@ -126,6 +127,55 @@ def test_ensure_creates_schemas_and_tables_once(warehouse: Warehouse) -> None:
         assert _counts(fresh) == {D1: 3}
     finally:
         fresh.dispose()
+
+
+def test_ensure_adds_the_nullable_columns_a_newer_declaration_has(warehouse: Warehouse) -> None:
+    """A table an older churnops created gets the new nullable columns, rows kept; a new
+    column that must hold a value is refused in one line naming table and column."""
+    older = sa.Table(
+        "evolving",
+        sa.MetaData(schema="wh_test"),
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("score", sa.Double, nullable=False),
+    )
+    warehouse.ensure(older)
+    with warehouse.transaction() as session:
+        session.insert(older, pa.table({"id": [1, 2], "score": [0.5, 0.25]}))
+    newer = sa.Table(
+        "evolving",
+        sa.MetaData(schema="wh_test"),
+        *(c.copy() for c in older.columns),
+        sa.Column("contact", sa.Boolean),
+        sa.Column("tags", ARRAY(sa.String)),
+    )
+    fresh = reopened(warehouse)
+    try:
+        fresh.ensure(newer)
+        assert fresh.rows("SELECT * FROM wh_test.evolving ORDER BY id") == [
+            {"id": 1, "score": 0.5, "contact": None, "tags": None},
+            {"id": 2, "score": 0.25, "contact": None, "tags": None},
+        ]
+        with fresh.transaction() as session:
+            session.insert(
+                newer, pa.table({"id": [3], "score": [0.1], "contact": [True], "tags": [["a"]]})
+            )
+        assert fresh.rows("SELECT contact, tags FROM wh_test.evolving WHERE id = 3") == [
+            {"contact": True, "tags": ["a"]}
+        ]
+    finally:
+        fresh.dispose()
+    required = sa.Table(
+        "evolving",
+        sa.MetaData(schema="wh_test"),
+        *(c.copy() for c in newer.columns),
+        sa.Column("weight", sa.Double, nullable=False),
+    )
+    other = reopened(warehouse)
+    try:
+        with pytest.raises(WarehouseError, match=r"wh_test.evolving lacks the column 'weight'"):
+            other.ensure(required)
+    finally:
+        other.dispose()
 
 
 def test_has_table_is_false_for_a_table_that_is_not_there(warehouse: Warehouse) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 Params = Sequence[Any]
+log = logging.getLogger(__name__)
 
 
 class WarehouseError(RuntimeError):
@@ -232,15 +234,51 @@ class Warehouse(ABC):
             raise translated from error
 
     def ensure(self, *tables: sa.Table) -> None:
-        """Create the tables (and schemas) that do not exist yet; once per process."""
+        """Create the tables (and schemas) that do not exist yet, and add the nullable
+        columns a newer churnops declares to a table an older one created; once per
+        process. A missing column that must hold a value cannot be added to rows that
+        exist: that is refused, naming the table and the column."""
         todo = [t for t in tables if qualified_name(t) not in self._ensured]
         if not todo:
             return
         with self._translated(), self.engine.begin() as connection:
             for schema in sorted({t.schema for t in todo if t.schema}):
                 connection.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+            inspector = sa.inspect(connection)
             for table in todo:
-                table.create(connection, checkfirst=True)
+                if not inspector.has_table(table.name, schema=table.schema):
+                    table.create(connection)
+                    continue
+                # information_schema: duckdb-engine's reflection of columns queries
+                # PostgreSQL catalogs DuckDB does not have.
+                there: set[str] = set(
+                    connection.execute(
+                        sa.text(
+                            "SELECT column_name FROM information_schema.columns "
+                            "WHERE table_schema = :schema AND table_name = :name"
+                        ),
+                        {
+                            "schema": table.schema or inspector.default_schema_name,
+                            "name": table.name,
+                        },
+                    ).scalars()
+                )
+                for column in table.columns:
+                    if column.name in there:
+                        continue
+                    if not column.nullable:
+                        raise WarehouseError(
+                            f"{self.describe()}: {qualified_name(table)} lacks the column "
+                            f"{column.name!r}, which must hold a value for every row: "
+                            "rebuild the table (drop it; the next run re-creates it)"
+                        )
+                    kind = column.type.compile(dialect=connection.dialect)
+                    connection.execute(
+                        sa.text(
+                            f"ALTER TABLE {qualified_name(table)} ADD COLUMN {column.name} {kind}"
+                        )
+                    )
+                    log.info("added the column %s to %s", column.name, qualified_name(table))
         self._ensured.update(qualified_name(t) for t in todo)
 
     def has_table(self, table: sa.Table) -> bool:
