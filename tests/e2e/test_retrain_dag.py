@@ -124,6 +124,12 @@ def story(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path):
         yield Story(settings, dag, first, approval)
 
 
+def _numbers_masked(text: str) -> str:
+    import re
+
+    return re.sub(r"\d+(?:[.,]\d+)*", "<n>", text)
+
+
 def test_the_dag_is_documented_for_the_ui(story: Story) -> None:
     """What the UI shows comes from the metadata DB: the serialized DAG and its DagModel."""
     from airflow.models.dag import DagModel
@@ -135,7 +141,10 @@ def test_the_dag_is_documented_for_the_ui(story: Story) -> None:
         model = session.get(DagModel, DAG_ID)
         tags = {tag.name for tag in model.tags}
     assert serialized is not None and model is not None
-    assert serialized.doc_md == story.dag.doc_md
+    # The doc is rendered from the settings in force where the DAG was parsed: this
+    # story's runs change the promotion floor between parses (a weak first model), so the
+    # numbers may differ; tests/dags/test_dag_docs.py checks the numbers themselves.
+    assert _numbers_masked(serialized.doc_md) == _numbers_masked(story.dag.doc_md)
     assert serialized.doc_md.lstrip().startswith("### churn_retrain")
     assert "announce_promotion" in serialized.doc_md
     assert tags == set(story.dag.tags) and {"churnops", "model"} <= tags
