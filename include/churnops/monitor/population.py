@@ -4,24 +4,23 @@ When a night's drift fires the retraining trigger, the retrain only learns somet
 the customers that moved have matured labels. A campaign's new customers have none for 90
 days: a retrain on the same matured labels the champion had carries no information.
 
-The drifted population is found by a domain classifier: a small LightGBM model told the
-customers of the newest night whose labels have matured (tonight - 90 days: what a retrain
-tonight can learn from) (0) from tonight's customers (1) on the drifted features. A
-customer belongs to the population when the classifier finds it more "tonight-like" than
-all but ``REFERENCE_FALSE_SHARE`` of that labelled night: on a night like it, that picks
-about that share of the base; on a campaign night, the wave of new customers. The
-labelled night, not the champion's training sample, is the reference: against a sample
-months old, calendar-bound features (tenure, signup cohort) tell every customer apart and
-the whole base would be "drifted". Chosen over per-feature bins because a campaign moves
-features together (tenure, plan, channel): the classifier finds the combination, where
-bins would count each feature's tail apart.
+The drifted population is found by the drifted features' bins. The reference is the newest
+night whose labels have matured (tonight - 90 days: what a retrain tonight can learn from).
+Per drifted feature, the bins are the reference's twentieths (numbers) or its categories;
+a bin is over-represented when tonight holds at least ``OVER_REPRESENTED`` times its share
+of the reference. A customer belongs to the population when it sits in over-represented
+bins on at least ``MEMBERSHIP`` of the drifted features. The same rule applied to the
+reference's own customers gives the share that falls in by chance.
+
+Why bins and not a domain classifier (tried first): tenure and the signup cohort together
+give away the as-of date, so a classifier tells any two nights apart for every customer.
+In `make run` it put 18,900 of 22,903 customers in the population; the bins put 3,626
+there, all 2,977 campaign customers among them, against a chance share of 2.8 %.
 
 Its matured labels are its customers with a label on an as-of date after the champion's
-training cutoff that has matured by tonight (90 days old): the examples a retrain would
-have tonight that the champion did not. The threshold lets ``REFERENCE_FALSE_SHARE`` of
-the unchanged customers in by chance, and they are labelled: that share of the night's
-labelled customers is taken off, so a wave of new customers counts as unlabelled at
-20,000 customers and at 5 million alike.
+training cutoff that has matured by tonight: the examples a retrain would have tonight that
+the champion did not. Chance's share of the night's labelled customers is taken off, so a
+wave of new customers counts as unlabelled at 20,000 customers and at 5 million alike.
 """
 
 from __future__ import annotations
@@ -38,22 +37,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The share of the training sample the population threshold lets through: the false
-# positives of an unchanged night.
-REFERENCE_FALSE_SHARE = 0.05
-# Small on purpose: it runs only on nights whose drift fires, on the whole night.
-_CLASSIFIER_PARAMS = {
-    "objective": "binary",
-    "num_leaves": 15,
-    "learning_rate": 0.1,
-    "min_data_in_leaf": 100,
-    "feature_fraction": 1.0,
-    "verbose": -1,
-    "seed": 7,
-    "deterministic": True,
-    "num_threads": 2,
-}
-_CLASSIFIER_ROUNDS = 60
+# Quantile bins of a numeric feature (twentieths: a wave of a tenth of the base in one
+# bin shows as about three times that bin's share).
+NUMERIC_BINS = 20
+# A bin tonight holds at least this many times its share of the reference.
+OVER_REPRESENTED = 1.5
+# A customer is in the population when over-represented on this share of the features.
+MEMBERSHIP = 0.3
 
 
 @dataclass(frozen=True)
@@ -75,50 +65,59 @@ class DriftedPopulation:
 
     def describe(self) -> str:
         since = f" since {self.labels_since}" if self.labels_since else ""
+        shown = ", ".join(self.features[:5])
+        more = f" and {len(self.features) - 5} more" if len(self.features) > 5 else ""
         return (
             f"the drifted population ({self.customers:,} of {self.base:,} customers, on "
-            f"{', '.join(self.features)}) has {self.new_labelled:,} customers with a matured "
+            f"{shown}{more}) has {self.new_labelled:,} customers with a matured "
             f"label{since} beyond the {self.labelled_by_chance:,} chance lets in"
         )
 
 
-def population_mask(
+def _bin_codes(
+    reference: pd.Series, current: pd.Series, categorical: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's bin, on the reference's bins (missing values get a bin of their own)."""
+    import pandas as pd
+
+    if categorical:
+        values = pd.Index(pd.concat([reference, current]).astype(str).unique())
+        return values.get_indexer(reference.astype(str)), values.get_indexer(current.astype(str))
+    ref = reference.to_numpy(dtype=np.float64)
+    cur = current.to_numpy(dtype=np.float64)
+    inner = np.linspace(0.0, 1.0, NUMERIC_BINS + 1)[1:-1]
+    edges = np.unique(np.nanquantile(ref, inner)) if np.isfinite(ref).any() else np.array([])
+
+    def codes(values: np.ndarray) -> np.ndarray:
+        out = np.searchsorted(edges, values, side="right")
+        out[np.isnan(values)] = len(edges) + 1
+        return out
+
+    return codes(ref), codes(cur)
+
+
+def population_masks(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     features: list[str],
     categorical: list[str],
-) -> np.ndarray:
-    """Which rows of ``current`` the domain classifier places in the drifted population."""
-    import lightgbm as lgb
-    import pandas as pd
-
-    both = pd.concat([reference[features], current[features]], ignore_index=True)
-    for column in categorical:
-        if column in both.columns:
-            both[column] = both[column].astype("category")
-    target = np.r_[np.zeros(len(reference)), np.ones(len(current))]
-    # Each side weighs the same in total: the night is usually far larger than the sample.
-    weight = np.r_[
-        np.full(len(reference), 0.5 / max(len(reference), 1)),
-        np.full(len(current), 0.5 / max(len(current), 1)),
-    ] * len(both)
-    # Cross-fitted: each half of the rows is scored by a model trained on the other half.
-    # In-sample, the model would learn tonight's own rows and let more of the unchanged
-    # customers in than the threshold allows on the (equally in-sample) reference.
-    fold = np.arange(len(both)) % 2
-    tonight_like = np.empty(len(both))
-    for held_out in (0, 1):
-        train = fold != held_out
-        data = lgb.Dataset(
-            both[train],
-            label=target[train],
-            weight=weight[train],
-            categorical_feature=[c for c in categorical if c in both.columns],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(which rows of ``reference``, which rows of ``current``) are in the population."""
+    reference_hits = np.zeros(len(reference))
+    current_hits = np.zeros(len(current))
+    floor = 1.0 / max(len(reference), 1)
+    for feature in features:
+        ref_codes, cur_codes = _bin_codes(
+            reference[feature], current[feature], feature in categorical
         )
-        booster = lgb.train(_CLASSIFIER_PARAMS, data, num_boost_round=_CLASSIFIER_ROUNDS)
-        tonight_like[~train] = booster.predict(both[~train])
-    threshold = np.quantile(tonight_like[: len(reference)], 1.0 - REFERENCE_FALSE_SHARE)
-    return np.asarray(tonight_like[len(reference) :] > threshold)
+        size = int(max(ref_codes.max(initial=0), cur_codes.max(initial=0))) + 1
+        ref_share = np.bincount(ref_codes, minlength=size) / max(len(ref_codes), 1)
+        cur_share = np.bincount(cur_codes, minlength=size) / max(len(cur_codes), 1)
+        over = cur_share >= OVER_REPRESENTED * np.maximum(ref_share, floor)
+        reference_hits += over[ref_codes]
+        current_hits += over[cur_codes]
+    needed = MEMBERSHIP * max(len(features), 1)
+    return reference_hits >= needed, current_hits >= needed
 
 
 def find_drifted_population(
@@ -133,7 +132,7 @@ def find_drifted_population(
     labels_since: dt.date | None,
 ) -> DriftedPopulation:
     """The population (``current`` has ``customer_id``) and how many of it are labelled."""
-    mask = population_mask(reference, current, drifted_features, categorical)
+    by_chance, mask = population_masks(reference, current, drifted_features, categorical)
     is_labelled = np.isin(
         current["customer_id"].to_numpy(), np.fromiter(labelled_customers, dtype=np.int64)
     )
@@ -144,6 +143,6 @@ def find_drifted_population(
         customers=int(mask.sum()),
         base=len(current),
         labelled=int((is_labelled & mask).sum()),
-        labelled_by_chance=round(REFERENCE_FALSE_SHARE * int(is_labelled.sum())),
+        labelled_by_chance=round(float(by_chance.mean()) * int(is_labelled.sum())),
         labels_since=labels_since,
     )
