@@ -107,7 +107,7 @@ def estimate_night_stage(state: str, mlflow_dir: str) -> dict:
         "estimate+store_s": stored,
         "read_served_night_s (shared with the drift report)": read,
         "rows": estimate.rows,
-        "estimated_auc": round(estimate.auc.value or 0.0, 4),
+        "estimated_auc": f"{estimate.auc.value or 0.0:.4f}",
         "band": f"[{estimate.auc.lower:.4f}, {estimate.auc.upper:.4f}]",
     }
 
