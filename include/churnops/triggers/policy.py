@@ -69,6 +69,7 @@ class RetrainDecision:
     held_by_cooldown: bool
     # A follow-up retrain this request schedules (its drifted customers' labels mature).
     follow_up_on: dt.date | None = None
+    follow_up_reason: str | None = None  # the reason that scheduled it
 
     def summary(self) -> str:
         if self.fire:
@@ -100,7 +101,7 @@ def decide_retraining(signals: RetrainSignals, policy: RetrainingPolicy) -> Retr
     (triggers if estimate_fires else quiet).append(estimate_reason)
 
     drifted = signals.drifted_features
-    follow_up_on = None
+    follow_up_on, follow_up_reason = None, None
     if len(drifted) >= policy.max_drifted_features:
         triggers.append(
             f"drift on {len(drifted)} features (>= {policy.max_drifted_features}): "
@@ -118,6 +119,7 @@ def decide_retraining(signals: RetrainSignals, policy: RetrainingPolicy) -> Retr
                     f" (< {policy.min_new_labels_in_drift:,}): a retrain cannot learn them yet; "
                     f"follow-up retrain on {follow_up_on}, when tonight's labels have matured"
                 )
+                follow_up_reason = population
             triggers.append(population)
     else:
         quiet.append(f"{len(drifted)} features drifted (< {policy.max_drifted_features})")
@@ -146,7 +148,7 @@ def decide_retraining(signals: RetrainSignals, policy: RetrainingPolicy) -> Retr
                 f"{policy.cooldown_days}-day cooldown"
             )
             return RetrainDecision(False, True, (*triggers, cooldown), True)
-    return RetrainDecision(True, True, tuple(triggers), False, follow_up_on)
+    return RetrainDecision(True, True, tuple(triggers), False, follow_up_on, follow_up_reason)
 
 
 def _since_cutoff(signals: RetrainSignals) -> str:

@@ -108,7 +108,7 @@ def evaluate_retraining(
         {
             "due_on": decision.follow_up_on,
             "requested_on": as_of_date,
-            "reason": next(r for r in decision.reasons if "follow-up retrain on" in r),
+            "reason": decision.follow_up_reason,
             "scheduled_at": utc_now(),
         }
         if decision.follow_up_on

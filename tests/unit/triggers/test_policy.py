@@ -196,6 +196,7 @@ def test_drift_whose_customers_have_no_matured_label_schedules_a_follow_up() -> 
     decision = decide_retraining(signals, POLICY)
     assert decision.fire  # the drift-triggered retrain runs as before
     assert decision.follow_up_on == NIGHT + dt.timedelta(days=90)
+    assert decision.follow_up_reason == decision.reasons[1]
     assert decision.reasons == (
         "drift on 3 features (>= 3): a, b, c",
         "12 of the 4,321 drifted customers have a matured label since 2025-11-01 (< 1,000): "
