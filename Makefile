@@ -20,7 +20,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export GX_ANALYTICS_ENABLED := false
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
-.PHONY: help setup contract run test lint unit up backfill bench clean services settings-docs
+.PHONY: help setup contract run test lint unit up backfill bench clean services settings-docs serve
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "churnops targets:\n"} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -49,11 +49,18 @@ setup: $(VENV)/.synced $(MANIFEST) ## Install uv if missing, create .venv from t
 contract: $(VENV)/.synced ## Write the landing contract (include/churnops/landing_contract.yml) into the dbt project
 	$(CHURNOPS) contract --write
 
-run: setup ## The closed loop on the embedded default: history, champion, nightly Airflow runs, drift, retrain
+run: setup services ## The closed loop on the embedded default: history, champion, nightly Airflow runs, drift, retrain
 	$(CHURNOPS) loop
 
-test: setup services lint ## Lint, then run the whole test suite
-	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS); rc=$$?; \
+rollout-demo: setup ## The phased rollout in the Airflow UI (state in .churnops-rollout-demo/): one night per phase until the 50% approval waits
+	CHURNOPS_STATE_DIR=$${CHURNOPS_STATE_DIR:-$(CURDIR)/.churnops-rollout-demo} $(CHURNOPS) rollout-demo
+
+# The browser tests (tests/browser) drive Debian's chromium: installed here when missing
+# (as root, as on the CI machines). Playwright's own browser download is never used.
+test: setup services lint ## Lint, then run the whole test suite (installs chromium if missing)
+	@test -x /usr/bin/chromium || { echo "installing Debian's chromium for the browser tests"; \
+	  apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; }
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=30 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; exit 0; fi; exit $$rc
 
 unit: setup ## Run only the fast unit tests
@@ -77,6 +84,9 @@ services: ## Start local PostgreSQL and Redis if they are down (prod-profile tes
 
 up: setup ## Start Airflow (standalone: scheduler, API server, UI) with the project's DAGs
 	$(CHURNOPS) airflow standalone
+
+serve: setup services ## The real-time scoring service on the champion (prints a development API key)
+	$(CHURNOPS) serve $(if $(PORT),--port $(PORT)) $(if $(WORKERS),--workers $(WORKERS))
 
 backfill: setup ## Backfill the nightly DAG: make backfill FROM=2025-03-01 TO=2025-03-07
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }

@@ -12,6 +12,7 @@ from bench.gate import bench_gate
 from bench.harness import Group, run_groups
 from bench.nightly import bench_nightly
 from bench.score import bench_score
+from bench.serve import bench_serve
 from bench.simulate import bench_simulate
 from bench.train import bench_train
 
@@ -24,6 +25,7 @@ GROUPS: dict[str, Group] = {
     "score": bench_score,
     "drift": bench_drift,
     "engines": bench_engines,
+    "serve": bench_serve,
     "celery": bench_celery,
 }
 

@@ -146,7 +146,7 @@ def copy_to_postgres(
                 session.execute(
                     f"CREATE UNIQUE INDEX ON {mart} USING btree (as_of_date, customer_id)"
                 )
-    with target.session() as session:
+    with target.transaction() as session:  # committed: a rolled-back ANALYZE keeps no statistics
         session.execute("ANALYZE")
     return {"rows": sum(copied.values()), **{f"{k}_rows": v for k, v in copied.items()}}
 

@@ -1,8 +1,10 @@
 """
-### churn_model_rollback: give the champion alias back to the previous champion
+### churn_model_rollback: roll the rollout back, or the champion to the previous one
 
-Trigger with a reason when the current champion misbehaves. `champion` moves back to
-`previous_champion`; the move is appended to the audit log (when, from, to, why, which run
+Trigger with a reason when a model misbehaves. With a rollout in progress
+(`churn_rollout`) it is rolled back: the challenger loses its alias and serves nobody from
+the next scoring (at full, `champion` goes back to the previous champion). Otherwise
+`champion` moves back to `previous_champion`; the move is appended to the audit log (when, from, to, why, which run
 and user). Fails with a clear message when there is no previous champion. Same as
 `churnops rollback --reason ...`.
 """

@@ -26,7 +26,8 @@ or `as_of_date` from the trigger form.
    `{s.scoring.reason_band}` band the {s.scoring.reason_count} features pushing the score
    up most). A `challenger`, when there
    is one, scores the same customers into `scoring.shadow_predictions`; with a canary
-   share set (`CHURNOPS_CANARY_SHARE`, now {s.scoring.canary_share:g}), a stable
+   share set by its rollout (`churn_rollout`: shadow, then
+   `CHURNOPS_CANARY_SHARE` = {s.rollout.canary_share:g}, then the ramp), a stable
    hash-chosen share of customers is served the challenger's score.
    - `plan` fixes the night's model versions, canary share and number of customer-hash
      shards (`CHURNOPS_SCORING_SHARDS`, now {s.scoring.shards}, or `scoring_shards` in
@@ -39,10 +40,17 @@ or `as_of_date` from the trigger form.
    - `publish` checks that the staged shards make the whole night (every shard, one row
      per customer, as many as the night's feature rows) and replaces the night's
      predictions in one transaction: a reader sees the previous night or the whole new
-     one, never half. Drift is not sharded: it needs every row of the night at once, and
+     one, never half; it emits the Asset `scores_published` (the night in its extra),
+     which starts `churn_rollout`. Drift is not sharded: it needs every row of the night at once, and
      takes seconds.
+   - `online_features` (beside the scoring) writes the night's features to the online
+     store (`CHURNOPS_ONLINE_STORE_URL`) under D and switches the real-time service
+     (`churnops serve`) to them in one command; with Redis down it fails in one line
+     naming the host (retried), and the service keeps the previous night.
 4. **monitor**
-   - `drift_and_performance`: the night's features and served scores against the
+   - `drift_and_performance`: first the real-time service's sampled answers from Redis
+     into `monitoring.online_requests` (with Redis down they wait for the next night);
+     then the night's features and served scores against the
      champion's training sample (stored with its registered version): per-feature drift
      (`{s.drift.num_method}` for numbers at threshold {s.drift.num_threshold:g},
      `{s.drift.cat_method}` for categories at {s.drift.cat_threshold:g}; per feature in
@@ -74,7 +82,7 @@ import datetime as dt
 
 from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, dag, task
 
-from churnops.orchestration.assets import RETRAIN_REQUESTED
+from churnops.orchestration.assets import RETRAIN_REQUESTED, SCORES_PUBLISHED
 from churnops.orchestration.dbt import features_task_group
 from churnops.orchestration.defaults import default_args
 from churnops.orchestration.scoring import MAP_INDEX_TEMPLATE, SHARDS_PARAM
@@ -128,12 +136,20 @@ def shard(assignment: dict) -> dict:
     return score_one_shard(assignment)
 
 
-@task(pool=orchestration.warehouse_pool)
+@task(pool=orchestration.warehouse_pool, outlets=[SCORES_PUBLISHED])
 def publish(assignments: list[dict], shard_results: list[dict]) -> dict:
     """Publish the whole night once every shard is staged."""
     from churnops.orchestration.scoring import publish_scores
 
     return publish_scores(assignments, shard_results)
+
+
+@task(pool=orchestration.warehouse_pool)
+def online_features() -> dict:
+    """Materialize the night's features into the online store (Redis) and switch to them."""
+    from churnops.orchestration.online import materialize_online_task
+
+    return materialize_online_task()
 
 
 @task(pool=orchestration.warehouse_pool)
@@ -187,7 +203,9 @@ def churn_nightly() -> None:
         "monitor", tooltip="drift, matured-label performance, retrain trigger"
     ) as monitor:
         drift_and_performance() >> request_retrain()
-    ingest >> features_task_group(settings) >> scoring >> monitor
+    features = features_task_group(settings)
+    ingest >> features >> scoring >> monitor
+    features >> online_features()  # beside the scoring: a Redis outage never holds it up
 
 
 churn_nightly()

@@ -23,7 +23,10 @@ from the trigger form.
    needs AUC {s.promotion.min_auc_first_champion:g}): promote (alias `champion`
    moves, the old one becomes `previous_champion`), keep (the new version becomes
    `challenger`, for shadow scoring) or await approval (manual policy: promote it with
-   `churn_model_promote` or `churnops promote VERSION`). Every decision and alias move is
+   `churn_model_promote` or `churnops promote VERSION`). With the phased rollout on
+   (`CHURNOPS_ROLLOUT_ENABLED`, now {s.rollout.enabled}) a challenger the rules would promote
+   enters it instead (decision `rollout`: shadow, canary, ramp, full, moved by
+   `churn_rollout`), or waits while another rollout runs. Every decision and alias move is
    recorded with its reasons (MLflow tags, `ops.model_decisions`, `ops.model_audit_log`).
 3. `announce_promotion`: emits the Asset `model_promoted` when a new champion was made.
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Start the local PostgreSQL and Redis that the prod-profile tests talk to, if they are down.
-# Same commands as the machine's own start-up; a no-op when both already answer.
+# Start the local PostgreSQL and Redis if they are down: the prod-profile tests talk to both,
+# and the nightly's online_features task (make run, make serve) to Redis. Same commands as
+# the machine's own start-up; a no-op when both already answer. Redis, which the embedded
+# default needs too, is installed from Debian's packages when it is missing (as root).
 set -uo pipefail
 
 pg_up() { pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; }
@@ -11,6 +13,16 @@ if ! pg_up; then
     echo "ensure-services: starting PostgreSQL"
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
     for _ in $(seq 1 30); do pg_up && break; sleep 1; done
+  fi
+fi
+if ! redis_up && ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "ensure-services: installing Debian's redis-server (the online feature store)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server >/dev/null \
+      || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server >/dev/null; } \
+      || echo "ensure-services: could not install redis-server"
+  else
+    echo "ensure-services: redis-server is not installed; install it (Debian: apt-get install redis-server)"
   fi
 fi
 if ! redis_up; then

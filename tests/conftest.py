@@ -31,6 +31,9 @@ for _name, _value in {
 for _name in [n for n in os.environ if n.startswith("CHURNOPS_")]:
     del os.environ[_name]
 os.environ["CHURNOPS_STATE_DIR"] = tempfile.mkdtemp(prefix="churnops-test-state-")
+# The nightly's online_features task (and the service) write Redis under this prefix: one
+# per test process, never a deployment's; removed at the end of the session.
+os.environ["CHURNOPS_ONLINE_STORE_PREFIX"] = f"churnops-test-{uuid.uuid4().hex[:12]}"
 
 # Airflow reads its configuration at import: point it at a throw-away home first, so
 # tests never touch a developer's ~/airflow or the project's .churnops/airflow.
@@ -163,3 +166,44 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Wareho
         yield resource
     finally:
         resource.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _online_store_keys_removed() -> Iterator[None]:
+    """Delete this session's online store keys (the prefix above) once it ends."""
+    yield
+    with contextlib.suppress(Exception):  # no Redis here: nothing was written either
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1)
+        prefix = os.environ["CHURNOPS_ONLINE_STORE_PREFIX"]
+        for key in client.scan_iter(match=f"{prefix}*", count=10_000):
+            client.unlink(key)
+
+
+# The modules that take minutes, longest first (measured in CI runs on 2 cores). pytest-xdist
+# hands whole modules (--dist loadfile) to the two workers in collection order
+# (--no-loadscope-reorder: by default it starts with the modules that have the most tests,
+# so these few-test modules came last and one worker ran them alone for the final 15
+# minutes). Started first, the rest of the suite fills in around them.
+LONG_MODULES_FIRST = (
+    "tests/integration/test_prod_stack.py",
+    "tests/e2e/test_closed_loop.py",
+    "tests/integration/test_backfill_order.py",
+    "tests/e2e/test_rollout_dag.py",
+    "tests/browser/test_portal_in_a_browser.py",
+    "tests/e2e/test_nightly_dag.py",
+    "tests/e2e/test_retrain_dag.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        module = item.nodeid.split("::", 1)[0]
+        return (
+            LONG_MODULES_FIRST.index(module)
+            if module in LONG_MODULES_FIRST
+            else len(LONG_MODULES_FIRST)
+        )
+
+    items.sort(key=rank)  # stable: each module's own order, and the rest's, stays

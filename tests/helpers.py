@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -78,3 +80,36 @@ def cli_one_line_error(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     return lines[0]
+
+
+@contextlib.contextmanager
+def canary_rollout(settings: Settings, version: str, share: float) -> Iterator[Settings]:
+    """``version`` (already the ``challenger`` alias) in the canary phase of a rollout
+    serving ``share`` of customers: the settings to score with; the rollout is recorded
+    as rolled back afterwards, so later scoring is shadow only again."""
+    import dataclasses
+    import datetime as dt
+
+    from churnops.rollout import RolloutState
+    from churnops.rollout.store import RolloutStore
+    from churnops.stores import stores_for
+
+    canary = dataclasses.replace(
+        settings, rollout=dataclasses.replace(settings.rollout, canary_share=share)
+    )
+    store = RolloutStore(stores_for(settings).warehouse)
+    state = RolloutState(
+        "test-canary",
+        settings.mlflow.registered_model_name,
+        version,
+        None,
+        "canary",
+        "running",
+        dt.date.today(),
+    )
+    store.record(state, dt.date.today(), "advance", ["a test's canary"], "pytest")
+    try:
+        yield canary
+    finally:
+        ended = dataclasses.replace(state, status="rolled_back")
+        store.record(ended, dt.date.today(), "rollback", ["the test is over"], "pytest")

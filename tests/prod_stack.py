@@ -313,6 +313,9 @@ class ProdStack:
             **self.user_env,
             # Only this stack's Redis keys and channels.
             "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX": self.redis_prefix,
+            # The nightly's online features too: the same database and prefix, deleted after.
+            "CHURNOPS_ONLINE_STORE_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}",
+            "CHURNOPS_ONLINE_STORE_PREFIX": f"{self.redis_prefix}online",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(
                 self.heartbeat_timeout_seconds
             ),

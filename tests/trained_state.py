@@ -7,7 +7,13 @@ from pathlib import Path
 
 from churnops.settings import Settings, load_settings
 
-TRAINED_ENV = {"CHURNOPS_SIM_CUSTOMERS": "2000", "CHURNOPS_SIM_DAYS": "420"}
+TRAINED_ENV = {
+    "CHURNOPS_SIM_CUSTOMERS": "2000",
+    "CHURNOPS_SIM_DAYS": "420",
+    # The tests on this state place a second version's challenger alias (and its canary)
+    # by hand: a retrain that wins must not start a rollout of its own beside them.
+    "CHURNOPS_ROLLOUT_ENABLED": "false",
+}
 
 
 def trained_state(state: Path, **env: str) -> Settings:

@@ -168,6 +168,25 @@ def cmd_loop(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_rollout_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """The rollout in the Airflow UI: one night per phase until the 50 % approval waits."""
+    import os
+
+    from churnops.orchestration.rollout_demo import DEMO_ENV, run_rollout_demo
+    from churnops.settings import load_settings
+
+    # The Airflow task processes read their settings from the environment too.
+    for name, value in DEMO_ENV.items():
+        os.environ.setdefault(name, value)
+    seen = run_rollout_demo(
+        load_settings(),
+        nights=args.nights,
+        exit_when_waiting=args.exit_when_waiting,
+        say=lambda line: print(line, flush=True),
+    )
+    return 0 if "awaiting_approval" in seen else 1
+
+
 def _actor() -> str:
     import getpass
 
@@ -198,10 +217,23 @@ def cmd_promote(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(settings: Settings, args: argparse.Namespace) -> int:
-    from churnops.registry import rollback
+    from churnops.deployment.ops import rollback_model
 
-    for move in rollback(settings, args.reason, _actor()):
-        print(move)
+    for line in rollback_model(settings, args.reason, _actor()):
+        print(line)
+    return 0
+
+
+def cmd_rollout_start(settings: Settings, args: argparse.Namespace) -> int:
+    from churnops.deployment.ops import start_rollout
+
+    state = start_rollout(settings, args.version, args.reason, _actor(), as_of_date=args.date)
+    print(
+        f"v{state.challenger_version} enters the rollout against champion "
+        f"v{state.champion_version}: {state.phase} from the next scoring "
+        f"(rollout {state.rollout_id}); churn_rollout moves it after each published night "
+        "(churnops status shows where it is)"
+    )
     return 0
 
 
@@ -287,6 +319,69 @@ def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import secrets
+
+    import uvicorn
+
+    from churnops.serve.keys import KeyChecker, keys_path
+
+    host = args.host or settings.serve.host
+    port = args.port or settings.serve.port
+    workers = args.workers or settings.serve.workers
+    if not settings.serve.api_key:
+        if settings.profile == "local":
+            # A development key for this run only: the workers read it from the environment;
+            # it is printed here, never logged, and never written to disk.
+            key = f"dev_{secrets.token_urlsafe(18)}"
+            os.environ["CHURNOPS_SERVE_API_KEY"] = key
+            print(f"development API key (this run only): {key}", flush=True)
+            print(
+                f"  curl -H 'X-API-Key: {key}' -H 'content-type: application/json' "
+                f"-d '{{\"customer_id\": 1}}' http://{host}:{port}/v1/score",
+                flush=True,
+            )
+        elif KeyChecker(keys_path(settings)).active == 0:
+            print(
+                "no API key: create one with `churnops serve-keys create` (every scoring "
+                "request gets 401 until then)",
+                file=sys.stderr,
+            )
+    print(
+        f"churnops serve on http://{host}:{port} ({workers} worker(s)); docs at /docs", flush=True
+    )
+    uvicorn.run(
+        "churnops.serve.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="warning" if not settings.debug else "info",
+    )
+    return 0
+
+
+def cmd_serve_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from churnops.serve.keys import KeyFile, keys_path
+
+    keys = KeyFile(keys_path(settings))
+    if args.action == "create":
+        key, record = keys.create(args.label or "")
+        print(f"created API key {record.key_id} ({keys.path}); it is shown only now:")
+        print(key)
+    elif args.action == "revoke":
+        if not args.key_id:
+            raise ValueError("serve-keys revoke needs the key's id (see serve-keys list)")
+        record = keys.revoke(args.key_id)
+        print(f"revoked API key {record.key_id} at {record.revoked_at}")
+    else:
+        for record in keys.records():
+            state = f"revoked {record.revoked_at}" if record.revoked_at else "active"
+            print(f"{record.key_id}  {record.created_at}  {state}  {record.label}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="churnops", description="The churn model's lifecycle: simulate, ingest, train, score."
@@ -366,21 +461,53 @@ def build_parser() -> argparse.ArgumentParser:
         help="the closed loop: history, champion, nightly Airflow runs, drift, retrain (make run)",
     )
     lp.add_argument("--nights", type=int, default=2, help="nightly Airflow runs after the history")
+    from churnops.orchestration.closed_loop import DEFAULT_CAMPAIGN_LEAD_DAYS
+
     lp.add_argument(
         "--campaign-lead-days",
         type=int,
-        default=14,
+        default=DEFAULT_CAMPAIGN_LEAD_DAYS,
         help="the acquisition campaign starts this many days before the history ends "
         "(unless CHURNOPS_SIM_SCENARIO chooses a scenario)",
     )
     lp.set_defaults(handler=cmd_loop)
+
+    rd = commands.add_parser(
+        "rollout-demo",
+        help="a price_increase history whose retrain enters the rollout; Airflow runs one "
+        "night per phase until the 50%% approval waits under Required Actions",
+    )
+    rd.add_argument("--nights", type=int, default=3, help="nightly Airflow runs")
+    rd.add_argument(
+        "--exit-when-waiting", action="store_true", help="stop Airflow once the approval waits"
+    )
+    rd.set_defaults(handler=cmd_rollout_demo)
 
     pr = commands.add_parser("promote", help="make a registered version the champion")
     pr.add_argument("version")
     pr.add_argument("--reason", required=True)
     pr.set_defaults(handler=cmd_promote)
 
-    rb = commands.add_parser("rollback", help="give the champion alias back to the previous one")
+    ro = commands.add_parser("rollout", help="the phased rollout of a registered version")
+    ro_commands = ro.add_subparsers(dest="rollout_command", required=True)
+    rs = ro_commands.add_parser(
+        "start",
+        help="enter a registered version into the rollout by hand (shadow from the next "
+        "scoring), as a retrain that wins does with CHURNOPS_ROLLOUT_ENABLED",
+        description="The version becomes the challenger and scores in the shadow; "
+        "churn_rollout moves it through canary, ramp and full after each published night. "
+        "Refused while another rollout runs (it waits: one rollout at a time).",
+    )
+    rs.add_argument("version")
+    rs.add_argument("--reason", required=True)
+    rs.add_argument("--date", type=_date, help="the night the rollout starts on (default: today)")
+    rs.set_defaults(handler=cmd_rollout_start)
+
+    rb = commands.add_parser(
+        "rollback",
+        help="roll the rollout in progress back (the previous serving mix from the next "
+        "scoring), or else give the champion alias back to the previous one",
+    )
     rb.add_argument("--reason", required=True)
     rb.set_defaults(handler=cmd_rollback)
 
@@ -455,6 +582,27 @@ def build_parser() -> argparse.ArgumentParser:
         "every upgrade: the prod profile's init job (docker-compose.yml) runs it.",
     )
     ai.set_defaults(handler=cmd_airflow_init)
+
+    sv = commands.add_parser(
+        "serve",
+        help="the real-time scoring service (FastAPI under uvicorn) on the champion",
+        description="POST /v1/score and /v1/score:batch with an API key (X-API-Key), "
+        "GET /healthz, /readyz, /metrics, /docs. Features from the online store "
+        "(CHURNOPS_ONLINE_STORE_URL), the champion from the registry.",
+    )
+    sv.add_argument("--host", help="default: CHURNOPS_SERVE_HOST")
+    sv.add_argument("--port", type=int, help="default: CHURNOPS_SERVE_PORT")
+    sv.add_argument("--workers", type=int, help="default: CHURNOPS_SERVE_WORKERS")
+    sv.set_defaults(handler=cmd_serve)
+
+    sk = commands.add_parser(
+        "serve-keys",
+        help="create, revoke or list the service's API keys (kept only as salted hashes)",
+    )
+    sk.add_argument("action", choices=["create", "revoke", "list"])
+    sk.add_argument("key_id", nargs="?", help="revoke: the key's id")
+    sk.add_argument("--label", help="create: who or what the key is for")
+    sk.set_defaults(handler=cmd_serve_keys)
     return parser
 
 
@@ -483,6 +631,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     stage run too early, an unreachable warehouse): one line that says what to do, never a
     traceback. Imported here, inside main's ``try``: the landing contract file is read at
     import, and a mistake in it is a ``ContractError`` (a ValueError) like any other."""
+    from churnops.deployment.ops import RolloutError
     from churnops.features import DbtFailed, HistoryIncomplete
     from churnops.monitor.nightly import NightNotScored
     from churnops.registry import RegistryError
@@ -503,6 +652,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         IncompleteNight,
         NightNotScored,
         RegistryError,
+        RolloutError,
         SharedPathUnavailable,
     )
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from churnops.evaluate import Decision, ModelMetrics
     from churnops.features.store import FeatureStore
     from churnops.registry import AliasMove, RegisteredVersion
+    from churnops.rollout.machine import RolloutState
     from churnops.train.frame import SplitWindows
 
 log = logging.getLogger(__name__)
@@ -68,16 +69,16 @@ def retrain(
     as_of_end: dt.date | None = None,
     params: TrainParams | None = None,
     policy: PromotionPolicy | None = None,
-    follow_up_on: dt.date | None = None,
+    follow_up: FollowUp | None = None,
 ) -> RetrainOutcome:
     """Train, register and judge a challenger; promote it or keep the champion.
 
     ``actor`` names who or what asked (``airflow:<dag_id>/<run_id>``, ``cli:<user>``);
     ``reason`` why (the trigger's reasons). ``require_approval`` overrides the policy's.
     ``as_of_start``/``as_of_end`` bound the training frame read from ``features`` (default:
-    all matured labels). ``follow_up_on``: the request that started this retrain also
+    all matured labels). ``follow_up``: the request that started this retrain also
     scheduled a follow-up (its drifted customers have no matured label yet): a challenger
-    that is not promoted says so, and when.
+    that does not go on says so, with the count, and when.
     """
     from churnops.evaluate import decide, evaluate_model, score_on
     from churnops.registry import (
@@ -110,15 +111,20 @@ def retrain(
     champion_metrics = score_on(champion.model, split) if champion else None
     champion_version = champion.version if champion else None
     decision = decide(champion_metrics, metrics, policy)
-    if follow_up_on is not None and decision.action != "promote":
-        decision = dataclasses.replace(
-            decision,
-            reasons=[
-                *decision.reasons,
-                "the drifted customers have no matured label yet to learn from: follow-up "
-                f"retrain on {follow_up_on}",
-            ],
-        )
+    state = None
+    if settings.rollout.enabled:
+        from churnops.deployment.ops import current_rollout
+
+        state = current_rollout(settings)
+    decision, running = through_the_rollout(
+        decision,
+        champion_version,
+        state,
+        rollout_enabled=settings.rollout.enabled,
+        require_approval=settings.promotion.require_approval,
+    )
+    # After the rollout's rewording, which replaces the rules' last reason.
+    decision = with_follow_up(decision, follow_up)
     record_decision(
         settings,
         decision,
@@ -136,7 +142,13 @@ def retrain(
     )
 
     moves: list[AliasMove] = []
-    if decision.action == "promote":
+    if decision.action == "rollout":
+        from churnops.deployment.ops import start_rollout
+
+        start_rollout(settings, registered.version, decision.summary(), actor)
+    elif running or decision.action in ("wait", "reject"):
+        pass  # the running rollout's challenger keeps its alias
+    elif decision.action == "promote":
         moves = promote(
             settings,
             registered.version,
@@ -149,6 +161,11 @@ def retrain(
         moves = set_challenger(
             settings, registered.version, decision.summary(), actor, run_id=registered.run_id
         )
+
+    # The registry's retention policy, now that one more version is registered.
+    from churnops.registry.retention import archive_stale_versions
+
+    archive_stale_versions(settings, actor)
 
     outcome = RetrainOutcome(
         registered=registered,
@@ -167,6 +184,80 @@ def retrain(
     outcome = dataclasses.replace(outcome, summary=_summary(outcome))
     log.info("%s", outcome.summary)
     return outcome
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """The follow-up retrain the drift request that started this retrain scheduled: when,
+    and how many of the drifted customers had a matured label (the request's counts)."""
+
+    on: dt.date
+    drifted_labelled: int | None = None
+    drifted_customers: int | None = None
+
+    def describe(self) -> str:
+        counted = (
+            f" ({self.drifted_labelled:,} of the {self.drifted_customers:,} have one)"
+            if self.drifted_labelled is not None and self.drifted_customers is not None
+            else ""
+        )
+        return (
+            f"the drifted customers have no matured label yet to learn from{counted}: "
+            f"follow-up retrain on {self.on}"
+        )
+
+
+def with_follow_up(decision: Decision, follow_up: FollowUp | None) -> Decision:
+    """A retrain started by drift whose customers have no matured label yet says so, with
+    the request's count, and when the follow-up retrain comes; unless its challenger goes
+    on (promoted, or into the rollout): that is why it could not win now."""
+    if follow_up is None or decision.action in ("promote", "rollout"):
+        return decision
+    return dataclasses.replace(decision, reasons=[*decision.reasons, follow_up.describe()])
+
+
+def through_the_rollout(
+    decision: Decision,
+    champion_version: str | None,
+    state: RolloutState | None,
+    *,
+    rollout_enabled: bool,
+    require_approval: bool,
+) -> tuple[Decision, bool]:
+    """With the rollout on, a challenger the rules would promote (or would promote after
+    approval) against a champion enters the rollout instead (``rollout``), or ``wait``s
+    while another rollout (``state``, the model's newest) is active. Returns the decision
+    and whether a rollout runs."""
+    if not rollout_enabled:
+        return decision, False
+    running = state is not None and state.active
+    if champion_version is None or decision.action not in ("promote", "await_approval"):
+        if running and decision.action == "keep":
+            reasons = [
+                *decision.reasons,
+                f"v{state.challenger_version} is in its rollout "  # type: ignore[union-attr]
+                "and keeps the challenger alias",
+            ]
+            return dataclasses.replace(decision, reasons=reasons), True
+        return decision, running
+    if running:
+        assert state is not None
+        reasons = [
+            *decision.reasons,
+            f"the rollout of v{state.challenger_version} is "
+            f"{state.status} ({state.phase}): this version waits without an alias; the "
+            "next retrain decides again",
+        ]
+        return dataclasses.replace(decision, action="wait", reasons=reasons), True
+    approval = "; a person approves the canary and the promotion" if require_approval else ""
+    # The rules' last word ("the challenger becomes champion", or "...requires a person's
+    # approval") is what the rollout now does in steps.
+    reasons = [
+        *decision.reasons[:-1],
+        "the rules would promote: enters the phased rollout, shadow from the next "
+        f"scoring{approval}",
+    ]
+    return dataclasses.replace(decision, action="rollout", reasons=reasons), False
 
 
 def _summary(outcome: RetrainOutcome) -> str:
@@ -204,6 +295,9 @@ def _summary(outcome: RetrainOutcome) -> str:
         "await_approval": f"v{registered.version} is the challenger, waiting for a person to "
         "approve its promotion (churnops.registry.promote)",
         "reject": f"v{registered.version} stays registered without an alias",
+        "rollout": f"v{registered.version} enters the rollout as challenger (shadow first); "
+        f"v{champion_version} stays champion until the rollout reaches full",
+        "wait": f"v{registered.version} stays registered without an alias; another rollout runs",
     }[decision.action]
     text += f"Decision: {decision.action}, because " + "; ".join(decision.reasons) + f". {result}."
     text += f" ({len(outcome.alias_moves)} alias moves, {outcome.seconds:.0f} s in all; run "

@@ -86,9 +86,17 @@ def collect_status(settings: Settings) -> dict[str, Any]:
         for m in audit[:10]  # newest first
     ]
     report.update(_monitoring(stores.monitoring))
+    report["rollout"] = _rollout(settings, stores.warehouse)
     if report["champion"] and report["latest_cohort"]:
         report["champion"]["auc_latest_matured_cohort"] = report["latest_cohort"]["auc"]
     return report
+
+
+def _rollout(settings: Settings, warehouse: Any) -> dict[str, Any] | None:
+    from churnops.deployment.ops import rollout_status
+    from churnops.rollout.store import RolloutStore
+
+    return rollout_status(settings, RolloutStore(warehouse))
 
 
 def _monitoring(monitoring: MonitoringStore) -> dict[str, Any]:
@@ -171,6 +179,31 @@ def _within(estimate: dict[str, Any]) -> bool | None:
     if lower is None or upper is None or realized is None:
         return None
     return bool(lower <= realized <= upper)
+
+
+def _render_rollout(rollout: dict[str, Any] | None, paint: Any) -> list[str]:
+    if not rollout:
+        return ["Rollout          : none"]
+    ok = {"rolled_back": False, "awaiting_approval": None}.get(rollout["status"], True)
+    lines = [
+        f"Rollout          : v{rollout['challenger_version']} vs champion "
+        f"v{rollout['champion_version'] or '-'}: "
+        + paint(f"{rollout['phase']} ({rollout['status']})", ok)
+        + f", challenger serves {rollout['share']:.0%}, night {rollout['nights_in_phase']}"
+        f" of {rollout['phase_nights']} in the phase",
+        f"                   next: {rollout['next']}; gate to watch: {rollout['next_gate']}",
+    ]
+    for gate in rollout["gates"]:
+        reasons = "; ".join(gate["reasons"])
+        if len(reasons) > 150:
+            reasons = reasons[:147] + "..."
+        verdict = {"pass": True, "fail": False}.get(gate["status"])
+        lines.append(
+            f"                   {gate['name']}: "
+            + paint(gate["status"], verdict)
+            + f" ({reasons})"
+        )
+    return lines
 
 
 def render_status(report: dict[str, Any], color: bool = False) -> str:
@@ -271,6 +304,7 @@ def render_status(report: dict[str, Any], color: bool = False) -> str:
             f"Action taken     : {d['action']} (v{d['challenger']} vs v{d['champion'] or '-'}, "
             f"{d['at']:%Y-%m-%d %H:%M})"
         )
+    lines.extend(_render_rollout(report.get("rollout"), paint))
     aliases = report["aliases"]
     lines.append(
         "Aliases          : "

@@ -12,7 +12,13 @@ from tests.conftest import PROJECT_DIR
 pytestmark = pytest.mark.integration
 
 DAGS_DIR = PROJECT_DIR / "dags"
-DAG_IDS = ("churn_nightly", "churn_retrain", "churn_model_promote", "churn_model_rollback")
+DAG_IDS = (
+    "churn_nightly",
+    "churn_retrain",
+    "churn_model_promote",
+    "churn_model_rollback",
+    "churn_source_simulator",
+)
 
 NOT_THE_DEFAULTS = {
     "CHURNOPS_RETRAIN_MIN_COHORT_AUC": "0.81",

@@ -122,6 +122,10 @@ NO_WAREHOUSE = {
     "churn_nightly.ingest.wait_for_drops": "looks for the landing folders only",
     "churn_retrain.monthly_retrain_due": "reads the MLflow registry only",
     "churn_retrain.announce_promotion": "emits the asset event only",
+    "churn_source_simulator.land_next_day": "writes landing drops only",
+    "churn_source_simulator.start_the_night": "triggers a nightly run only",
+    "churn_rollout.needs_approval": "reads the evaluation's XCom only",
+    "churn_rollout.approval": "waits for a person (the answer goes to the metadata DB)",
 }
 WAREHOUSE_POOL = "churnops_warehouse"
 

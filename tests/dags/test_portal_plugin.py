@@ -2,7 +2,8 @@
 
 Integration tests serve the whole Airflow API server in-process (``create_app()``) with the
 project's plugins folder, and sign in through the simple auth manager's ``POST /auth/token``.
-Unit tests render the pages from in-memory data.
+Unit tests render the pages from in-memory data. The same pages in a real browser, and
+traversal attempts over HTTP against a running ``airflow standalone``: tests/browser.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from churnops.monitor import portal
+from churnops.portal import app, queries, views
 from churnops.settings import Settings, load_settings
 from tests.conftest import PROJECT_DIR
 
@@ -81,10 +82,16 @@ def populated(state_dir: Path) -> Settings:
 
     from churnops.monitor.store import (
         COHORT_PERFORMANCE,
+        DRIFT_POPULATION,
         DRIFT_SUMMARY,
         FEATURE_DRIFT,
+        FEATURE_HISTOGRAMS,
+        PERFORMANCE_ESTIMATES,
+        RETRAIN_FOLLOW_UPS,
         RETRAIN_REQUESTS,
     )
+    from churnops.registry.audit import AliasMove, record_alias_moves
+    from churnops.score.store import PREDICTIONS
     from churnops.stores import stores_for
     from churnops.warehouse import utc_now as now
 
@@ -147,7 +154,84 @@ def populated(state_dir: Path) -> Settings:
             "computed_at": now(),
         }
 
+    def estimate(day: dt.date, auc: float, realized: float | None) -> dict:
+        return {
+            "as_of_date": day,
+            "model_version": "3",
+            "rows": 4000,
+            "flagged": 500,
+            "threshold": 0.2,
+            "estimated_auc": auc,
+            "estimated_auc_lower": auc - 0.02,
+            "estimated_auc_upper": auc + 0.02,
+            "mean_probability": 0.09,
+            "base_rate": 0.08,
+            "estimated_at": now(),
+            "realized_rows": 4000 if realized else None,
+            "realized_churners": 400 if realized else None,
+            "realized_auc": realized,
+            "realized_at": now() if realized else None,
+        }
+
+    def prediction(day: dt.date, customer: int, score: float, band: str) -> dict:
+        return {
+            "as_of_date": day,
+            "customer_id": customer,
+            "churn_probability": score,
+            "risk_band": band,
+            "model_name": "churn",
+            "model_version": "3",
+            "served_by": "champion",
+            "contact": score > 0.5,
+            "reason_codes": None,
+            "scored_at": now(),
+        }
+
     rows = {
+        FEATURE_HISTOGRAMS: [
+            {
+                "as_of_date": NIGHT,
+                "model_version": "3",
+                "feature": "tenure_days",
+                "bins": ["[0, 100)", "[100, 200)", "[200, 300)"],
+                "reference_share": [0.2, 0.3, 0.5],
+                "current_share": [0.6, 0.3, 0.1],
+                "computed_at": now(),
+            }
+        ],
+        PERFORMANCE_ESTIMATES: [
+            estimate(dt.date(2024, 11, 1), 0.82, 0.83),
+            estimate(EARLIER, 0.79, None),
+            estimate(NIGHT, 0.77, None),
+        ],
+        PREDICTIONS: [
+            prediction(EARLIER, 1, 0.1, "low"),
+            prediction(EARLIER, 2, 0.7, "high"),
+            prediction(NIGHT, 1, 0.2, "low"),
+            prediction(NIGHT, 2, 0.8, "high"),
+            prediction(NIGHT, 3, 0.4, "medium"),
+        ],
+        DRIFT_POPULATION: [
+            {
+                "as_of_date": NIGHT,
+                "model_version": "3",
+                "features": drifted,
+                "customers": 321,
+                "base": 4000,
+                "labelled": 0,
+                "labelled_by_chance": 12,
+                "labels_since": dt.date(2024, 12, 1),
+                "computed_at": now(),
+            }
+        ],
+        RETRAIN_FOLLOW_UPS: [
+            {
+                "due_on": dt.date(2025, 5, 31),
+                "requested_on": NIGHT,
+                "reason": "the campaign's customers have no matured label yet",
+                "scheduled_at": now(),
+            }
+        ],
         DRIFT_SUMMARY: [
             summary(NIGHT, 4, drifted, True),
             summary(EARLIER, 1, drifted[:1], False),
@@ -176,15 +260,47 @@ def populated(state_dir: Path) -> Settings:
             }
         ],
     }
+    stores_for(settings).scoring.ensure()
     with monitoring.warehouse.transaction() as session:
         for table, table_rows in rows.items():
             session.insert(table, pa.Table.from_pylist(table_rows))
-    report = portal.report_path(settings, NIGHT, "3")
+    record_alias_moves(
+        settings,
+        [AliasMove("churn", "champion", "2", "3", "promote", "better by 0.03 AUC", "pytest")],
+    )
+    _record_decision(settings)
+    report = queries.PortalReader(settings).report_path(NIGHT, "3")
     report.parent.mkdir(parents=True)
     report.write_text(REPORT_HTML)
     (settings.paths.state_dir / "secret.html").write_text(SECRET)
     (settings.paths.reports_dir / "secret.html").write_text(SECRET)
     return settings
+
+
+def _record_decision(settings: Settings) -> None:
+    import json
+
+    from churnops.registry.audit import DECISIONS, OpsStore
+    from churnops.warehouse import utc_now, warehouse_for
+
+    metrics = {"auc": 0.80, "recall": 0.6, "precision": 0.3, "f1": 0.4, "threshold_rule": "max_f1"}
+    OpsStore(warehouse_for(settings)).append(
+        DECISIONS,
+        [
+            {
+                "decided_at": utc_now(),
+                "model_name": settings.mlflow.registered_model_name,
+                "challenger_version": "4",
+                "champion_version": "3",
+                "action": "keep",
+                "reasons": json.dumps(["challenger AUC 0.8050 vs champion 0.8000: +0.0050"]),
+                "challenger_metrics": json.dumps({**metrics, "auc": 0.805}),
+                "champion_metrics": json.dumps(metrics),
+                "actor": "churn_retrain",
+                "run_id": None,
+            }
+        ],
+    )
 
 
 # ----------------------------------------------------------------------------- plugin
@@ -208,7 +324,7 @@ def test_the_plugin_is_discovered_from_the_plugins_folder() -> None:
 @pytest.mark.integration
 def test_loading_the_plugin_imports_nothing_heavy(tmp_path: Path) -> None:
     """Every task process loads the plugins folder: the app is built on its first request."""
-    heavy = ["fastapi", "airflow.api_fastapi.app", "duckdb", "churnops.monitor.portal"]
+    heavy = ["fastapi", "airflow.api_fastapi.app", "duckdb", "plotly", "churnops.portal"]
     code = (
         "import runpy, sys; runpy.run_path(sys.argv[1]); "
         f"print([m for m in {heavy!r} if m in sys.modules])"
@@ -235,9 +351,17 @@ def test_the_ui_lists_the_nav_entry(client, auth) -> None:
 
 @pytest.mark.integration
 @pytest.mark.parametrize(
-    "path", ["/churnops/", "/churnops/night/2025-03-02", "/churnops/report/2025-03-02/3"]
+    "path",
+    [
+        "/churnops/",
+        "/churnops/night/2025-03-02",
+        "/churnops/report/2025-03-02/3",
+        "/churnops/feature/tenure_days",
+        "/churnops/?format=csv&table=nights",
+        "/churnops/static/portal.js",
+    ],
 )
-def test_anonymous_requests_are_refused(client, state_dir, path: str) -> None:
+def test_anonymous_requests_are_refused(client, populated, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 401
     assert SECRET not in response.text
@@ -254,7 +378,7 @@ def test_empty_state_without_a_warehouse(client, auth, state_dir) -> None:
     response = client.get("/churnops/", headers=auth)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert portal.EMPTY_MESSAGE in response.text
+    assert views.EMPTY_MESSAGE in response.text
     assert not (state_dir / "warehouse.duckdb").exists()  # reading created nothing
 
 
@@ -266,29 +390,173 @@ def test_the_session_cookie_also_signs_in(client, token, state_dir) -> None:
     finally:
         client.cookies.clear()
     assert response.status_code == 200
-    assert portal.EMPTY_MESSAGE in response.text
+    assert views.EMPTY_MESSAGE in response.text
+
+
+def _figures(page: str) -> dict[str, dict]:
+    """The figures a page carries, by chart id."""
+    import json
+
+    blocks = re.findall(
+        r'<script type="application/json" class="figure" data-target="chart-([a-z0-9-]+)">(.*?)</script>',
+        page,
+        re.S,
+    )
+    return {name: json.loads(body) for name, body in blocks}
 
 
 @pytest.mark.integration
-def test_index_lists_nights_trend_and_requests(client, auth, populated) -> None:
+def test_index_lists_the_nights_with_their_trend(client, auth, populated) -> None:
     response = client.get("/churnops/", headers=auth)
     assert response.status_code == 200, response.text
     page = response.text
-    assert "default-src 'none'" in response.headers["content-security-policy"]
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "unsafe-eval" not in csp
+    assert "default-src 'none'" in csp
     # Newest night first, with its counts and links.
     assert page.index('href="/churnops/night/2025-03-02"') < page.index(
         'href="/churnops/night/2025-03-01"'
     )
-    assert "4 / 45" in page and "1 / 45" in page
-    assert 'href="/churnops/report/2025-03-02/3"' in page
-    assert 'href="/churnops/night/2025-03-02"' in page
-    assert 'href="/churnops/report/2025-03-01/3"' not in page  # no file for that night
-    # The cohort trend with its threshold, and the fired request's reason.
-    assert 'class="threshold"' in page and "retrain below AUC 0.78" in page
-    assert page.count('class="alarm"') >= 2  # AUC 0.76 below 0.78; 4 drifted features >= 3
-    assert "drift on 4 features (at least 3)" in page
-    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
-    assert "https://" not in page
+    assert 'href="/churnops/night/2025-03-02#report-v3"' in page
+    assert "no report file" in page  # 2025-03-01 has none
+    assert '<script src="/churnops/static/plotly.min.js"' in page
+    assert "<script>" not in page  # no inline script
+    trend = _figures(page)["nights"]["data"][0]
+    assert trend["x"] == ["2025-03-01", "2025-03-02"] and trend["y"] == [1, 4]
+    assert trend["customdata"] == ["night/2025-03-01", "night/2025-03-02"]
+    assert "https://" not in page and "http://" not in page
+
+
+@pytest.mark.integration
+def test_the_nights_filters_and_their_csv(client, auth, populated) -> None:
+    drifted = client.get("/churnops/?drifted=1&from=2025-03-02", headers=auth).text
+    assert 'href="/churnops/night/2025-03-02"' in drifted
+    assert 'href="/churnops/night/2025-03-01"' not in drifted
+    none = client.get("/churnops/?version=9", headers=auth).text
+    assert "Nothing yet." in none
+    bad = client.get("/churnops/?from=yesterday", headers=auth)
+    assert bad.status_code == 400 and "is not a date" in bad.text
+    response = client.get("/churnops/?from=2025-03-02&format=csv&table=nights", headers=auth)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    lines = response.text.splitlines()
+    assert lines[0].startswith("as_of_date,model_version,features_drifted")
+    assert len(lines) == 2 and lines[1].startswith("2025-03-02,3,4,45,")
+    assert "tenure_days; plan_type; monthly_revenue; logins_30d" in lines[1]
+    assert client.get("/churnops/?format=csv&table=nope", headers=auth).status_code == 404
+
+
+@pytest.mark.integration
+def test_the_heatmap_scores_each_feature_against_its_threshold(client, auth, populated) -> None:
+    response = client.get("/churnops/heatmap", headers=auth)
+    assert response.status_code == 200, response.text
+    [trace] = _figures(response.text)["heatmap"]["data"]
+    assert trace["x"] == ["2025-03-02"]
+    cells = dict(zip(trace["y"], (row[0] for row in trace["z"]), strict=True))
+    assert cells["tenure_days"] == pytest.approx(2.3)  # wasserstein 0.23 over 0.1
+    assert cells["support_tickets_30d"] == pytest.approx(0.025)  # p 0.4, threshold 0.01
+    assert trace["y"][:3] != ["support_tickets_30d"]  # the drifted ones come first
+
+
+@pytest.mark.integration
+def test_the_feature_page_draws_its_trend_and_histograms(client, auth, populated) -> None:
+    response = client.get("/churnops/feature/tenure_days", headers=auth)
+    assert response.status_code == 200, response.text
+    figures = _figures(response.text)
+    score = figures["score"]
+    assert score["data"][0]["y"] == [0.23]
+    assert score["layout"]["shapes"][0]["y0"] == 0.1  # the threshold line
+    reference, current = figures["histogram"]["data"]
+    assert reference["y"] == [0.2, 0.3, 0.5] and current["y"] == [0.6, 0.3, 0.1]
+    assert 'option value="plan_type"' in response.text  # the feature picker
+    csv = client.get(
+        "/churnops/feature/tenure_days?format=csv&table=histogram", headers=auth
+    ).text.splitlines()
+    assert csv == [
+        "model_version,bin,reference_share,current_share",
+        '3,"[0, 100)",0.2,0.6',
+        '3,"[100, 200)",0.3,0.3',
+        '3,"[200, 300)",0.5,0.1',
+    ]
+    assert client.get("/churnops/feature/nope", headers=auth).status_code == 404
+    assert client.get("/churnops/feature/a.b", headers=auth).status_code == 400
+
+
+@pytest.mark.integration
+def test_performance_scores_and_retraining_pages(client, auth, populated) -> None:
+    performance = client.get("/churnops/performance", headers=auth)
+    assert performance.status_code == 200, performance.text
+    figures = _figures(performance.text)
+    traces = {t.get("name"): t for t in figures["performance"]["data"]}
+    assert traces["realized AUC (matured cohort)"]["y"] == [0.83, 0.80, 0.76]
+    assert traces["estimated AUC (CBPE)"]["y"] == [0.82, 0.79, 0.77]
+    assert figures["performance"]["layout"]["shapes"][0]["y0"] == 0.78
+    rates = {t["name"]: t["y"] for t in figures["rates"]["data"]}
+    assert rates["realized (matured labels)"] == [0.1, None, None]
+
+    scores = client.get("/churnops/scores", headers=auth)
+    bands = {t["name"]: t["y"] for t in _figures(scores.text)["bands"]["data"]}
+    assert bands["high"] == [0.5, pytest.approx(1 / 3)]
+    mean = _figures(scores.text)["mean"]["data"][0]["y"]
+    assert mean == [pytest.approx(0.4), pytest.approx(1.4 / 3)]
+
+    retraining = client.get("/churnops/retraining", headers=auth)
+    assert retraining.status_code == 200, retraining.text
+    page = retraining.text
+    for text in (
+        "drift on 4 features (at least 3)",  # why the request fired
+        "the campaign&#39;s customers have no matured label yet",  # its follow-up
+        "2025-05-31",
+        "321",  # the drifted population
+        "challenger AUC 0.8050 vs champion 0.8000",  # the decision's reasons
+        "better by 0.03 AUC",  # the alias history
+    ):
+        assert text in page, text
+    csv = client.get("/churnops/retraining?format=csv&table=decisions", headers=auth).text
+    header, row = csv.splitlines()
+    assert "champion_auc,challenger_auc" in header
+    assert ",0.8,0.805," in row
+
+
+@pytest.mark.integration
+def test_the_rollout_page_shows_the_phase_its_share_and_every_event(
+    client, auth, populated
+) -> None:
+    from churnops.rollout import RolloutState
+    from churnops.rollout.store import RolloutStore
+    from churnops.stores import stores_for
+
+    empty = client.get("/churnops/rollout", headers=auth)
+    assert empty.status_code == 200 and "No rollout yet" in empty.text
+
+    settings = populated
+    store = RolloutStore(stores_for(settings).warehouse)
+    shadow = RolloutState("r1", "churn", "4", "3", "shadow", "running", NIGHT)
+    canary = RolloutState("r1", "churn", "4", "3", "canary", "running", NIGHT, 1, NIGHT)
+    gate = {
+        "name": "scores",
+        "status": "pass",
+        "reasons": ["PSI 0.031 <= 0.25"],
+        "numbers": {"psi": 0.031234, "rank_correlation": 0.97},
+    }
+    store.record(shadow, EARLIER, "start", ["the retrain let v4 in"], "retrain")
+    store.record(
+        canary, NIGHT, "advance", ["shadow done: every gate passed"], "churn_rollout", [gate]
+    )
+
+    page = client.get("/churnops/rollout", headers=auth)
+    assert page.status_code == 200, page.text
+    assert "v4 against champion v3: canary, running" in page.text
+    assert "Serving <strong>5.0%</strong>" in page.text  # the canary phase's default share
+    assert "psi = 0.03123" in page.text and "shadow done: every gate passed" in page.text
+    shares = _figures(page.text)["share"]["data"][0]
+    assert shares["name"] == "r1" and shares["y"] == [0.0, 0.05]
+    csv = client.get("/churnops/rollout?format=csv&table=rollout_events", headers=auth).text
+    header, newest, oldest = csv.strip().splitlines()
+    assert header.startswith("as_of_date,rollout_id,challenger_version")
+    assert newest.startswith("2025-03-02,r1,4,3,canary,running,0.05,1,advance")
+    assert oldest.startswith("2025-03-01,r1,4,3,shadow,running,0.0,0,start")
 
 
 @pytest.mark.integration
@@ -299,7 +567,77 @@ def test_night_page_lists_every_feature(client, auth, populated) -> None:
     for text in ("tenure_days", "jensenshannon", "support_tickets_30d", "churn_probability", "0.4"):
         assert text in page
     assert "3 of 3 features drifted" not in page and "2 of 3 features drifted" in page
-    assert 'href="/churnops/report/2025-03-02/3"' in page
+    # The report inside the page, sandboxed.
+    assert '<iframe class="report"' in page and 'src="/churnops/report/2025-03-02/3"' in page
+    assert 'sandbox="allow-scripts allow-popups allow-downloads"' in page
+    assert 'href="/churnops/feature/tenure_days?night=2025-03-02"' in page
+
+
+def _lineage_event(settings: Settings, task: str, inputs: list, outputs: list) -> dict:
+    """One COMPLETE event of the night's run, shaped as Airflow's OpenLineage provider
+    writes it (tests/e2e/test_nightly_dag.py checks the real ones)."""
+    return {
+        "eventType": "COMPLETE",
+        "eventTime": f"{NIGHT}T03:00:00+00:00",
+        "job": {"name": f"churn_nightly.{task}", "facets": {"jobType": {"jobType": "TASK"}}},
+        "run": {
+            "facets": {
+                "airflow": {
+                    "dagRun": {
+                        "dag_id": "churn_nightly",
+                        "run_id": "scheduled__2025-03-02",
+                        "logical_date": f"{NIGHT}T02:30:00+00:00",
+                        "conf": {},
+                    }
+                }
+            }
+        },
+        "inputs": [{"namespace": d.namespace, "name": d.name} for d in inputs],
+        "outputs": [{"namespace": d.namespace, "name": d.name} for d in outputs],
+    }
+
+
+@pytest.mark.integration
+def test_night_page_shows_the_lineage_of_its_predictions(client, auth, populated) -> None:
+    from churnops.lineage import events_file, location_dataset, model_dataset, table_dataset
+
+    settings = populated
+    before = client.get("/churnops/night/2025-03-02", headers=auth)
+    assert "No lineage events for this night" in before.text
+    drop = location_dataset(settings.paths.state_dir / "data/landing/customers/dt=2025-03-02")
+    raw, marts = (
+        table_dataset(settings, "raw.customers"),
+        table_dataset(settings, "marts.fct_customer_features"),
+    )
+    events = [
+        _lineage_event(settings, "ingest.validate_and_load", [drop], [raw]),
+        _lineage_event(settings, "features.dbt_build", [raw], [marts]),
+        _lineage_event(
+            settings,
+            "score.publish",
+            [model_dataset(settings, 3), marts],
+            [table_dataset(settings, "scoring.predictions")],
+        ),
+    ]
+    path = events_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(event) + "\n" for event in events))
+
+    page = client.get("/churnops/night/2025-03-02", headers=auth)
+    assert page.status_code == 200, page.text
+    assert "Airflow run <code>scheduled__2025-03-02</code>: 1 landing drops" in page.text
+    assert "a dbt build of\n1 models, scored by\nv3 (OpenLineage events" in page.text
+    csv = client.get("/churnops/night/2025-03-02?format=csv&table=lineage", headers=auth)
+    assert csv.status_code == 200, csv.text
+    rows = csv.text.strip().splitlines()
+    assert rows[0] == "step,what"  # CSV headers are the column names
+    assert rows[1:] == [
+        f"landing drop,{drop.uri}",
+        "raw table,raw.customers",
+        "feature build (dbt),marts.fct_customer_features",
+        "model version,3",
+        "predictions,scoring.predictions",
+    ]
 
 
 @pytest.mark.integration
@@ -372,7 +710,7 @@ def test_a_locked_warehouse_shows_the_busy_page(client, auth, populated) -> None
         holder.wait(timeout=60)
     for response in (index, night):
         assert response.status_code == 503
-        assert portal.BUSY_MESSAGE in response.text
+        assert views.BUSY_MESSAGE in response.text
         assert response.headers["retry-after"] == "60"
         assert "Conflicting lock" not in response.text  # no raw DuckDB error, no PID
     assert report.status_code == 200  # report files do not need the warehouse
@@ -389,128 +727,7 @@ def test_the_portal_never_holds_the_warehouse_between_requests(client, auth, pop
     con.close()
 
 
-# ----------------------------------------------------------------------------- rendering
-
-
-def _night(**overrides: object) -> portal.Night:
-    values: dict[str, object] = {
-        "as_of_date": NIGHT,
-        "model_version": "3",
-        "features_total": 45,
-        "features_drifted": 2,
-        "share_drifted": 2 / 45,
-        "drifted_features": ("a", "b"),
-        "prediction_drifted": False,
-        "dataset_drifted": False,
-        "report_available": True,
-    }
-    values.update(overrides)
-    return portal.Night(**values)  # type: ignore[arg-type]
-
-
-def _index(**overrides: object) -> portal.IndexData:
-    values: dict[str, object] = {
-        "nights": [_night()],
-        "cohorts": [],
-        "requests": [],
-        "min_cohort_auc": 0.78,
-        "max_drifted_features": 3,
-        "cooldown_days": 14,
-        "evaluations": 1,
-        "fired": 0,
-    }
-    values.update(overrides)
-    return portal.IndexData(**values)  # type: ignore[arg-type]
-
-
-@pytest.mark.unit
-def test_trend_chart_draws_the_threshold_line_where_it_belongs() -> None:
-    points = [
-        (dt.date(2025, 1, 1), 0.82),
-        (dt.date(2025, 1, 8), 0.77),
-        (dt.date(2025, 1, 15), 0.80),
-    ]
-    svg = portal.line_chart_svg(
-        points,
-        threshold=0.78,
-        threshold_label="retrain below AUC 0.78",
-        y_label="AUC",
-        y_range=(0.0, 1.0),
-        height=228,  # plot area 12..200: y = 12 + 188 * (1 - value)
-    )
-    line = re.search(r'<line class="threshold"[^>]*y1="([\d.]+)"', svg)
-    assert line is not None
-    assert float(line.group(1)) == pytest.approx(12 + 188 * (1 - 0.78), abs=0.1)
-    assert "retrain below AUC 0.78" in svg
-    assert svg.count('class="alarm"') == 1  # only 0.77 is below the line
-    assert svg.count('class="dot"') == 2
-    assert "2025-01-08: 0.770" in svg  # tooltip
-
-
-@pytest.mark.unit
-def test_trend_chart_leaves_gaps_and_handles_one_point() -> None:
-    gap = portal.line_chart_svg(
-        [
-            (dt.date(2025, 1, d), v)
-            for d, v in [(1, 0.8), (2, 0.81), (3, None), (4, 0.79), (5, 0.8)]
-        ],
-        threshold=0.78,
-        threshold_label="t",
-        y_label="AUC",
-    )
-    assert gap.count("<polyline") == 2
-    single = portal.line_chart_svg(
-        [(NIGHT, 0.8)], threshold=0.78, threshold_label="t", y_label="AUC"
-    )
-    assert single.count("<circle") == 1 and 'class="threshold"' in single
-    assert "Nothing to chart" in portal.line_chart_svg(
-        [(NIGHT, None)], threshold=0.78, threshold_label="t", y_label="AUC"
-    )
-
-
-@pytest.mark.unit
-def test_values_from_the_warehouse_are_escaped() -> None:
-    evil = "<script>alert(1)</script>"
-    page = portal.render_index(
-        _index(
-            nights=[_night(model_version='3"><b>x', drifted_features=(evil,))],
-            requests=[
-                portal.RetrainRequest(
-                    as_of_date=NIGHT,
-                    champion_version="3",
-                    fired=True,
-                    triggered=True,
-                    reasons=(f"drift on {evil}",),
-                    held_by_cooldown=False,
-                )
-            ],
-            evaluations=1,
-            fired=1,
-        )
-    )
-    assert evil not in page and "<b>x" not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    night = portal.render_night(
-        NIGHT,
-        [portal.FeatureDrift("3", evil, "numerical", "ks", 0.2, 0.001, 0.01, True)],
-    )
-    assert evil not in night and "&lt;script&gt;" in night
-
-
-@pytest.mark.unit
-def test_empty_index_says_what_to_do() -> None:
-    page = portal.render_index(_index(nights=[], evaluations=0))
-    assert portal.EMPTY_MESSAGE in page
-    assert "<table" not in page
-
-
-@pytest.mark.unit
-def test_links_follow_the_mount_path() -> None:
-    page = portal.render_index(_index(), base="/airflow/churnops")
-    assert 'href="/airflow/churnops/report/2025-03-02/3"' in page
-    assert 'href="/airflow/churnops/night/2025-03-02"' in page
-    no_file = portal.render_index(_index(nights=[_night(report_available=False)]))
-    assert "/report/" not in no_file and "no report file" in no_file
+# ----------------------------------------------------------------------------- unit
 
 
 @pytest.mark.unit
@@ -519,28 +736,103 @@ def test_links_follow_the_mount_path() -> None:
 )
 def test_parse_day_rejects_anything_but_a_date(raw: str) -> None:
     with pytest.raises(ValueError):
-        portal.parse_day(raw)
+        queries.parse_day(raw)
 
 
 @pytest.mark.unit
 @pytest.mark.parametrize("raw", ["", "..", "v3", "-3", "3/..", "3.0", "1" * 10, "３"])
 def test_parse_version_rejects_anything_but_digits(raw: str) -> None:
     with pytest.raises(ValueError):
-        portal.parse_version(raw)
+        queries.parse_version(raw)
 
 
 @pytest.mark.unit
-def test_report_page_refuses_bad_addresses_and_serves_files(tmp_path: Path) -> None:
-    settings = load_settings({"CHURNOPS_STATE_DIR": str(tmp_path)})
-    assert portal.report_page(settings, "..", "3").status == 400
-    assert portal.report_page(settings, "2025-03-02", "../3").status == 400
-    missing = portal.report_page(settings, "2025-03-02", "3")
-    assert missing.status == 404 and missing.file is None
-    path = portal.report_path(settings, NIGHT, "3")
-    path.parent.mkdir(parents=True)
-    path.write_text(REPORT_HTML)
-    served = portal.report_page(settings, "2025-03-02", "03")
-    assert served.status == 200 and served.file == path
+@pytest.mark.parametrize("raw", ["", "..", "a/b", "a.b", "%2e", "1abc", "x" * 81, "tenure days"])
+def test_parse_feature_rejects_anything_but_a_column_name(raw: str) -> None:
+    with pytest.raises(ValueError):
+        queries.parse_feature(raw)
+
+
+@pytest.mark.unit
+def test_the_score_ratio_puts_every_method_on_one_scale() -> None:
+    # A distance over its threshold; a p-value method: the threshold over the p-value.
+    assert queries.score_ratio(0.2, None, 0.1) == pytest.approx(2.0)
+    assert queries.score_ratio(0.05, None, 0.1) == pytest.approx(0.5)
+    assert queries.score_ratio(0.3, 0.001, 0.01) == pytest.approx(10.0)
+    assert queries.score_ratio(0.3, 0.02, 0.01) == pytest.approx(0.5)
+    assert queries.score_ratio(0.3, 0.0, 0.01) == queries.RATIO_CAP
+    assert queries.score_ratio(None, None, 0.1) is None
+
+
+@pytest.mark.unit
+def test_filters_parse_and_round_trip() -> None:
+    f = queries.parse_filters(
+        {"from": "2025-03-01", "to": "2025-03-02", "version": "03", "drifted": "1"}
+    )
+    assert (f.since, f.until, f.model_version, f.drifted_only) == (EARLIER, NIGHT, "3", True)
+    assert queries.parse_filters(f.query()) == f
+    with pytest.raises(ValueError, match="starts"):
+        queries.parse_filters({"from": "2025-03-02", "to": "2025-03-01"})
+
+
+@pytest.mark.unit
+def test_csv_holds_the_table_rows_with_lists_joined() -> None:
+    table = views.Table(
+        "t",
+        "T",
+        (views.Column("as_of_date", "Night"), views.Column("features", "F", "list")),
+        [{"as_of_date": NIGHT, "features": ["a", "b,c"]}, {"as_of_date": EARLIER, "features": []}],
+    )
+    assert app.csv_text(table) == 'as_of_date,features\n2025-03-02,"a; b,c"\n2025-03-01,\n'
+
+
+@pytest.mark.unit
+def test_values_from_the_warehouse_are_escaped_in_pages_and_figures() -> None:
+    evil = "</script><script>alert(1)</script>"
+    page = views.Page(
+        200,
+        "nights.html",
+        {
+            "title": "t",
+            "empty": False,
+            "empty_message": "",
+            "matched": 1,
+            "filters": queries.NightFilters(),
+            "versions": ['3"><b>x'],
+            "charts": {"nights": {"data": [{"x": [evil]}], "layout": {}}},
+            "evaluations": 1,
+            "fired": 0,
+        },
+        {
+            "nights": views.Table(
+                "nights",
+                "Nights",
+                views.NIGHT_COLUMNS,
+                [
+                    {
+                        "as_of_date": NIGHT,
+                        "model_version": "3",
+                        "drifted_features": [evil],
+                        "report": False,
+                    }
+                ],
+            )
+        },
+    )
+    html = app.render(page, "/churnops", "", {})
+    assert evil not in html and "<b>x" not in html
+    assert "&lt;/script&gt;" in html  # in the table
+    assert "\\u003c/script\\u003e" in html  # in the figure's JSON block
+    assert "<script>" not in html
+
+
+@pytest.mark.unit
+def test_static_files_are_a_fixed_table_of_existing_files() -> None:
+    files = app.static_files()
+    assert set(files) == {"plotly.min.js", "portal.js", "portal.css"}
+    for path, _ in files.values():
+        assert path.is_file()
+    assert "plotly.js v" in files["plotly.min.js"][0].read_text()[:200]
 
 
 @pytest.fixture
@@ -591,8 +883,55 @@ def test_on_postgres_a_night_being_replaced_never_makes_the_portal_busy(
     finally:
         writer.dispose()
     assert during.status_code == 200, during.text
-    assert portal.BUSY_MESSAGE not in during.text
+    assert views.BUSY_MESSAGE not in during.text
     # The night as it was (monthly_revenue drifted on that night only), not half of the new.
     assert "monthly_revenue" in during.text and "days_since_last_ticket" not in during.text
     assert after.status_code == 200
     assert "days_since_last_ticket" in after.text and "monthly_revenue" not in after.text
+
+
+@pytest.mark.unit
+def test_report_page_refuses_bad_addresses_and_serves_files(tmp_path: Path) -> None:
+    settings = load_settings({"CHURNOPS_STATE_DIR": str(tmp_path)})
+    reader = queries.PortalReader(settings)
+    assert views.report_page(reader, "..", "3").status == 400
+    assert views.report_page(reader, "2025-03-02", "../3").status == 400
+    missing = views.report_page(reader, "2025-03-02", "3")
+    assert missing.status == 404 and missing.file is None
+    path = reader.report_path(NIGHT, "3")
+    path.parent.mkdir(parents=True)
+    path.write_text(REPORT_HTML)
+    served = views.report_page(reader, "2025-03-02", "03")
+    assert served.status == 200 and served.file == path
+
+
+@pytest.mark.integration
+def test_on_postgres_every_page_answers_from_the_same_stores(
+    client, auth, on_postgres: str, populated: Settings
+) -> None:
+    assert populated.warehouse.kind == "postgres"
+    for path in (
+        "/churnops/?drifted=1&version=3",
+        "/churnops/heatmap",
+        "/churnops/night/2025-03-02",
+        "/churnops/feature/tenure_days",
+        "/churnops/performance",
+        "/churnops/scores",
+        "/churnops/retraining",
+    ):
+        response = client.get(path, headers=auth)
+        assert response.status_code == 200, (path, response.text[-500:])
+    histogram = _figures(client.get("/churnops/feature/tenure_days", headers=auth).text)
+    assert histogram["histogram"]["data"][1]["y"] == [0.6, 0.3, 0.1]
+    bands = _figures(client.get("/churnops/scores", headers=auth).text)["bands"]["data"]
+    assert {t["name"]: t["y"] for t in bands}["high"] == [0.5, pytest.approx(1 / 3)]
+
+
+@pytest.mark.unit
+def test_a_short_span_gets_one_tick_a_night_and_a_long_one_plotlys_own() -> None:
+    from churnops.portal import charts
+
+    short = charts.mean_score([(EARLIER, 0.1), (NIGHT, 0.2)])
+    assert short["layout"]["xaxis"]["dtick"] == charts.DAY_MS
+    year = [(EARLIER - dt.timedelta(days=i), 0.1) for i in range(365)]
+    assert "dtick" not in charts.mean_score(year)["layout"]["xaxis"]

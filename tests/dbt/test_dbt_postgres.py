@@ -225,7 +225,8 @@ def test_dbt_sessions_on_postgres_get_the_configured_work_mem(
     module_postgres_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """CHURNOPS_POSTGRES_WORK_MEM reaches dbt's own connections (libpq's PGOPTIONS,
-    after any the user set), and leaves the environment as it was after the call."""
+    after any the user set), JIT is off there, and the environment is left as it was
+    after the call."""
     import os
 
     from dbt.cli.main import dbtRunner
@@ -245,7 +246,8 @@ def test_dbt_sessions_on_postgres_get_the_configured_work_mem(
     project = str(settings.paths.dbt_project_dir)
     sql = (
         "select current_setting('work_mem') as work_mem, "
-        "current_setting('statement_timeout') as statement_timeout"
+        "current_setting('statement_timeout') as statement_timeout, "
+        "current_setting('jit') as jit"
     )
     with _environment(dbt_env(settings)):
         result = dbtRunner().invoke(
@@ -255,5 +257,5 @@ def test_dbt_sessions_on_postgres_get_the_configured_work_mem(
         )
     assert result.success, result.exception
     row = result.result.results[0].agate_table.rows[0]
-    assert (row["work_mem"], row["statement_timeout"]) == ("96MB", "10min")
+    assert (row["work_mem"], row["statement_timeout"], row["jit"]) == ("96MB", "10min", "off")
     assert os.environ["PGOPTIONS"] == "-c statement_timeout=600000"

@@ -29,6 +29,7 @@ def nightly_env(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path):
         {
             "CHURNOPS_STATE_DIR": str(state),
             "CHURNOPS_SIM_CUSTOMERS": str(SIM.customers),
+            "CHURNOPS_SIM_SEED": str(SIM.seed),  # the live feed goes on in the same world
             "CHURNOPS_DUCKDB_PATH": str(state / "warehouse.duckdb"),
             # dag.test() runs tasks one at a time: Cosmos' watcher sensors need their
             # producer running beside them, so here dbt runs as one task (the scheduler
@@ -137,3 +138,108 @@ def test_a_bad_drop_fails_the_night_and_loads_nothing(nightly_env) -> None:
     assert (
         settings.paths.quarantine_dir / "invoices" / f"dt={day}" / "validation_result.json"
     ).exists()
+
+
+def test_a_night_through_airflows_cli_writes_every_tasks_lineage(nightly_env) -> None:
+    """`airflow dags test` (a fresh process: the OpenLineage listener is set up from the
+    project's environment at start) over a night that is already loaded, with the
+    lineage the local profile turns on: every task that ran has its START and COMPLETE
+    event, with the datasets it read and wrote."""
+    import subprocess
+    import sys
+
+    from churnops.lineage import events_file, night_lineage, read_events
+    from churnops.orchestration.environment import openlineage_env
+
+    settings, _ = nightly_env
+    day = START + dt.timedelta(days=2)
+    env = {**os.environ, **openlineage_env(settings, {})}
+    airflow = Path(sys.executable).with_name("airflow")
+    proc = subprocess.run(
+        [str(airflow), "dags", "test", "churn_nightly", f"{day}T02:30:00+00:00"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    events = list(read_events(events_file(settings)))
+    tasks: dict[str, set[str]] = {}
+    for event in events:
+        if event["job"]["facets"]["jobType"]["jobType"] == "TASK":
+            tasks.setdefault(event["job"]["name"], set()).add(event["eventType"])
+    ran = {
+        "churn_nightly.ingest.wait_for_drops",
+        "churn_nightly.ingest.validate_and_load",
+        "churn_nightly.ingest.check_window_loaded",
+        "churn_nightly.features.dbt_build",
+        "churn_nightly.score.plan",  # skipped: no champion in this warehouse
+    }
+    assert ran <= set(tasks), sorted(tasks)
+    for name in ran:
+        assert {"START", "COMPLETE"} <= tasks[name], (name, tasks[name])
+
+    night = night_lineage(settings, day)
+    assert night is not None
+    drops = {
+        f"file://{(settings.paths.landing_dir / table / f'dt={day}').absolute()}"
+        for table in LANDING_TABLES
+    }
+    assert set(night.drops) == drops
+    assert set(night.raw_tables) == {f"raw.{table}" for table in LANDING_TABLES}
+    build = night.feature_build
+    assert build is not None and build.tasks == ("features.dbt_build",)
+    assert {"marts.fct_customer_features", "marts.fct_churn_labels"} <= set(build.models)
+    assert set(build.sources) == {f"raw.{table}" for table in LANDING_TABLES}
+    # No champion yet: the plan read no model, nothing was published.
+    assert night.model_versions == () and night.predictions == () and not night.scored
+    by_task = {t.task_id: t for t in night.tasks if t.state == "COMPLETE"}
+    warehouse = f"duckdb://{settings.warehouse.duckdb_path}"
+    loaded = by_task["ingest.validate_and_load"]
+    assert {d.namespace for d in loaded.inputs} == {"file"}
+    assert {(d.namespace, d.name.split(".", 1)[1]) for d in loaded.outputs} == {
+        (warehouse, f"raw.{table}") for table in LANDING_TABLES
+    }
+    # Another night's question finds nothing of this one.
+    assert night_lineage(settings, day + dt.timedelta(days=30)) is None
+
+
+def test_the_demo_feed_lands_the_next_day_for_the_nightly_and_starts_its_night(
+    nightly_env,
+) -> None:
+    """churn_source_simulator through dag.test(): it lands every table's drop of the day
+    after the newest one, which the nightly's sensor accepts, and starts that night's
+    run with the logical date the nightly's schedule gives the day."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models import DagRun
+
+    from churnops.landing import missing_drops
+    from churnops.orchestration.feed import unreachable_night
+    from churnops.simulate.feed import landing_position
+
+    settings, _ = nightly_env
+    landing = settings.paths.landing_dir
+    before = landing_position(landing, LANDING_TABLES)
+    assert before == START + dt.timedelta(days=4)  # the module's last simulated day
+    day = before + dt.timedelta(days=1)
+    # Before the feed runs, the nightly of the day after next cannot get its drops: its
+    # sensor skips it at once instead of waiting hours.
+    later = day + dt.timedelta(days=1)
+    assert unreachable_night(later) and f"dt={later}" in unreachable_night(later)
+
+    feed = DagBag(str(PROJECT_DIR / "dags" / "churn_source_simulator.py")).dags[
+        "churn_source_simulator"
+    ]
+    run = feed.test(logical_date=dt.datetime(2025, 1, 20, 0, 15, tzinfo=dt.UTC))
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert run.state == "success", states
+    assert states == {"land_next_day": "success", "start_the_night": "success"}
+
+    assert landing_position(landing, LANDING_TABLES) == day
+    assert missing_drops(landing, list(LANDING_TABLES), day) == []  # the sensor's test
+    assert unreachable_night(day) is None and unreachable_night(later) is None
+    assert drop_files(landing, "usage_daily", day)
+
+    (night,) = DagRun.find(dag_id="churn_nightly", run_id=f"feed__{day}")
+    assert night.logical_date == dt.datetime.combine(day, dt.time(2, 30), tzinfo=dt.UTC)

@@ -33,6 +33,9 @@ WAREHOUSE_ENV = {
     "CHURNOPS_SIM_DAYS": "365",
     # A failing task fails the run at once: dag.test() would wait out every retry delay.
     "CHURNOPS_TASK_RETRIES": "0",
+    # The decision's own outcomes (promote, await_approval): with the rollout on (the
+    # default), a winner would enter it instead (tests/e2e/test_rollout_dag.py).
+    "CHURNOPS_ROLLOUT_ENABLED": "false",
 }
 # Run 1: a one-tree model, enough for a first champion once the floor is lowered.
 WEAK_FIRST_MODEL_ENV = {"CHURNOPS_MAX_ROUNDS": "1", "CHURNOPS_PROMOTION_MIN_AUC": "0.5"}

@@ -9,14 +9,15 @@ a self-signed certificate that the client trusts through ``SSL_CERT_FILE``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import email
 import ipaddress
 import json
 import logging
 import os
-import shutil
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -619,7 +620,15 @@ def test_on_failure_callback_of_a_real_task_run(airflow_db, webhook, tmp_path) -
     dags.mkdir()
     (dags / "churnops_alerts_probe.py").write_text(PROBE_DAG)
     database = tmp_path / "airflow.db"  # a copy: this run's DAG stays out of the session's DB
-    shutil.copy(airflow_db / "airflow.db", database)
+    # Copied by SQLite's own backup, never as a file: closing a descriptor of the live DB
+    # that SQLite did not open drops every POSIX lock this process holds on it, and the
+    # next `airflow` process then deletes the WAL under this process's open connections
+    # (seen in CI: a later dag.test() in the same worker lost its writes and spun forever).
+    with (
+        contextlib.closing(sqlite3.connect(airflow_db / "airflow.db")) as source,
+        contextlib.closing(sqlite3.connect(database)) as target,
+    ):
+        source.backup(target)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")},
         "AIRFLOW_HOME": str(tmp_path),

@@ -15,7 +15,7 @@ from churnops.score.store import ScoringStore
 from churnops.settings import Settings
 from churnops.stores import stores_for
 from churnops.warehouse import Warehouse
-from tests.helpers import warehouse_of
+from tests.helpers import canary_rollout, warehouse_of
 from tests.trained_state import trained_state
 
 pytestmark = pytest.mark.integration
@@ -172,15 +172,15 @@ def test_a_canary_challenger_flags_its_rows_by_its_own_threshold(
     client.set_registered_model_alias(name, "challenger", "2")
     challenger = load_version(settings, "2")
     assert challenger.contact_capacity is None and challenger.tags["threshold_rule"] == "max_f1"
-    canary = replace(settings, scoring=replace(settings.scoring, canary_share=0.3))
     night = settings.simulation.history_end
     try:
-        results = [
-            score_day(
-                canary, stores_for(canary).features, stores_for(canary).scoring, night, shards=n
-            )
-            for n in (1, 3)
-        ]
+        with canary_rollout(settings, "2", 0.3) as canary:
+            results = [
+                score_day(
+                    canary, stores_for(canary).features, stores_for(canary).scoring, night, shards=n
+                )
+                for n in (1, 3)
+            ]
         rows = _served(settings, night)
     finally:
         client.delete_registered_model_alias(name, "challenger")

@@ -33,14 +33,18 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
+import signal
+import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.prod_stack import ProdStack, StackError
+from tests.prod_stack import BIN, ProdStack, StackError, free_port, log_tail
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +75,7 @@ NIGHTLY_TASKS = {
     "ingest.validate_and_load",
     "ingest.check_window_loaded",
     "features.dbt_build",
+    "online_features",  # the night's features into Redis (this session's key prefix)
     "score.plan",
     "score.shard",
     "score.publish",
@@ -114,6 +119,18 @@ class Rescored:
 
 
 @dataclass
+class Online:
+    """``churnops serve`` (2 uvicorn workers) on the stack, asked for night 2's customers."""
+
+    ready: dict
+    batch: dict[int, dict]
+    status: int
+    answers: dict[int, dict]
+    without_key: int
+    key_in_log: bool
+
+
+@dataclass
 class Outcome:
     hostnames: dict[str, str]
     first: Night
@@ -125,6 +142,7 @@ class Outcome:
     decisions: list[dict]
     kill: Kill
     rescored: Rescored
+    online: Online
     champion_alias_version: str
     artifact_files: int
     shared_files: list[str]
@@ -292,6 +310,8 @@ def _scenario(stack: ProdStack) -> Outcome:
         stack.churnops("score", "--date", NIGHTS[1].isoformat(), "--shards", "1")
         stack.churnops("monitor", "--date", NIGHTS[1].isoformat())
     rescored = Rescored(sharded, _night_as_published(dsn, NIGHTS[1]))
+    with stack.phase("churnops serve (2 workers): night 2's customers online"):
+        online = _serve_night(stack, dsn, NIGHTS[1])
     for night in (first, second):
         hosts = {ti["task_id"]: ti["hostname"] for ti in night.task_instances}
         stack.say(f"[prod-stack] {night.night}: {night.predictions:,} predictions; ran on {hosts}")
@@ -316,11 +336,73 @@ def _scenario(stack: ProdStack) -> Outcome:
         decisions=decisions,
         kill=kill,
         rescored=rescored,
+        online=online,
         champion_alias_version=str(champion.version),
         artifact_files=sum(1 for p in stack.artifacts_dir.rglob("*") if p.is_file()),
         shared_files=sorted(str(p.relative_to(shared)) for p in shared.rglob("*") if p.is_file()),
         connections=connections,
         timings=stack.timings,
+    )
+
+
+def _serve_night(stack: ProdStack, dsn: str, night: dt.date, customers: int = 300) -> Online:
+    """``churnops serve --workers 2`` with the stack's environment (the prod profile: the
+    online store in this stack's Redis keys, the champion from the MLflow server, stale
+    answers from the PostgreSQL warehouse), asked for ``customers`` of the night."""
+    import httpx
+
+    key = f"prod-stack-{uuid.uuid4().hex}"
+    port = free_port()
+    log = stack.logs_dir / "serve.log"
+    process = subprocess.Popen(
+        [str(BIN / "churnops"), "serve", "--port", str(port), "--workers", "2"],
+        env={**stack.process_env, "CHURNOPS_SERVE_API_KEY": key},
+        cwd=stack.root,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # uvicorn's workers stop with it
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+
+            def ready() -> dict | None:
+                assert process.poll() is None, log_tail(log)
+                try:
+                    answer = client.get("/readyz")
+                except httpx.TransportError:
+                    return None
+                return answer.json() if answer.status_code == 200 else None
+
+            readiness = stack.wait_for(ready, 180, "churnops serve's /readyz")
+            batch = {
+                int(row["customer_id"]): row
+                for row in _rows(
+                    dsn,
+                    "select customer_id, churn_probability, risk_band, model_version, served_by "
+                    "from scoring.predictions where as_of_date = %s order by customer_id "
+                    "limit %s",
+                    [night, customers],
+                )
+            }
+            answer = client.post(
+                "/v1/score:batch", json={"customer_ids": sorted(batch)}, headers={"X-API-Key": key}
+            )
+            scores = answer.json().get("scores", []) if answer.status_code == 200 else []
+            without_key = client.post("/v1/score", json={"customer_id": min(batch)}).status_code
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+    return Online(
+        ready=readiness,
+        batch=batch,
+        status=answer.status_code,
+        answers={int(s["customer_id"]): s for s in scores},
+        without_key=without_key,
+        key_in_log=key in log.read_text(),
     )
 
 
@@ -417,9 +499,10 @@ def test_the_policy_fired_and_churn_retrain_ran_on_a_worker_and_recorded_its_dec
     assert len(outcome.decisions) == 2, outcome.decisions
     assert first["challenger_version"] == "1" and first["action"] == "promote"
     assert latest["challenger_version"] == "2" and latest["champion_version"] == "1"
-    assert latest["action"] in {"promote", "keep"} and json.loads(latest["reasons"])
+    # The rollout is on (the default): a winner enters it instead of replacing v1 now.
+    assert latest["action"] in {"rollout", "keep"} and json.loads(latest["reasons"])
     assert "churn_retrain" in (latest["actor"] or "")
-    assert outcome.champion_alias_version == ("2" if latest["action"] == "promote" else "1")
+    assert outcome.champion_alias_version == "1"
     # Deploying the DAG started no monthly run: its first is the next 1st of a month.
     assert outcome.retrain_runs == [outcome.retrain_run["dag_run_id"]], outcome.retrain_runs
 
@@ -461,3 +544,25 @@ def test_four_shards_on_two_workers_publish_what_one_shard_does(outcome: Outcome
     assert len(sharded["feature_drift"]) > 40  # 45 features and the prediction
     for table in ("predictions", "shadow_predictions", "feature_drift", "drift_summary"):
         assert whole[table] == sharded[table], table
+
+
+def test_the_real_time_service_answers_with_the_batchs_scores(outcome: Outcome) -> None:
+    """Issue 17 on the production profile: the service reads the night the nightly's
+    online_features task put in Redis and serves the registry's champion (and the
+    challenger's share, as the batch), with the batch's probability for every customer."""
+    online = outcome.online
+    assert online.ready["status"] == "ready" and online.ready["night"] == str(NIGHTS[1])
+    assert online.ready["champion_version"] == outcome.champion_alias_version
+    assert online.status == 200 and len(online.batch) == 300
+    assert set(online.answers) == set(online.batch)
+    for customer, batch in online.batch.items():
+        answer = online.answers[customer]
+        assert abs(answer["churn_probability"] - batch["churn_probability"]) <= 1e-12, customer
+        assert (answer["risk_band"], answer["model_version"], answer["served_by"]) == (
+            batch["risk_band"],
+            batch["model_version"],
+            batch["served_by"],
+        )
+        assert answer["feature_as_of_date"] == str(NIGHTS[1]) and not answer["stale"]
+    assert online.without_key == 401
+    assert not online.key_in_log

@@ -14,7 +14,7 @@ from churnops.score import ScoringResult
 from churnops.settings import Settings, load_settings
 from churnops.stores import stores_for
 from churnops.warehouse import ConstraintViolation
-from tests.helpers import warehouse_of
+from tests.helpers import canary_rollout, warehouse_of
 from tests.trained_state import trained_state
 
 pytestmark = pytest.mark.integration
@@ -224,19 +224,18 @@ def test_four_shards_give_exactly_the_rows_of_one(settings: Settings) -> None:
     """Champion, challenger in the shadow and a 30 % canary: every served and shadow row
     (probability, band, serving version, reasons) is the same whether the night is scored
     in one shard or in four."""
-    from dataclasses import replace
 
     from churnops.score.nightly import score_day
 
     night = _night(settings)
-    canary = replace(settings, scoring=replace(settings.scoring, canary_share=0.3))
-    stores = stores_for(canary)
+    stores = stores_for(settings)
     _set_challenger(settings, "2")
     try:
-        one = score_day(canary, stores.features, stores.scoring, night, shards=1)
-        rows_of_one = _served_rows(settings, night)
-        four = score_day(canary, stores.features, stores.scoring, night, shards=4)
-        rows_of_four = _served_rows(settings, night)
+        with canary_rollout(settings, "2", 0.3) as canary:
+            one = score_day(canary, stores.features, stores.scoring, night, shards=1)
+            rows_of_one = _served_rows(settings, night)
+            four = score_day(canary, stores.features, stores.scoring, night, shards=4)
+            rows_of_four = _served_rows(settings, night)
     finally:
         _set_challenger(settings, None)
     assert (one.shards, four.shards) == (1, 4)
@@ -343,7 +342,8 @@ def test_the_canary_is_a_stable_share_of_20k_customers_on_consecutive_nights(
 
     _set_challenger(settings, "2")
     try:
-        nights = [_score_night(big, first_night + dt.timedelta(days=i)) for i in range(2)]
+        with canary_rollout(big, "2", big.rollout.canary_share) as canary:
+            nights = [_score_night(canary, first_night + dt.timedelta(days=i)) for i in range(2)]
     finally:
         _set_challenger(settings, None)
     canaries = []

@@ -186,8 +186,9 @@ def test_a_landing_folder_left_half_moved_on_s3_is_refused_not_validated(
 def test_a_drift_report_is_written_to_s3_and_served_by_the_portal(
     tmp_path: Path, bucket: str
 ) -> None:
-    from churnops.monitor import portal
     from churnops.monitor.drift import drift_report
+    from churnops.portal import views
+    from churnops.portal.queries import PortalReader
     from tests.integration.test_drift_report import NIGHT, VERSION, _frames
 
     settings = _settings(tmp_path, f"s3://{bucket}/prod", CHURNOPS_DRIFT_SAMPLE_ROWS="1500")
@@ -200,11 +201,12 @@ def test_a_drift_report_is_written_to_s3_and_served_by_the_portal(
     drifted = {v.feature for v in result.features if v.drifted}
     assert "logins_30d" in drifted and json.dumps(stored).count("logins_30d") > 0
 
-    page = portal.report_page(settings, NIGHT.isoformat(), VERSION)
+    reader = PortalReader(settings)
+    page = views.report_page(reader, NIGHT.isoformat(), VERSION)
     assert page.status == 200 and page.file is None
     assert page.html == _object(folder + "report.html").decode()
-    assert page.headers == portal.REPORT_HEADERS  # served sandboxed, as a local file is
-    missing = portal.report_page(settings, NIGHT.isoformat(), "99")
+    assert page.headers == views.REPORT_HEADERS  # served sandboxed, as a local file is
+    missing = views.report_page(reader, NIGHT.isoformat(), "99")
     assert missing.status == 404
     assert not (settings.paths.state_dir / "data").exists()
 
@@ -212,15 +214,17 @@ def test_a_drift_report_is_written_to_s3_and_served_by_the_portal(
 def test_the_portal_answers_503_in_one_line_when_the_store_is_unreachable(
     tmp_path: Path, s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from churnops.monitor import portal
+    from churnops.portal import views
+    from churnops.portal.queries import PortalReader
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
     _clear_caches()
     settings = _settings(tmp_path, f"s3://{BUCKET}/prod")
-    page = portal.report_page(settings, "2025-09-01", "3")
+    page = views.report_page(PortalReader(settings), "2025-09-01", "3")
     assert page.status == 503  # not "404 no such report": the store did not answer
-    assert f"the shared data path s3://{BUCKET}/prod is not reachable" in page.html
-    assert "Could not connect" in page.html and SECRET not in page.html
+    text = page.context["message"]
+    assert f"the shared data path s3://{BUCKET}/prod is not reachable" in text
+    assert "Could not connect" in text and SECRET not in text
 
 
 # ------------------------------------------------------------------ compiled models

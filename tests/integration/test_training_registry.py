@@ -51,22 +51,29 @@ class Story:
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def environment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The module's settings as the environment a `churnops` process reads."""
+    return {
+        "CHURNOPS_STATE_DIR": str(tmp_path_factory.mktemp("training-registry")),
+        "CHURNOPS_SIM_CUSTOMERS": "3000",
+        "CHURNOPS_SIM_DAYS": "460",
+        "CHURNOPS_SIM_SCENARIO": "price_increase",
+        "CHURNOPS_SIM_SCENARIO_START": SCENARIO_START.isoformat(),
+        # The story's pre-change history is short on purpose (a small, fast test): its
+        # first model also learns from the as-of dates whose 90-day windows are partial.
+        "CHURNOPS_TRAIN_FULL_WINDOWS_ONLY": "false",
+        # This module is about the rules' own decision (promote, keep, rollback) and the
+        # registry under it: a winner replaces the champion at once. The phased rollout
+        # (on by default) has its own tests (tests/e2e/test_rollout_dag.py).
+        "CHURNOPS_ROLLOUT_ENABLED": "false",
+    }
+
+
+@pytest.fixture(scope="module")
+def settings(environment: dict[str, str]) -> Settings:
     from churnops.pipeline import bootstrap_history
 
-    state = tmp_path_factory.mktemp("training-registry")
-    settings = load_settings(
-        {
-            "CHURNOPS_STATE_DIR": str(state),
-            "CHURNOPS_SIM_CUSTOMERS": "3000",
-            "CHURNOPS_SIM_DAYS": "460",
-            "CHURNOPS_SIM_SCENARIO": "price_increase",
-            "CHURNOPS_SIM_SCENARIO_START": SCENARIO_START.isoformat(),
-            # The story's pre-change history is short on purpose (a small, fast test): its
-            # first model also learns from the as-of dates whose 90-day windows are partial.
-            "CHURNOPS_TRAIN_FULL_WINDOWS_ONLY": "false",
-        }
-    )
+    settings = load_settings(environment)
     bootstrap_history(settings, say=lambda _line: None)
     return settings
 
@@ -484,3 +491,84 @@ def test_a_searched_retrain_logs_its_trials_with_the_run(story: Story) -> None:
     assert run.data.params["lgb.num_leaves"] == str(best["num_leaves"])
     # Approval required: whatever the rules say, the champion stays where it was.
     assert outcome.action in {"keep", "await_approval"} and outcome.champion_after == "1"
+
+
+def test_a_version_enters_the_rollout_by_hand_and_one_rollout_runs_at_a_time(
+    story: Story, environment: dict[str, str]
+) -> None:
+    """`churnops rollout start VERSION`: the version becomes the challenger in the shadow
+    (what a winning retrain does with CHURNOPS_ROLLOUT_ENABLED); a second start while it
+    runs, or the champion itself, is refused in one line; the rollback ends it."""
+    import os
+    import subprocess
+    import sys
+
+    from churnops.deployment.ops import current_rollout
+    from churnops.registry import current_aliases
+
+    settings = story.settings
+    champion = current_aliases(settings)["champion"]
+    other = next(v for v in ("1", "2", "3") if v != champion)
+    assert current_rollout(settings) is None or not current_rollout(settings).active
+
+    def churnops(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "churnops.cli", *args],
+            env={**os.environ, **environment},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    started = churnops("rollout", "start", other, "--reason", "by hand", "--date", "2026-03-01")
+    assert started.returncode == 0, started.stderr
+    assert f"v{other} enters the rollout against champion v{champion}: shadow" in started.stdout
+    state = current_rollout(settings)
+    assert state is not None and state.active
+    assert (state.challenger_version, state.champion_version) == (other, champion)
+    assert state.phase == "shadow" and state.phase_started_on == dt.date(2026, 3, 1)
+    assert current_aliases(settings)["challenger"] == other
+
+    line = cli_one_line_error(["rollout", "start", other, "--reason", "again"], environment)
+    assert f"v{other} is in its rollout (shadow, running)" in line, line
+    line = cli_one_line_error(["rollout", "start", "99", "--reason", "x"], environment)
+    assert "in its rollout" in line, line  # one at a time, whatever the version
+
+    back = churnops("rollback", "--reason", "enough")
+    assert back.returncode == 0, back.stderr
+    assert not current_rollout(settings).active
+    line = cli_one_line_error(["rollout", "start", champion, "--reason", "x"], environment)
+    assert f"v{champion} already is the champion" in line, line
+
+
+def test_the_retention_policy_archives_old_versions_without_an_alias_and_deletes_none(
+    story: Story,
+) -> None:
+    """Every retrain applies it: here nothing is old enough (registered minutes ago). A
+    month on, the versions without an alias are tagged archived with the reason, the
+    aliased ones are untouched, every version is still in the registry, and a second
+    sweep has nothing left to do."""
+    import datetime as dt
+
+    from churnops.registry import current_aliases, mlflow_client
+    from churnops.registry.retention import archive_stale_versions
+
+    settings = story.settings
+    client = mlflow_client(settings)
+    name = settings.mlflow.registered_model_name
+    before = {str(v.version) for v in client.search_model_versions(f"name = '{name}'")}
+    assert archive_stale_versions(settings, "pytest") == []
+
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=settings.mlflow.archive_after_days)
+    aliased = set(current_aliases(settings).values())
+    archived = archive_stale_versions(settings, "pytest", now=later)
+    assert {version for version, _ in archived} == before - aliased and archived
+    for version, reason in archived:
+        tags = client.get_model_version(name, version).tags
+        assert tags["lifecycle"] == "archived" and tags["archived_at"]
+        assert tags["archived_reason"] == f"{reason} by pytest"
+    for version in aliased:
+        assert client.get_model_version(name, version).tags.get("lifecycle") != "archived"
+    after = {str(v.version) for v in client.search_model_versions(f"name = '{name}'")}
+    assert after == before  # archived, never deleted
+    assert archive_stale_versions(settings, "pytest", now=later) == []

@@ -646,8 +646,8 @@ def test_a_statement_timeout_on_a_reachable_postgres_is_not_reported_as_unreacha
 def test_the_postgres_sessions_get_the_work_mem_setting_after_the_dsns_options(
     postgres_dsn: str, tmp_path: Path
 ) -> None:
-    """CHURNOPS_POSTGRES_WORK_MEM reaches the warehouse's own data sessions, and options
-    the DSN carries stay in force."""
+    """CHURNOPS_POSTGRES_WORK_MEM reaches the warehouse's own data sessions, JIT is off
+    there, and options the DSN carries stay in force."""
     from churnops.settings import load_settings
     from churnops.warehouse import build_warehouse
 
@@ -663,8 +663,9 @@ def test_the_postgres_sessions_get_the_work_mem_setting_after_the_dsns_options(
     warehouse = build_warehouse(settings.warehouse)
     try:
         assert warehouse.tuples(
-            "select current_setting('work_mem'), current_setting('statement_timeout')"
-        ) == [("80MB", "10min")]
+            "select current_setting('work_mem'), current_setting('statement_timeout'), "
+            "current_setting('jit')"
+        ) == [("80MB", "10min", "off")]
     finally:
         warehouse.dispose()
 

@@ -79,6 +79,7 @@ def test_the_groups_keep_their_names() -> None:
         "score",
         "drift",
         "engines",
+        "serve",
         "celery",
     ]
 

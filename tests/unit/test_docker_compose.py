@@ -50,6 +50,7 @@ DOCKERFILE = PROJECT_DIR / "Dockerfile"
 ENV_EXAMPLE = PROJECT_DIR / ".env.example"
 SERVICES_WITHOUT_NATIVE_COMMAND = {"postgres", "redis"}  # the machine's own servers natively
 LONG_RUNNING = set(COMPONENTS) | SERVICES_WITHOUT_NATIVE_COMMAND
+SCORING_SERVICE = "churnops-serve"  # churnops' own service: no native stack component
 AIRFLOW_SERVICES = {name for name in COMPONENTS if name.startswith("airflow-")} | set(INIT)
 
 # Variables the Airflow services get in compose and the native stack does not, and why:
@@ -174,8 +175,30 @@ def native_program(name: str) -> Path:
 
 # ----------------------------------------------------------------------------- services
 def test_the_services_are_the_native_stacks(services: dict[str, dict[str, Any]]) -> None:
-    """One service per native component, the init job, and the two servers."""
-    assert set(services) == set(COMPONENTS) | set(INIT) | SERVICES_WITHOUT_NATIVE_COMMAND
+    """One service per native component, the init job, the two servers, the scoring service."""
+    assert set(services) == (
+        set(COMPONENTS) | set(INIT) | SERVICES_WITHOUT_NATIVE_COMMAND | {SCORING_SERVICE}
+    )
+
+
+def test_the_scoring_service_scales_on_the_online_store(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """churnops serve on all interfaces, no fixed name or host port (it scales), its
+    health check on /healthz, the online store in Redis (not the broker's database), and
+    the same online store URL for the Airflow workers that write it."""
+    serve = services[SCORING_SERVICE]
+    cmd = command(serve)
+    assert cmd[:2] == ["churnops", "serve"] and cmd[cmd.index("--host") + 1] == "0.0.0.0"
+    assert "container_name" not in serve and "ports" not in serve
+    assert "/healthz" in health_test(serve)
+    url = serve["environment"]["CHURNOPS_ONLINE_STORE_URL"]
+    assert "@redis:6379/1" in url
+    assert services["airflow-worker"]["environment"]["CHURNOPS_ONLINE_STORE_URL"] == url
+    assert services["airflow-worker"]["environment"]["AIRFLOW__CELERY__BROKER_URL"].endswith("/0")
+    assert {"redis", "mlflow"} <= set(serve["depends_on"])
+    state_dir = serve["environment"]["CHURNOPS_STATE_DIR"]
+    assert _mounts(serve)[state_dir] == "churnops-state"
 
 
 def test_each_service_runs_the_native_stacks_command(

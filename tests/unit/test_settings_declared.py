@@ -48,6 +48,7 @@ NON_DEFAULT_TEXT = {
     "CHURNOPS_NIGHTLY_CRON": "15 1 * * *",
     "CHURNOPS_RETRAIN_CRON": "0 5 2 * *",
     "CHURNOPS_CONTACT_CAPACITY": "500",  # unset by default: no default to vary
+    "CHURNOPS_ROLLOUT_STEPS": "0.3,1",
 }
 # Settings that are only valid beside another one.
 COMPANIONS = {

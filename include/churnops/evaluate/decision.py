@@ -22,7 +22,9 @@ from typing import Any, Literal
 from churnops.evaluate.metrics import ModelMetrics
 from churnops.settings import PromotionPolicy
 
-Action = Literal["promote", "keep", "await_approval", "reject"]
+# ``rollout`` and ``wait`` are set by the retrain when the rollout is on
+# (``churnops.rollout``): the challenger enters it, or waits for the running one to end.
+Action = Literal["promote", "keep", "await_approval", "reject", "rollout", "wait"]
 
 # Metrics are compared after rounding away float noise: a gain of exactly the margin
 # (0.835 - 0.815 = 0.020000000000000018 in floating point) is not "more than" it.

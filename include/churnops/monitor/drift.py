@@ -114,6 +114,16 @@ class FeatureDrift:
 
 
 @dataclass(frozen=True)
+class Histogram:
+    """One column's reference and current distributions on the same bins, as shares."""
+
+    feature: str
+    bins: tuple[str, ...]
+    reference_share: tuple[float, ...]
+    current_share: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class DriftResult:
     """A night's drift verdicts for one model version, and where its report is."""
 
@@ -126,6 +136,8 @@ class DriftResult:
     json_path: Location | None
     seconds: float
     drift_share: float = 0.5  # DriftPolicy.drift_share when the verdicts were made
+    # Each column's reference and current distribution on shared bins (feature_histograms).
+    histograms: tuple[Histogram, ...] = ()
 
     @property
     def input_features(self) -> list[FeatureDrift]:
@@ -418,12 +430,12 @@ def write_evidently_report(
     json_path: Location,
     *,
     metadata: dict[str, str] | None = None,
-    banner: str | None = None,
+    notes: Sequence[ReportNote] = (),
 ) -> None:
     """Evidently's drift page and JSON for ``verdicts``, drawn on the given frames.
 
-    ``banner``: a line shown above Evidently's widgets (the night's estimated performance),
-    also kept in the snapshot's metadata.
+    ``notes``: sections shown above Evidently's widgets (the night's estimated performance,
+    its online traffic), also kept in the snapshot's metadata.
 
     One ``ValueDrift`` per feature and for the prediction, each with its test (FAIL =
     drifted): the frames give the distributions, the verdicts the scores and the flags.
@@ -448,7 +460,7 @@ def write_evidently_report(
         ValueDrift(column=v.feature, method=_STAND_IN_PREFIX + v.method, threshold=v.threshold)
         for v in verdicts
     ]
-    metadata = {**(metadata or {}), **({"estimated_performance": banner} if banner else {})}
+    metadata = {**(metadata or {}), **{note.key: note.text for note in notes}}
     report = Report(metrics, include_tests=True, metadata=metadata)
     with _verdicts_for_report(verdicts):
         snapshot = report.run(
@@ -459,27 +471,37 @@ def write_evidently_report(
     # Written to a local file, then renamed into place or put as one object.
     with writing(html_path) as tmp:
         snapshot.save_html(str(tmp))
-        if banner:
-            _insert_banner(tmp, banner)
+        if notes:
+            _insert_notes(tmp, notes)
     with writing(json_path) as tmp:
         snapshot.save_json(str(tmp))
 
 
-def _insert_banner(html_file: Path, banner: str) -> None:
-    """Put ``banner`` at the top of Evidently's page (its own template has no slot for
-    text): a plain block right after ``<body>``."""
+@dataclass(frozen=True)
+class ReportNote:
+    """A section of churnops' own atop Evidently's page: ``key`` names it (the block's
+    ``id`` is ``churnops-<key>``, and the snapshot's metadata keeps the text under it)."""
+
+    key: str
+    title: str
+    text: str
+
+
+def _insert_notes(html_file: Path, notes: Sequence[ReportNote]) -> None:
+    """Put the notes at the top of Evidently's page (its own template has no slot for
+    text): plain blocks right after ``<body>``."""
     import html
 
     page = html_file.read_text(encoding="utf-8")
-    block = (
-        '<div id="churnops-estimate" style="font-family:sans-serif;padding:12px 24px;'
-        'background:#f3f6fa;border-bottom:1px solid #d0d7de">'
-        f"<strong>Estimated performance</strong> (CBPE, from the night's scores alone): "
-        f"{html.escape(banner)}</div>"
+    blocks = "".join(
+        f'<div id="churnops-{html.escape(note.key)}" style="font-family:sans-serif;'
+        'padding:12px 24px;background:#f3f6fa;border-bottom:1px solid #d0d7de">'
+        f"<strong>{html.escape(note.title)}</strong> {html.escape(note.text)}</div>"
+        for note in notes
     )
     body = page.find("<body")
     opened = page.find(">", body) + 1 if body >= 0 else 0
-    page = page[:opened] + block + page[opened:]
+    page = page[:opened] + blocks + page[opened:]
     html_file.write_text(page, encoding="utf-8")
 
 
@@ -491,7 +513,7 @@ def drift_report(
     current: pd.DataFrame,
     files: SharedFiles | None = None,
     *,
-    banner: str | None = None,
+    notes: Sequence[ReportNote] = (),
 ) -> DriftResult:
     """Verdicts for every feature of ``reference`` and the prediction, and the report files
     (written under ``files``, the shared files: the process's own unless given).
@@ -508,6 +530,7 @@ def drift_report(
     ]
     categorical = [c for c in features if c in CATEGORICAL_FEATURES]
     verdicts = compute_drift(reference, current, features, categorical, policy)
+    histograms = feature_histograms(reference, current, verdicts)
     computed = time.perf_counter() - began
     html_path, json_path = report_paths(settings, as_of_date, version, files)
     reference_shown = display_sample(reference, policy.sample_rows, policy.seed)
@@ -525,7 +548,7 @@ def drift_report(
             "display": f"fixed-seed sample: {len(reference_shown):,} reference, "
             f"{len(current_shown):,} current (seed {policy.seed})",
         },
-        banner=banner,
+        notes=notes,
     )
     seconds = time.perf_counter() - began
     result = DriftResult(
@@ -538,6 +561,7 @@ def drift_report(
         json_path=json_path,
         seconds=seconds,
         drift_share=policy.drift_share,
+        histograms=histograms,
     )
     log.info(
         "drift %s v%s: %d of %d features drifted%s; verdicts %.1f s, report %.1f s",
@@ -550,6 +574,93 @@ def drift_report(
         seconds - computed,
     )
     return result
+
+
+# ----------------------------------------------------------------------------- histograms
+HISTOGRAM_BINS = 20
+HISTOGRAM_CATEGORIES = 30  # the most common categories; the rest fold into "other"
+_HISTOGRAM_TAIL = 0.005  # numeric bins span the 0.5-99.5 percentiles; the tails join the ends
+
+
+def feature_histograms(
+    reference: pd.DataFrame, current: pd.DataFrame, verdicts: Sequence[FeatureDrift]
+) -> tuple[Histogram, ...]:
+    """Each verdict's column as reference and current shares on the same bins: categories
+    (the most common ones) for a categorical column, each value for a numeric one with at
+    most ``HISTOGRAM_BINS`` distinct values, else equal-width bins over both frames'
+    0.5-99.5 percentiles (values beyond fall in the end bins). Missing values are left out,
+    as the verdicts leave them out."""
+    import numpy as np
+
+    histograms = []
+    for verdict in verdicts:
+        column = verdict.feature
+        if verdict.kind == CATEGORICAL:
+            ref_counts = _category_counts(reference[column], "reference")
+            cur_counts = _category_counts(current[column], "current")
+            ranked = sorted(
+                set(ref_counts) | set(cur_counts),
+                key=lambda key: (-(ref_counts.get(key, 0) + cur_counts.get(key, 0)), str(key)),
+            )
+            kept, rest = ranked[:HISTOGRAM_CATEGORIES], ranked[HISTOGRAM_CATEGORIES:]
+            labels = [str(key) for key in kept] + (["other"] if rest else [])
+            ref = [ref_counts.get(k, 0) for k in kept] + (
+                [sum(ref_counts.get(k, 0) for k in rest)] if rest else []
+            )
+            cur = [cur_counts.get(k, 0) for k in kept] + (
+                [sum(cur_counts.get(k, 0) for k in rest)] if rest else []
+            )
+            ref_share = np.asarray(ref, dtype="float64") / max(sum(ref), 1)
+            cur_share = np.asarray(cur, dtype="float64") / max(sum(cur), 1)
+        else:
+            ref_values = _finite(reference[column], "reference")
+            cur_values = _finite(current[column], "current")
+            # A sort of the night's rows only when the (smaller) reference has few values.
+            values = np.unique(ref_values)
+            if values.size <= HISTOGRAM_BINS:
+                values = np.union1d(values, np.unique(cur_values))
+            if values.size <= HISTOGRAM_BINS:
+                labels = [f"{value:g}" for value in values]
+                ref_share = _value_counts_sorted(np.sort(ref_values), values) / ref_values.size
+                cur_share = _value_counts_sorted(np.sort(cur_values), values) / cur_values.size
+            else:
+                tails = [_HISTOGRAM_TAIL, 1 - _HISTOGRAM_TAIL]
+                # The range only needs the tails roughly: every k-th row of a big frame.
+                (ref_low, ref_high), (cur_low, cur_high) = (
+                    np.quantile(_thinned(ref_values), tails),
+                    np.quantile(_thinned(cur_values), tails),
+                )
+                low, high = float(min(ref_low, cur_low)), float(max(ref_high, cur_high))
+                if high <= low:
+                    high = low + 1.0
+                edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
+                labels = [f"[{a:.4g}, {b:.4g})" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+                ref_share = _binned_shares(ref_values, edges)
+                cur_share = _binned_shares(cur_values, edges)
+        histograms.append(
+            Histogram(
+                column,
+                tuple(labels),
+                tuple(float(x) for x in ref_share),
+                tuple(float(x) for x in cur_share),
+            )
+        )
+    return tuple(histograms)
+
+
+def _thinned(values: np.ndarray, most: int = 20_000) -> np.ndarray:
+    return values[:: max(1, values.size // most)]
+
+
+def _binned_shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    # Equal widths: each value's bin by arithmetic, values beyond the ends in the end bins.
+    bins = len(edges) - 1
+    low, high = float(edges[0]), float(edges[-1])
+    index = ((values - low) * (bins / (high - low))).astype(np.int64)
+    counts = np.bincount(np.clip(index, 0, bins - 1), minlength=bins)
+    return counts / values.size
 
 
 # ----------------------------------------------------------------------------- warehouse
@@ -595,4 +706,24 @@ def persist_drift(monitoring: MonitoringStore, result: DriftResult) -> None:
             }
         ]
     )
-    monitoring.replace_drift(result.as_of_date, result.model_version, features, summary)
+    histograms = pa.Table.from_pylist(
+        [
+            {
+                "as_of_date": result.as_of_date,
+                "model_version": result.model_version,
+                "feature": h.feature,
+                "bins": list(h.bins),
+                "reference_share": list(h.reference_share),
+                "current_share": list(h.current_share),
+                "computed_at": computed_at,
+            }
+            for h in result.histograms
+        ]
+    )
+    monitoring.replace_drift(
+        result.as_of_date,
+        result.model_version,
+        features,
+        summary,
+        histograms if result.histograms else None,
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from churnops.settings import Settings
 from churnops.warehouse import utc_now
@@ -42,6 +42,8 @@ class MonitoringResult:
     estimate: EstimatedPerformance | None = None
     # Only on a night whose drift fires the retraining trigger.
     population: DriftedPopulation | None = None
+    # The sampled online answers of the latest served night (``online_traffic``).
+    online: dict[str, object] | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -54,6 +56,7 @@ class MonitoringResult:
             "cohorts": [c.describe() for c in self.cohorts],
             "estimate": self.estimate.describe() if self.estimate else None,
             "drifted_population": self.population.describe() if self.population else None,
+            "online_traffic": self.online,
         }
 
 
@@ -84,28 +87,47 @@ def monitor_night(
     """Drift report (HTML, JSON, tables) for the night, then the matured cohorts; the night
     is read from, and the results written to, ``monitoring``; the report files go under
     ``files`` (the shared files; the process's own unless given)."""
-    from churnops.monitor.drift import drift_report, persist_drift
+    from churnops.monitor.drift import ReportNote, drift_report, persist_drift
     from churnops.monitor.performance import update_cohort_performance
     from churnops.monitor.reference import load_reference
+    from churnops.monitor.store import online_traffic
 
     version, current = served_night(monitoring, as_of_date)
     reference = load_reference(settings, version)
     estimate = estimate_night(settings, monitoring, as_of_date, version, current)
-    drift = drift_report(
-        settings,
-        as_of_date,
-        version,
-        reference,
-        current,
-        files,
-        banner=estimate.describe() if estimate else None,
-    )
+    online = online_traffic(monitoring, as_of_date)
+    notes = []
+    if estimate:
+        notes.append(
+            ReportNote(
+                "estimate",
+                "Estimated performance",
+                f"(CBPE, from the night's scores alone): {estimate.describe()}",
+            )
+        )
+    if online:
+        log.info("online traffic: %s", describe_online_traffic(online))
+        notes.append(ReportNote("online", "Online traffic", describe_online_traffic(online)))
+    drift = drift_report(settings, as_of_date, version, reference, current, files, notes=notes)
     persist_drift(monitoring, drift)
     population = None
     if len(drift.drifted_features) >= settings.retraining.max_drifted_features:
         population = record_drifted_population(settings, monitoring, drift, reference, current)
     cohorts = update_cohort_performance(settings, monitoring, as_of_date)
-    return MonitoringResult(drift, cohorts, estimate, population)
+    return MonitoringResult(drift, cohorts, estimate, population, online)
+
+
+def describe_online_traffic(online: dict[str, Any]) -> str:
+    """One line on the real-time service's sampled answers (``online_traffic``)."""
+    difference = online["max_difference"]
+    return (
+        f"{online['answers']:,} sampled answers of the real-time service on the features of "
+        f"{online['night']} ({online['customers']:,} customers, {online['stale']:,} stale, "
+        f"{online['canary']:,} served by the challenger); mean score "
+        f"{online['mean_online'] or 0.0:.4f} online vs {online['mean_batch'] or 0.0:.4f} "
+        "batch for the same customers, largest difference "
+        + (f"{difference:.2g}" if difference is not None else "n/a (no batch score)")
+    )
 
 
 def record_drifted_population(

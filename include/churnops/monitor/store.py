@@ -5,6 +5,9 @@ where the table has one) in one transaction, so reruns and backfills leave one c
 
 - ``feature_drift``: one row per night, model version and feature (and the prediction,
   under ``feature = PREDICTION_FEATURE``): method, statistic, threshold, p-value, drifted.
+- ``feature_histograms``: one row per night, model version and feature: the reference's
+  and the night's distribution on the same bins (shares), what the portal draws beside
+  the verdict.
 - ``drift_summary``: one row per night and model version: how many features drifted, which,
   whether the prediction drifted, where the HTML and JSON reports are.
 - ``cohort_performance``: one row per scoring cohort whose 90-day label window has closed:
@@ -58,6 +61,18 @@ FEATURE_DRIFT = sa.Table(
     sa.Column("drifted", sa.Boolean, nullable=False),
     sa.Column("reference_rows", sa.BigInteger, nullable=False),
     sa.Column("current_rows", sa.BigInteger, nullable=False),
+    sa.Column("computed_at", sa.DateTime, nullable=False),
+)
+FEATURE_HISTOGRAMS = sa.Table(
+    "feature_histograms",
+    _metadata,
+    sa.Column("as_of_date", sa.Date, primary_key=True),
+    sa.Column("model_version", sa.String, primary_key=True),
+    sa.Column("feature", sa.String, primary_key=True),
+    # One label per bin: "[lower, upper)" of a numeric bin, the value, or the category.
+    sa.Column("bins", ARRAY(sa.String), nullable=False),
+    sa.Column("reference_share", ARRAY(sa.Double), nullable=False),
+    sa.Column("current_share", ARRAY(sa.Double), nullable=False),
     sa.Column("computed_at", sa.DateTime, nullable=False),
 )
 DRIFT_SUMMARY = sa.Table(
@@ -148,6 +163,7 @@ RETRAIN_REQUESTS = sa.Table(
 )
 FEATURE_DRIFT_TABLE = f"{MONITORING_SCHEMA}.feature_drift"
 DRIFT_SUMMARY_TABLE = f"{MONITORING_SCHEMA}.drift_summary"
+FEATURE_HISTOGRAMS_TABLE = f"{MONITORING_SCHEMA}.feature_histograms"
 COHORT_PERFORMANCE_TABLE = f"{MONITORING_SCHEMA}.cohort_performance"
 RETRAIN_REQUESTS_TABLE = f"{MONITORING_SCHEMA}.retrain_requests"
 PERFORMANCE_ESTIMATES_TABLE = f"{MONITORING_SCHEMA}.performance_estimates"
@@ -165,6 +181,7 @@ class MonitoringStore:
     def ensure(self) -> None:
         self.warehouse.ensure(
             FEATURE_DRIFT,
+            FEATURE_HISTOGRAMS,
             DRIFT_SUMMARY,
             COHORT_PERFORMANCE,
             RETRAIN_REQUESTS,
@@ -181,13 +198,23 @@ class MonitoringStore:
             return []
 
     def replace_drift(
-        self, as_of_date: dt.date, model_version: str, features: pa.Table, summary: pa.Table
+        self,
+        as_of_date: dt.date,
+        model_version: str,
+        features: pa.Table,
+        summary: pa.Table,
+        histograms: pa.Table | None = None,
     ) -> None:
-        """Replace the night's and version's rows of both drift tables, in one transaction."""
+        """Replace the night's and version's rows of the drift tables, in one transaction
+        (the histograms' too: none left from an earlier run when ``histograms`` is None)."""
         self.ensure()
         key = {"as_of_date": as_of_date, "model_version": model_version}
         with self.warehouse.transaction() as session:
             session.replace(FEATURE_DRIFT, key, features)
+            if histograms is None:
+                session.delete(FEATURE_HISTOGRAMS, key)
+            else:
+                session.replace(FEATURE_HISTOGRAMS, key, histograms)
             session.replace(DRIFT_SUMMARY, key, summary)
 
     def replace_cohorts(self, cohorts: pa.Table) -> None:
@@ -344,3 +371,207 @@ class MonitoringStore:
             )
         except MissingTable:  # nothing scored, or no labels built yet
             return pd.DataFrame()
+
+    # ------------------------------------------------------------------ the portal's reads
+    # Read-only queries the drift-report portal (churnops.portal) draws its pages from;
+    # each answers [] while its table does not exist yet.
+    def drift_nights(
+        self,
+        since: dt.date | None = None,
+        until: dt.date | None = None,
+        model_version: str | None = None,
+        drifted_only: bool = False,
+        limit: int = 730,
+    ) -> list[dict[str, Any]]:
+        """``drift_summary`` rows, newest first, filtered by night range, version and
+        "at least one feature or the prediction drifted"."""
+        where, params = _night_filters(since, until, model_version)
+        if drifted_only:
+            where.append("(features_drifted > 0 OR prediction_drifted)")
+        return self.rows(
+            "SELECT as_of_date, model_version, features_total, features_drifted, share_drifted,"
+            " drifted_features, prediction_drifted, dataset_drifted"
+            f" FROM {DRIFT_SUMMARY_TABLE}{_where(where)}"
+            f" ORDER BY as_of_date DESC, {_version_order('model_version')} LIMIT ?",
+            [*params, limit],
+        )
+
+    def drift_versions(self) -> list[str]:
+        """Every model version with a drift result, newest first."""
+        rows = self.rows(
+            f"SELECT model_version FROM {DRIFT_SUMMARY_TABLE} GROUP BY model_version"
+            f" ORDER BY {_version_order('model_version')}"
+        )
+        return [str(r["model_version"]) for r in rows]
+
+    def feature_drift_rows(
+        self,
+        since: dt.date | None = None,
+        until: dt.date | None = None,
+        model_version: str | None = None,
+        feature: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """``feature_drift`` rows (every feature and the prediction), oldest night first."""
+        where, params = _night_filters(since, until, model_version)
+        if feature is not None:
+            where.append("feature = ?")
+            params.append(feature)
+        return self.rows(
+            "SELECT as_of_date, model_version, feature, kind, method, statistic, p_value,"
+            f" threshold, drifted FROM {FEATURE_DRIFT_TABLE}{_where(where)}"
+            f" ORDER BY as_of_date, {_version_order('model_version')}, feature",
+            params,
+        )
+
+    def night_drift(self, as_of_date: dt.date) -> list[dict[str, Any]]:
+        """Every feature's drift test of the night: newest version first, then drifted
+        first, the prediction first, by name."""
+        return self.rows(
+            "SELECT model_version, feature, kind, method, statistic, p_value, threshold, drifted"
+            f" FROM {FEATURE_DRIFT_TABLE} WHERE as_of_date = ?"
+            f" ORDER BY {_version_order('model_version')}, drifted DESC,"
+            " kind = 'prediction' DESC, feature",
+            [as_of_date],
+        )
+
+    def feature_names(self) -> list[str]:
+        """Every feature (and the prediction) with a drift result, by name."""
+        rows = self.rows(f"SELECT DISTINCT feature FROM {FEATURE_DRIFT_TABLE} ORDER BY feature")
+        return [str(r["feature"]) for r in rows]
+
+    def histograms(self, as_of_date: dt.date, feature: str) -> list[dict[str, Any]]:
+        """The feature's reference and current histograms of the night, by version."""
+        return self.rows(
+            "SELECT model_version, bins, reference_share, current_share"
+            f" FROM {FEATURE_HISTOGRAMS_TABLE} WHERE as_of_date = ? AND feature = ?"
+            f" ORDER BY {_version_order('model_version')}",
+            [as_of_date, feature],
+        )
+
+    def cohorts(self, limit: int = 730) -> list[dict[str, Any]]:
+        """Matured cohorts' performance, oldest first (the newest ``limit``)."""
+        rows = self.rows(
+            f"SELECT {', '.join(COHORT_COLUMNS)} FROM {COHORT_PERFORMANCE_TABLE}"
+            " ORDER BY as_of_date DESC LIMIT ?",
+            [limit],
+        )
+        return rows[::-1]
+
+    def retrain_requests(self, triggered_only: bool = True, limit: int = 200) -> list[dict]:
+        """Evaluations of the retraining policy, newest first (those where a condition
+        held, unless ``triggered_only`` is False)."""
+        where = " WHERE triggered OR fired" if triggered_only else ""
+        return self.rows(
+            "SELECT as_of_date, champion_version, fired, triggered, reasons, held_by_cooldown,"
+            f" run_id FROM {RETRAIN_REQUESTS_TABLE}{where} ORDER BY as_of_date DESC LIMIT ?",
+            [limit],
+        )
+
+    def retrain_evaluations(self) -> tuple[int, int]:
+        """(nights the policy was evaluated, nights it asked for a retrain)."""
+        rows = self.rows(
+            "SELECT count(*) AS evaluations,"
+            " sum(CASE WHEN fired THEN 1 ELSE 0 END) AS fired"
+            f" FROM {RETRAIN_REQUESTS_TABLE}"
+        )
+        if not rows:
+            return 0, 0
+        return int(rows[0]["evaluations"] or 0), int(rows[0]["fired"] or 0)
+
+    def drift_populations(self) -> list[dict[str, Any]]:
+        """The drifted populations of the nights whose drift fired the trigger, newest first."""
+        return self.rows(
+            "SELECT as_of_date, model_version, features, customers, base, labelled,"
+            f" labelled_by_chance, labels_since FROM {DRIFT_POPULATION_TABLE}"
+            " ORDER BY as_of_date DESC, model_version DESC"
+        )
+
+
+def _version_order(column: str) -> str:
+    # Versions are digit strings: the longer is the newer, then by digits (numeric order
+    # in SQL both engines speak).
+    return f"length({column}) DESC, {column} DESC"
+
+
+def _night_filters(
+    since: dt.date | None, until: dt.date | None, model_version: str | None
+) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    for clause, value in (
+        ("as_of_date >= ?", since),
+        ("as_of_date <= ?", until),
+        ("model_version = ?", model_version),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    return where, params
+
+
+def _where(clauses: list[str]) -> str:
+    return f" WHERE {' AND '.join(clauses)}" if clauses else ""
+
+
+# ----------------------------------------------------------------------------- online traffic
+# A sample of the real-time service's answers (CHURNOPS_SERVE_SAMPLE_SHARE), one row per
+# customer answered: the service buffers them in Redis, the nightly's online_features task
+# moves them here (``churnops.online.samples``); the drift report's online section reads them.
+ONLINE_REQUESTS = sa.Table(
+    "online_requests",
+    _metadata,
+    sa.Column("sample_id", sa.String, primary_key=True),  # one answer of one request
+    sa.Column("requested_at", sa.DateTime, nullable=False),
+    sa.Column("customer_id", sa.BigInteger, nullable=False),
+    sa.Column("feature_as_of_date", sa.Date),  # the night whose features were served
+    sa.Column("churn_probability", sa.Double),
+    sa.Column("risk_band", sa.String),
+    sa.Column("model_version", sa.String),
+    sa.Column("served_by", sa.String),
+    sa.Column("stale", sa.Boolean, nullable=False),  # the warehouse's batch score (store down)
+    sa.Column("moved_at", sa.DateTime, nullable=False),
+)
+ONLINE_REQUESTS_TABLE = f"{MONITORING_SCHEMA}.online_requests"
+
+
+def replace_online_requests(monitoring: MonitoringStore, rows: pa.Table) -> int:
+    """Insert sampled answers, replacing any already moved (a retried move)."""
+    monitoring.warehouse.ensure(ONLINE_REQUESTS)
+    if rows.num_rows == 0:
+        return 0
+    with monitoring.warehouse.transaction() as session:
+        session.replace(ONLINE_REQUESTS, {"sample_id": rows.column("sample_id").to_pylist()}, rows)
+    return rows.num_rows
+
+
+def online_traffic(monitoring: MonitoringStore, as_of_date: dt.date) -> dict[str, Any] | None:
+    """The sampled online answers served on the latest night's features up to
+    ``as_of_date``, beside that night's batch scores of the same customers; None without
+    any."""
+    rows = monitoring.rows(
+        f"""
+        with night as (
+            select max(feature_as_of_date) as d from {ONLINE_REQUESTS_TABLE}
+            where feature_as_of_date <= ?
+        )
+        select o.feature_as_of_date as night,
+               count(*) as answers,
+               count(distinct o.customer_id) as customers,
+               sum(case when o.stale then 1 else 0 end) as stale,
+               sum(case when o.risk_band = 'high' then 1 else 0 end) as high_band,
+               avg(o.churn_probability) as mean_online,
+               avg(p.churn_probability) as mean_batch,
+               max(abs(o.churn_probability - p.churn_probability)) as max_difference,
+               sum(case when o.served_by = 'challenger' then 1 else 0 end) as canary
+        from {ONLINE_REQUESTS_TABLE} as o
+        inner join night on o.feature_as_of_date = night.d
+        left join {PREDICTIONS_TABLE} as p
+            on p.as_of_date = o.feature_as_of_date and p.customer_id = o.customer_id
+        group by o.feature_as_of_date
+        """,
+        [as_of_date],
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    return {k: (float(v) if isinstance(v, float) else v) for k, v in row.items()}

@@ -12,7 +12,9 @@
    that event: a challenger is trained on the newest matured data and judged against the
    champion on the same window; the decision is recorded.
 
-Every run stays in the Airflow metadata DB, visible later with ``make up``.
+Every run stays in the Airflow metadata DB, visible later with ``make up``. The live demo
+feed (``churn_source_simulator``) stays paused while the loop runs its nights and is
+switched on at the end: ``make up`` then lands the next simulated day and runs its night.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +36,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Say = Callable[[str], object]
+# The acquisition campaign begins this many days before the simulated history ends
+# (``churnops loop --campaign-lead-days``; the live feed goes on in the same world).
+DEFAULT_CAMPAIGN_LEAD_DAYS = 14
 
 
 @dataclass
@@ -63,7 +69,7 @@ def run_closed_loop(
     settings: Settings,
     *,
     nights: int = 2,
-    campaign_lead_days: int = 14,
+    campaign_lead_days: int = DEFAULT_CAMPAIGN_LEAD_DAYS,
     port: int | None = None,
     say: Say = print,
     timeout: float = 1800.0,
@@ -111,20 +117,8 @@ def run_closed_loop(
     mark = time.perf_counter()
     simulate_days(sim, first, last, shared_files_for(settings).landing_dir)
     say(f"== 3/4 drops for {first}..{last} landed; Airflow runs the nights")
-    with running_airflow(settings, port=port) as airflow:
-        airflow.wait_until(
-            lambda: {"churn_nightly", "churn_retrain"} <= airflow.dag_ids(),
-            300,
-            "the DAGs to be parsed",
-        )
-        for dag_id in ("churn_nightly", "churn_retrain"):
-            airflow.run(["dags", "unpause", dag_id], check=False)
-        airflow.backfill_days("churn_nightly", first, last)
-        nightly = airflow.wait_for_runs(
-            "churn_nightly", nights, timeout=timeout, run_id_prefix="backfill__"
-        )
-        for run in sorted(nightly, key=lambda r: str(r.get("logical_date"))):
-            say(f"   churn_nightly {run.get('logical_date')}: {run.get('state')}")
+    with running_airflow(settings, port=port, environ=feed_off_environ()) as airflow:
+        nightly = run_nights(airflow, "churn_retrain", first, last, timeout=timeout, say=say)
         seconds["nights"] = time.perf_counter() - mark
         monitoring = stores_for(settings).monitoring
         for estimate in monitoring.estimates(since=first):
@@ -168,5 +162,55 @@ def run_closed_loop(
             mark = time.perf_counter()
             result.after = then(airflow, settings, result)
             seconds["then"] = time.perf_counter() - mark
+    if settings.orchestration.source_feed:
+        start_the_feed(settings, say)
     seconds["total"] = time.perf_counter() - began
     return result
+
+
+FEED_DAG_ID = "churn_source_simulator"
+
+
+def feed_off_environ() -> dict[str, str]:
+    """The environment for an Airflow session that runs nights of its own: the live demo
+    feed waits for it to finish (it would land the next day and start a night beside
+    them). It comes on for `make up` (:func:`start_the_feed`)."""
+    return {**os.environ, "CHURNOPS_SOURCE_FEED": "false"}
+
+
+def run_nights(
+    airflow: LocalAirflow,
+    downstream_dag: str,
+    first: dt.date,
+    last: dt.date,
+    *,
+    timeout: float,
+    say: Say,
+) -> list[dict[str, Any]]:
+    """Backfill ``churn_nightly`` over ``first``..``last`` (their drops have landed), with
+    ``downstream_dag`` (the one its assets start) unpaused too; wait for every night's run
+    and say how each ended. Returns the runs."""
+    dag_ids = ("churn_nightly", downstream_dag)
+    airflow.wait_until(lambda: set(dag_ids) <= airflow.dag_ids(), 300, "the DAGs to be parsed")
+    for dag_id in dag_ids:
+        airflow.run(["dags", "unpause", dag_id], check=False)
+    airflow.backfill_days("churn_nightly", first, last)
+    nights = (last - first).days + 1
+    nightly = airflow.wait_for_runs(
+        "churn_nightly", nights, timeout=timeout, run_id_prefix="backfill__"
+    )
+    for run in sorted(nightly, key=lambda r: str(r.get("logical_date"))):
+        say(f"   churn_nightly {run.get('logical_date')}: {run.get('state')}")
+    return nightly
+
+
+def start_the_feed(settings: Settings, say: Say = print) -> None:
+    """Unpause the live demo feed (the loop's session created it paused), so that
+    `make up` lands the next simulated day and runs its night at once."""
+    from churnops.orchestration.local_airflow import LocalAirflow
+
+    LocalAirflow(settings).run(["dags", "unpause", FEED_DAG_ID])
+    say(
+        f"   {FEED_DAG_ID} is on: `make up` lands the next simulated day, then one more "
+        f"each day ({settings.orchestration.feed_cron}, UTC), and runs its night"
+    )

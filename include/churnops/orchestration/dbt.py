@@ -53,11 +53,17 @@ def _single_build_group(settings: Settings, group_id: str) -> Any:
         from airflow.sdk import get_current_context
 
         from churnops.features import build_features
+        from churnops.orchestration import lineage
         from churnops.orchestration.defaults import run_day
         from churnops.settings import load_settings
 
+        settings = load_settings()
         day = run_day(get_current_context())
-        run = build_features(load_settings(), day, day)
+        run = build_features(settings, day, day)
+        lineage.report(
+            inputs=lineage.raw_tables(settings),
+            outputs=lineage.dbt_models(settings, run.nodes),
+        )
         return {"day": day.isoformat(), "seconds": round(run.seconds, 1), "nodes": len(run.nodes)}
 
     with TaskGroup(group_id, tooltip="dbt build: staging -> intermediate -> marts") as group:

@@ -7,6 +7,7 @@ test suite, so the UI, the CLI and the tests all see the same DAGs, plugins and 
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
 import os
 import secrets
@@ -76,6 +77,46 @@ def airflow_env(
     }
     if settings.profile == "prod":
         env |= _prod_metadata_env(environ)
+    env |= openlineage_env(settings, environ)
+    return env
+
+
+# Where an operator sends OpenLineage events through Airflow's own settings (an HTTP
+# server, a config file): then those are used instead of the state dir's file.
+OPERATOR_OPENLINEAGE_SETTINGS = (
+    "AIRFLOW__OPENLINEAGE__TRANSPORT",
+    "AIRFLOW__OPENLINEAGE__CONFIG_PATH",
+    "OPENLINEAGE_URL",
+)
+OPENLINEAGE_NAMESPACE = "churnops"
+# The TaskFlow tasks' datasets (churnops.orchestration.lineage).
+TASK_LINEAGE_EXTRACTOR = "churnops.orchestration.lineage.TaskLineageExtractor"
+
+
+def openlineage_env(settings: Settings, environ: Mapping[str, str]) -> dict[str, str]:
+    """Airflow's OpenLineage provider, as ``CHURNOPS_LINEAGE`` says: every task's START
+    and COMPLETE events appended to the state dir's JSON-lines file (``file``, no server),
+    or nothing (``off``). A transport given through Airflow's own ``[openlineage]``
+    settings in ``environ`` (e.g. ``AIRFLOW__OPENLINEAGE__TRANSPORT='{"type": "http",
+    "url": ...}'``) is kept: the events go there instead, and ``churnops.lineage`` has
+    no file to read."""
+    if settings.orchestration.lineage == "off":
+        return {"AIRFLOW__OPENLINEAGE__DISABLED": "True"}
+    extractors = [e for e in environ.get("AIRFLOW__OPENLINEAGE__EXTRACTORS", "").split(";") if e]
+    env = {
+        "AIRFLOW__OPENLINEAGE__DISABLED": "False",
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": environ.get(
+            "AIRFLOW__OPENLINEAGE__NAMESPACE", OPENLINEAGE_NAMESPACE
+        ),
+        "AIRFLOW__OPENLINEAGE__EXTRACTORS": ";".join(
+            dict.fromkeys([*extractors, TASK_LINEAGE_EXTRACTOR])
+        ),
+    }
+    if not any(environ.get(name) for name in OPERATOR_OPENLINEAGE_SETTINGS):
+        path = settings.paths.lineage_events_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        transport = {"type": "file", "log_file_path": str(path), "append": True}
+        env["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(transport)
     return env
 
 
@@ -117,21 +158,57 @@ def ensure_admin_password(settings: Settings) -> str:
     """The UI's admin password: CHURNOPS_AIRFLOW_ADMIN_PASSWORD, or one generated once."""
     path = passwords_file(settings)
     wanted = settings.airflow.admin_password
+    keep_private(path)
     if path.exists() and not wanted:
         return str(json.loads(path.read_text()).get("admin", ""))
     password = wanted or secrets.token_urlsafe(12)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"admin": password}))
+    write_private(path, json.dumps({"admin": password}))
     return password
 
 
 def _jwt_secret(home: Path) -> str:
-    """All Airflow components must share one JWT secret; keep it in the state dir (not in git)."""
+    """All Airflow components must share one JWT secret; keep it in the state dir (not in git).
+
+    Whoever reads it can sign a session token for any user: it is its owner's alone
+    (``0600``, like the admin password file)."""
     path = home / "jwt_secret"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(64))  # >= 64 bytes for HS512
+        write_private(path, secrets.token_urlsafe(64), replace=False)  # >= 64 bytes for HS512
+    keep_private(path)
     return path.read_text().strip()
+
+
+# A secret file's mode: read and written by its owner only.
+PRIVATE_MODE = 0o600
+
+
+def write_private(path: Path, text: str, replace: bool = True) -> None:
+    """Write ``text`` to ``path`` readable by its owner only, with no moment where another
+    user could read it: a temporary file created ``0600`` in the same folder, then renamed
+    over ``path`` (a reader sees the old secret or the new one, never half of it).
+    ``replace=False``: keep ``path`` when it already exists (another process was first)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        if replace:
+            os.replace(temporary, path)
+        else:
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)  # fails when another process wrote it first
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+
+
+def keep_private(path: Path) -> None:
+    """Take group and other users' access away from an existing secret file (one written
+    by an older version of the project was ``0644``)."""
+    with contextlib.suppress(FileNotFoundError):
+        if path.stat().st_mode & 0o077:
+            path.chmod(PRIVATE_MODE)
 
 
 # Airflow's own default when nothing sets [celery] broker_url.

@@ -6,10 +6,12 @@ import logging
 from typing import Any
 
 from airflow.sdk import PokeReturnValue, get_current_context
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from churnops.contracts import LANDING_TABLES
+from churnops.orchestration import lineage
 from churnops.orchestration.defaults import run_day
+from churnops.orchestration.feed import unreachable_night
 from churnops.orchestration.outages import reports_outages
 from churnops.settings import load_settings
 
@@ -26,8 +28,12 @@ def drops_arrived() -> PokeReturnValue:
     day = run_day(get_current_context())
     files = shared_files_for(settings).check()
     missing = missing_drops(files.landing_dir, list(LANDING_TABLES), day)
+    if missing and (unreachable := unreachable_night(day)):
+        raise AirflowSkipException(unreachable)  # the demo feed cannot bring them: no wait
     if missing:
         log.info("dt=%s: waiting for the drops of %s under %s", day, ", ".join(missing), files.url)
+    else:
+        lineage.report(inputs=lineage.drops(files, day))
     return PokeReturnValue(is_done=not missing)
 
 
@@ -42,11 +48,14 @@ def validate_and_load_day() -> dict[str, Any]:
     settings = load_settings()
     day = run_day(get_current_context())
     files = shared_files_for(settings).check()
+    lineage.report(inputs=lineage.drops(files, day))
     try:
         result = ingest_day(stores_for(settings).raw, files, day)
     except DropRejected as rejected:
+        lineage.report(outputs=lineage.raw_tables(settings, rejected.loaded))
         log.error("%s", rejected)
         raise AirflowFailException(str(rejected)) from rejected
+    lineage.report(outputs=lineage.raw_tables(settings, result.loaded))
     for name, table in result.loaded.items():
         log.info("%s dt=%s: loaded %d rows", name, day, table.rows_loaded)
     return {"day": day.isoformat(), "rows_loaded": result.rows_loaded}
@@ -60,5 +69,6 @@ def window_loaded() -> str:
 
     settings = load_settings()
     day = run_day(get_current_context())
+    lineage.report(inputs=lineage.raw_tables(settings))
     require_window_loaded(stores_for(settings).raw, settings.orchestration.nightly_start, day)
     return day.isoformat()

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from churnops.orchestration.backfills import OpenBackfill, Requested, after_a_lost_lock
 from churnops.orchestration.environment import (
     airflow_env,
     check_celery_broker,
@@ -32,6 +33,9 @@ from churnops.settings import Settings
 
 FINISHED = {"success", "failed"}
 SQLITE_LOCK_ATTEMPTS = 5
+# After a lost lock, the next try of a backfill waits this long times the try's number: the
+# scheduler's write that won the lock is short.
+LOST_LOCK_PAUSE_SECONDS = 2.0
 
 
 class AirflowCommandFailed(RuntimeError):
@@ -42,6 +46,18 @@ class AirflowCommandFailed(RuntimeError):
     def __init__(self, message: str, reason: str = "") -> None:
         super().__init__(message)
         self.reason = reason or message
+
+
+def command_failed(
+    args: Sequence[str], proc: subprocess.CompletedProcess[str], hint: str = ""
+) -> AirflowCommandFailed:
+    """The error for a failed ``airflow <args>``: its last stderr line is the reason."""
+    command = f"airflow {' '.join(args[:2])}"
+    last = next((line for line in reversed(proc.stderr.splitlines()) if line.strip()), "")
+    return AirflowCommandFailed(
+        f"airflow {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}",
+        reason=f"{command} failed ({proc.returncode}): {last.strip()[:300]}{hint}",
+    )
 
 
 class LocalAirflow:
@@ -60,17 +76,23 @@ class LocalAirflow:
         bin_dir = str(Path(sys.executable).parent)
         self.env["PATH"] = os.pathsep.join([bin_dir, self.env.get("PATH", "")])
         self.airflow = shutil.which("airflow", path=self.env["PATH"]) or "airflow"
+        # The interpreter of that install, for the few reads of Airflow's own models.
+        beside = Path(self.airflow).with_name("python")
+        self.python = str(beside) if beside.is_file() else sys.executable
         self.base_url = self.env["AIRFLOW__API__BASE_URL"]
         # Seconds any one `airflow` command may take (None: no limit); a harness that must
         # finish in bounded time sets it.
         self.command_timeout: float | None = None
         self._token: str | None = None
 
-    def run(self, args: Sequence[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, args: Sequence[str], check: bool = True, retry_locked: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """``airflow <args>``. A command that lost the race for the SQLite metadata DB to
         the running scheduler ("database is locked": its transaction was rolled back) is
-        tried again, a few times, with a growing pause."""
-        for attempt in range(SQLITE_LOCK_ATTEMPTS):
+        tried again, a few times, with a growing pause, unless ``retry_locked`` is off (a
+        command that commits in steps, see :meth:`backfill`)."""
+        for attempt in range(SQLITE_LOCK_ATTEMPTS if retry_locked else 1):
             proc = subprocess.run(
                 [self.airflow, *args],
                 env=self.env,
@@ -83,12 +105,7 @@ class LocalAirflow:
                 break
             time.sleep(2.0 * (attempt + 1))
         if check and proc.returncode != 0:
-            command = f"airflow {' '.join(args[:2])}"
-            last = next((line for line in reversed(proc.stderr.splitlines()) if line.strip()), "")
-            raise AirflowCommandFailed(
-                f"airflow {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}",
-                reason=f"{command} failed ({proc.returncode}): {last.strip()[:300]}",
-            )
+            raise command_failed(args, proc)
         return proc
 
     def check_broker(self) -> None:
@@ -250,19 +267,77 @@ class LocalAirflow:
         until = dt.datetime.combine(end, dt.time.max.replace(microsecond=0), tzinfo=dt.UTC)
         if "--max-active-runs" not in extra:
             extra = (*extra, "--max-active-runs", str(self.settings.orchestration.max_active_runs))
-        return self.run(
-            [
-                "backfill",
-                "create",
-                "--dag-id",
-                dag_id,
-                "--from-date",
-                start.isoformat(),
-                "--to-date",
-                until.isoformat(),
-                *extra,
-            ]
-        ).stdout
+        args = [
+            "backfill",
+            "create",
+            "--dag-id",
+            dag_id,
+            "--from-date",
+            start.isoformat(),
+            "--to-date",
+            until.isoformat(),
+            *extra,
+        ]
+        # A lost SQLite lock (the busy scheduler) can leave nothing, a half-created
+        # backfill, or the whole backfill behind: the metadata DB says which (see
+        # churnops.orchestration.backfills), not a blind retry.
+        reprocess = (
+            extra[extra.index("--reprocess-behavior") + 1]
+            if ("--reprocess-behavior" in extra)
+            else "none"
+        )
+        requested = Requested(
+            from_date=dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC),
+            to_date=until,
+            reprocess_behavior=reprocess,
+            first_try_at=dt.datetime.now(dt.UTC),
+        )
+        for attempt in range(1, SQLITE_LOCK_ATTEMPTS + 1):
+            proc = self.run(args, check=False, retry_locked=False)
+            if proc.returncode == 0:
+                return proc.stdout
+            if "database is locked" not in proc.stderr or attempt == SQLITE_LOCK_ATTEMPTS:
+                raise command_failed(args, proc)
+            verdict = after_a_lost_lock(
+                requested, [OpenBackfill.from_json(row) for row in self._backfills("open", dag_id)]
+            )
+            print(
+                f"the metadata DB was busy while Airflow created the backfill of {dag_id}: "
+                f"{verdict.reason}",
+                file=sys.stderr,
+                flush=True,
+            )
+            if verdict.action == "created":
+                return f"{verdict.reason}\n"
+            if verdict.action == "blocked":
+                raise command_failed(args, proc, hint=f" ({verdict.reason})")
+            if (
+                verdict.action == "discard_and_retry"
+                and self._backfills("discard", str(verdict.backfill_id)) == "has_runs"
+            ):
+                # It got its runs while we looked: Airflow created it after all.
+                return f"backfill {verdict.backfill_id} of {dag_id} was created with its runs\n"
+            time.sleep(LOST_LOCK_PAUSE_SECONDS * attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _backfills(self, *args: str) -> Any:
+        """``python -m churnops.orchestration.backfills <args>`` in Airflow's environment
+        (it reads the metadata DB through Airflow's models): its JSON answer."""
+        proc = subprocess.run(
+            [self.python, "-m", "churnops.orchestration.backfills", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=self.command_timeout,
+        )
+        if proc.returncode != 0:
+            raise AirflowCommandFailed(
+                f"reading the backfills from the metadata DB failed: {proc.stderr[-2000:]}",
+                reason="reading the backfills from Airflow's metadata DB failed: "
+                + next((x for x in reversed(proc.stderr.splitlines()) if x.strip()), "")[:300],
+            )
+        return json.loads(proc.stdout.strip().splitlines()[-1])
 
     def backfill_days(self, dag_id: str, first: dt.date, last: dt.date, *extra: str) -> str:
         """Backfill the nightly runs that process the days ``first`` .. ``last`` (inclusive)."""
@@ -288,10 +363,14 @@ class LocalAirflow:
 
 @contextlib.contextmanager
 def running_airflow(
-    settings: Settings, port: int | None = None, boot_timeout: float = 180.0
+    settings: Settings,
+    port: int | None = None,
+    boot_timeout: float = 180.0,
+    environ: Mapping[str, str] | None = None,
 ) -> Iterator[LocalAirflow]:
-    """`airflow standalone` for the duration of the block; stopped (whole group) afterwards."""
-    client = LocalAirflow(settings, port)
+    """`airflow standalone` for the duration of the block; stopped (whole group) afterwards.
+    ``environ``: what its processes start from (``os.environ`` unless given)."""
+    client = LocalAirflow(settings, port, environ)
     client.prepare()
     log_path = settings.paths.airflow_home / "standalone.log"
     proc = client.start_standalone(log_path)

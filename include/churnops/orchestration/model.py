@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import get_current_context
 
 from churnops.settings import load_settings
+
+if TYPE_CHECKING:
+    from churnops.retrain import FollowUp
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +26,22 @@ def actor() -> str:
     return f"{who} by {user}" if user else who
 
 
-def trigger_follow_up() -> dt.date | None:
-    """The follow-up retrain the triggering request scheduled, if any (its extra)."""
+def trigger_follow_up() -> FollowUp | None:
+    """The follow-up retrain the triggering request scheduled, if any (its extra: the
+    night, and the drifted population's matured labels it counted)."""
+    from churnops.retrain import FollowUp
+
     context = get_current_context()
     for events in (context.get("triggering_asset_events") or {}).values():
         for event in events:
-            follow_up = (event.extra or {}).get("follow_up_on")
-            if follow_up:
-                return dt.date.fromisoformat(str(follow_up))
+            extra = event.extra or {}
+            if extra.get("follow_up_on"):
+                labelled, customers = extra.get("drifted_labelled"), extra.get("drifted_customers")
+                return FollowUp(
+                    on=dt.date.fromisoformat(str(extra["follow_up_on"])),
+                    drifted_labelled=None if labelled is None else int(labelled),
+                    drifted_customers=None if customers is None else int(customers),
+                )
     return None
 
 
@@ -86,6 +97,9 @@ def check_training_data() -> dict[str, Any]:
 
 def retrain_and_decide() -> dict[str, Any]:
     """Train, register, evaluate against the champion on the same window, decide, act."""
+    from churnops.features.store import FEATURES_TABLE, LABELS_TABLE
+    from churnops.lineage import table_dataset
+    from churnops.orchestration import lineage
     from churnops.retrain import retrain
     from churnops.stores import stores_for
 
@@ -98,7 +112,16 @@ def retrain_and_decide() -> dict[str, Any]:
         actor=actor(),
         reason=trigger_reasons(),
         require_approval=approval,
-        follow_up_on=trigger_follow_up(),
+        follow_up=trigger_follow_up(),
+    )
+    # Trained on the features, judged against the champion: a new registered version.
+    lineage.report(
+        inputs=[
+            table_dataset(settings, FEATURES_TABLE),
+            table_dataset(settings, LABELS_TABLE),
+            *lineage.models(settings, [outcome.champion_version]),
+        ],
+        outputs=lineage.models(settings, [outcome.version]),
     )
     log.info("%s", outcome.summary)
     return {
@@ -119,7 +142,10 @@ def promote_version(version: str, reason: str) -> list[str]:
 
 
 def rollback_champion(reason: str) -> list[str]:
-    from churnops.registry import rollback
+    """The rollout in progress, else the champion (``churnops.deployment.ops.rollback_model``)."""
+    from churnops.deployment.ops import rollback_model
 
-    moves = rollback(load_settings(), reason, actor())
-    return [str(m) for m in moves]
+    lines = rollback_model(load_settings(), reason, actor())
+    for line in lines:
+        log.info("%s", line)
+    return lines

@@ -32,6 +32,9 @@ MAP_INDEX_TEMPLATE = "{{ " + SHARD_LABEL + " }}"
 def plan_scoring() -> list[dict[str, Any]]:
     """Fix the night's versions and shards. Without a champion the task is skipped, not
     failed: the run stays green, everything after it is skipped, earlier predictions stay."""
+    from churnops.features.store import FEATURES_TABLE
+    from churnops.lineage import table_dataset
+    from churnops.orchestration import lineage
     from churnops.score.nightly import plan_night, skip_night
     from churnops.stores import stores_for
 
@@ -42,6 +45,12 @@ def plan_scoring() -> list[dict[str, Any]]:
     plan = plan_night(
         settings, scoring, run_day(context), shards=int(shards) if shards else None, say=log.info
     )
+    lineage.report(
+        inputs=[
+            *lineage.models(settings, [plan.champion_version, plan.challenger_version]),
+            table_dataset(settings, FEATURES_TABLE),
+        ]
+    )
     if plan.champion_version is None:
         result = skip_night(settings, scoring, plan, run_id=context["dag_run"].run_id, say=log.info)
         raise AirflowSkipException(result.message)
@@ -51,7 +60,11 @@ def plan_scoring() -> list[dict[str, Any]]:
 @reports_outages
 def score_one_shard(assignment: Mapping[str, Any]) -> dict[str, Any]:
     """Score and stage one shard of the planned night."""
+    from churnops.features.store import FEATURES_TABLE
+    from churnops.lineage import table_dataset
+    from churnops.orchestration import lineage
     from churnops.score.nightly import ScoringPlan, score_shard
+    from churnops.score.store import NIGHT_SHARDS_TABLE
     from churnops.sharding import ShardSpec
     from churnops.stores import stores_for
 
@@ -60,9 +73,15 @@ def score_one_shard(assignment: Mapping[str, Any]) -> dict[str, Any]:
     get_current_context()[SHARD_LABEL] = ShardSpec(shard, plan.shard_count).label  # type: ignore[literal-required]
     settings = load_settings()
     stores = stores_for(settings)
-    return score_shard(
-        settings, stores.features, stores.scoring, plan, shard, say=log.info
-    ).as_dict()
+    result = score_shard(settings, stores.features, stores.scoring, plan, shard, say=log.info)
+    lineage.report(
+        inputs=[
+            *lineage.models(settings, [plan.champion_version, plan.challenger_version]),
+            table_dataset(settings, FEATURES_TABLE),
+        ],
+        outputs=[table_dataset(settings, NIGHT_SHARDS_TABLE)],
+    )
+    return result.as_dict()
 
 
 @reports_outages
@@ -70,7 +89,15 @@ def publish_scores(
     assignments: Sequence[Mapping[str, Any]], shard_results: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
     """Publish the night once every shard is staged (one transaction)."""
+    from churnops.lineage import table_dataset
+    from churnops.orchestration import lineage
     from churnops.score.nightly import ScoringPlan, ShardResult, publish_night
+    from churnops.score.store import (
+        NIGHT_SHARDS_TABLE,
+        PREDICTIONS_TABLE,
+        SCORING_RUNS_TABLE,
+        SHADOW_PREDICTIONS_TABLE,
+    )
     from churnops.stores import stores_for
 
     context = get_current_context()
@@ -86,4 +113,19 @@ def publish_scores(
         run_id=context["dag_run"].run_id,
         say=log.info,
     )
+    published = [PREDICTIONS_TABLE, SCORING_RUNS_TABLE]
+    if plan.challenger_version is not None:
+        published.insert(1, SHADOW_PREDICTIONS_TABLE)
+    lineage.report(
+        inputs=[
+            *lineage.models(settings, [plan.champion_version, plan.challenger_version]),
+            table_dataset(settings, NIGHT_SHARDS_TABLE),
+        ],
+        outputs=[table_dataset(settings, table) for table in published],
+    )
+
+    # The rollout DAG evaluates the night once it is published (churn_rollout).
+    from churnops.orchestration.assets import SCORES_PUBLISHED
+
+    context["outlet_events"][SCORES_PUBLISHED].extra = {"as_of_date": plan.as_of_date.isoformat()}
     return result.as_dict()

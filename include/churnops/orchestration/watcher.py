@@ -129,6 +129,18 @@ class MirrorOnly:
     def build_and_run_cmd(self, *args: Any, **kwargs: Any) -> Any:
         return self._fallback_to_non_watcher_run(0, kwargs.get("context"))
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The model this task stands for, as its input: it reads the model's result in
+        the producer's build (the producer's own event has the build's inputs and
+        outputs). Cosmos' version reports nothing for a task that never ran dbt."""
+        from airflow.providers.openlineage.extractors.base import OperatorLineage
+
+        from churnops.orchestration.lineage import dbt_models, openlineage_datasets
+        from churnops.settings import load_settings
+
+        model = dbt_models(load_settings(), [self.model_unique_id])
+        return OperatorLineage(inputs=openlineage_datasets(model))
+
     def poke(self, context: Any) -> bool:
         ti = context["ti"]
         label = f"{self._resource_label.lower()} '{self.model_unique_id}'"

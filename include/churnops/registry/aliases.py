@@ -6,6 +6,12 @@ Aliases (MLflow 3; stages are deprecated):
 - ``challenger``: the latest version that was kept, not promoted (shadow scoring, review);
 - ``previous_champion``: the champion before the current one (the rollback target).
 
+The lifecycle of a version is a tag, ``lifecycle`` (no deprecated MLflow stages):
+``development`` (registered, no alias; no tag yet) -> ``staging`` (in a rollout: shadow,
+canary, ramp) -> ``production`` (champion) -> ``retired`` (previous champion, or rolled
+back) -> ``archived`` (no alias any more, kept for the record). Nothing here deletes a
+version: a version that served predictions stays in the registry for good.
+
 An alias names one version at a time, so there can never be two champions. What could
 still go wrong is two promotions interleaving their read-modify-write (both reading
 champion = v3, both moving it to previous_champion): every move therefore runs under an
@@ -20,6 +26,7 @@ import contextlib
 import fcntl
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from churnops.registry.audit import AliasMove, record_alias_moves
@@ -35,6 +42,8 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous_champion"
 ALIASES = (CHAMPION, CHALLENGER, PREVIOUS_CHAMPION)
+LIFECYCLE_TAG = "lifecycle"
+STAGING, PRODUCTION, RETIRED, ARCHIVED = "staging", "production", "retired", "archived"
 
 
 class _Unset:
@@ -78,7 +87,14 @@ def _require_version(client: MlflowClient, name: str, version: str) -> None:
 @contextlib.contextmanager
 def registry_lock(settings: Settings) -> Iterator[None]:
     """Exclusive lock around alias read-modify-writes (blocks until it is free)."""
-    path = registry_lock_path(settings)
+    with exclusive_file_lock(registry_lock_path(settings)):
+        yield
+
+
+@contextlib.contextmanager
+def exclusive_file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created if missing), held for the block: it
+    serialises this host's processes; it blocks until the lock is free."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
@@ -157,6 +173,9 @@ def promote(
             moves.append(
                 _delete(client, settings, CHALLENGER, aliases, "promote", reason, actor, run_id)
             )
+        client.set_model_version_tag(name, version, LIFECYCLE_TAG, PRODUCTION)
+        if champion is not None:
+            client.set_model_version_tag(name, champion, LIFECYCLE_TAG, RETIRED)
         _record(client, settings, moves)
     return moves
 
@@ -213,8 +232,66 @@ def rollback(settings: Settings, reason: str, actor: str) -> list[AliasMove]:
                 "rolled_back",
                 f"{moves[0].event_at:%Y-%m-%dT%H:%M:%S}Z by {actor}: {reason}",
             )
+            client.set_model_version_tag(name, rolled_back, LIFECYCLE_TAG, RETIRED)
+        client.set_model_version_tag(name, target, LIFECYCLE_TAG, PRODUCTION)
         _record(client, settings, moves)
     return moves
+
+
+def clear_challenger(
+    settings: Settings, version: str, reason: str, actor: str, *, action: str = "rollback"
+) -> list[AliasMove]:
+    """Remove the ``challenger`` alias when it points at ``version`` (a rollout rolled
+    back before full): from the next scoring nobody is served it, nor scores it in the
+    shadow. The version is tagged ``retired`` with the reason."""
+    client = mlflow_client(settings)
+    name = settings.mlflow.registered_model_name
+    with registry_lock(settings):
+        aliases = current_aliases(settings, client)
+        moves = []
+        if aliases.get(CHALLENGER) == str(version):
+            moves.append(
+                _delete(client, settings, CHALLENGER, aliases, action, reason, actor, None)
+            )
+        stamp = f"{utc_stamp()}Z by {actor}: {reason}"[:5000]
+        client.set_model_version_tag(name, str(version), "rolled_back", stamp)
+        client.set_model_version_tag(name, str(version), LIFECYCLE_TAG, RETIRED)
+        _record(client, settings, moves)
+    return moves
+
+
+def archive_previous(settings: Settings, version: str, reason: str, actor: str) -> list[AliasMove]:
+    """Archive ``version``: remove its ``previous_champion`` alias (if it still holds it)
+    and tag it ``archived``. The version itself stays in the registry."""
+    client = mlflow_client(settings)
+    name = settings.mlflow.registered_model_name
+    with registry_lock(settings):
+        aliases = current_aliases(settings, client)
+        moves = []
+        if aliases.get(PREVIOUS_CHAMPION) == str(version):
+            moves.append(
+                _delete(
+                    client, settings, PREVIOUS_CHAMPION, aliases, "archive", reason, actor, None
+                )
+            )
+        client.set_model_version_tag(name, str(version), LIFECYCLE_TAG, ARCHIVED)
+        client.set_model_version_tag(name, str(version), "archived_at", f"{utc_stamp()}Z")
+        _record(client, settings, moves)
+    return moves
+
+
+def set_lifecycle(settings: Settings, version: str, stage: str, **tags: str) -> None:
+    """Tag ``version`` with its lifecycle stage (and any other tags given)."""
+    client = mlflow_client(settings)
+    name = settings.mlflow.registered_model_name
+    for key, value in {LIFECYCLE_TAG: stage, **tags}.items():
+        client.set_model_version_tag(name, str(version), key, str(value)[:5000])
+
+
+def utc_stamp() -> str:
+    from churnops.warehouse import utc_now
+
+    return f"{utc_now():%Y-%m-%dT%H:%M:%S}"
 
 
 def _set(

@@ -4,7 +4,8 @@ canary share, the challenger), the challenger in the shadow, reason codes for th
 A night is scored in three steps, so that its work can spread over several workers:
 
 1. :func:`plan_night` fixes what the night is scored with: the champion's and the
-   challenger's versions (and their runs), the canary share and the number of
+   challenger's versions (and their runs), the challenger's share (its rollout's phase:
+   ``churnops.rollout.serving_share``; 0 outside a rollout) and the number of
    customer-hash shards (``churnops.sharding``). It loads each version once (keeping a
    copy on this machine's disk) and compiles its trees if no library exists yet, and it
    clears what an earlier attempt staged for the night. Without a champion the night is
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from churnops.registry.champion import LoadedModel
     from churnops.score.engine import Engine
     from churnops.score.store import ScoringStore
+    from churnops.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +233,13 @@ def plan_night(
         if model is not None:
             _engine(settings, model)  # compiled once per version, here, not in every shard
     scoring.discard_staged(as_of_date)
+    # The challenger's share comes from its rollout (churnops.rollout.serving_share): 0
+    # outside one (shadow only), the phase's share inside.
+    share = serving_canary_share(
+        settings,
+        challenger_version=challenger.version if challenger else None,
+        warehouse=scoring.warehouse,
+    )
     plan = ScoringPlan(
         as_of_date,
         plan_id,
@@ -240,7 +249,7 @@ def plan_night(
         challenger.version if challenger else None,
         challenger.run_id if challenger else None,
         # A canary needs a challenger: without one every customer gets the champion.
-        canary_share=policy.canary_share if challenger else 0.0,
+        canary_share=share,
         canary_salt=policy.canary_salt,
         champion_contact_capacity=champion.contact_capacity,
         challenger_contact_capacity=challenger.contact_capacity if challenger else None,
@@ -250,10 +259,34 @@ def plan_night(
         f"scoring plan for {as_of_date}: {settings.mlflow.registered_model_name} "
         f"v{plan.champion_version} (champion)"
         + (f", v{plan.challenger_version} (challenger)" if plan.challenger_version else "")
-        + f", {shard_count} shard{'s' if shard_count != 1 else ''}, canary share "
-        f"{plan.canary_share:.0%}; plan {plan_id}"
+        + f", {shard_count} shard{'s' if shard_count != 1 else ''}; serves "
+        + (
+            f"v{plan.champion_version} to {1 - plan.canary_share:.0%} and challenger "
+            f"v{plan.challenger_version} to {plan.canary_share:.0%} of customers (rollout)"
+            if plan.canary_share
+            else f"v{plan.champion_version} to every customer"
+        )
+        + f"; plan {plan_id}"
     )
     return plan
+
+
+def serving_canary_share(
+    settings: Settings, *, challenger_version: str | None, warehouse: Warehouse | None = None
+) -> float:
+    """The share of customers served ``challenger_version``: the one lookup the nightly
+    plan and the real-time service (``churnops.serve``) both make, so both serve the same
+    customers. It is the challenger's rollout phase's share
+    (:func:`churnops.rollout.serving_share` of the newest ``ops.rollout_history`` state):
+    0 without a challenger or outside a rollout (shadow only)."""
+    from churnops.rollout.store import RolloutStore
+    from churnops.warehouse import warehouse_for
+
+    if challenger_version is None:
+        return 0.0
+    return RolloutStore(warehouse or warehouse_for(settings)).share_of(
+        settings.rollout, settings.mlflow.registered_model_name, challenger_version
+    )
 
 
 def _engine(settings: Settings, model: LoadedModel) -> Engine:

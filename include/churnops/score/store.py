@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from churnops.warehouse import Warehouse
+from churnops.warehouse import MissingTable, Warehouse
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -308,3 +308,51 @@ class ScoringStore:
         return self.warehouse.arrow(
             f"SELECT * FROM {table} WHERE as_of_date = ? ORDER BY customer_id", [as_of_date]
         )
+
+    # ------------------------------------------------------------------ the portal's reads
+    def band_mix(self, limit_nights: int = 365) -> list[dict[str, Any]]:
+        """Customers per night and risk band of the served predictions (the newest
+        ``limit_nights`` nights), oldest night first; [] before anything was scored."""
+        try:
+            return self.warehouse.rows(
+                f"SELECT as_of_date, risk_band, count(*) AS customers FROM {PREDICTIONS_TABLE}"
+                f" WHERE as_of_date IN (SELECT DISTINCT as_of_date FROM {PREDICTIONS_TABLE}"
+                "  ORDER BY as_of_date DESC LIMIT ?)"
+                " GROUP BY as_of_date, risk_band ORDER BY as_of_date, risk_band",
+                [limit_nights],
+            )
+        except MissingTable:
+            return []
+
+    def score_trend(self, limit_nights: int = 365) -> list[dict[str, Any]]:
+        """Per night: customers scored, mean served probability, customers contacted,
+        canary rows; oldest night first."""
+        try:
+            rows = self.warehouse.rows(
+                "SELECT as_of_date, count(*) AS customers,"
+                " avg(churn_probability) AS mean_probability,"
+                " sum(CASE WHEN contact THEN 1 ELSE 0 END) AS contacted,"
+                " sum(CASE WHEN served_by = 'challenger' THEN 1 ELSE 0 END) AS canary"
+                f" FROM {PREDICTIONS_TABLE} GROUP BY as_of_date"
+                " ORDER BY as_of_date DESC LIMIT ?",
+                [limit_nights],
+            )
+        except MissingTable:
+            return []
+        return rows[::-1]
+
+    def latest_predictions(self, customer_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Each customer's prediction of the latest night that scored them (the real-time
+        service's answer, marked stale, while its online store is down)."""
+        if not customer_ids:
+            return {}
+        placeholders = ", ".join("?" for _ in customer_ids)
+        rows = self.warehouse.rows(
+            "SELECT * FROM (SELECT as_of_date, customer_id, churn_probability, risk_band, "
+            "contact, model_name, model_version, served_by, reason_codes, row_number() OVER "
+            "(PARTITION BY customer_id ORDER BY as_of_date DESC) AS newest "
+            f"FROM {PREDICTIONS_TABLE} WHERE customer_id IN ({placeholders})) AS latest "
+            "WHERE newest = 1",
+            [int(i) for i in customer_ids],
+        )
+        return {int(row["customer_id"]): dict(row) for row in rows}

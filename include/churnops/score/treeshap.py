@@ -51,6 +51,7 @@ never when ``churnops.score`` is.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -514,8 +515,10 @@ def forest_of(booster: lgb.Booster) -> Forest:
     return forest
 
 
-def forest_contributions(forest: Forest, matrix: np.ndarray, threads: int) -> np.ndarray:
-    """SHAP values of ``matrix``'s rows under ``forest`` (rows x features, no bias)."""
+def forest_contributions(forest: Forest, matrix: np.ndarray, threads: int | None) -> np.ndarray:
+    """SHAP values of ``matrix``'s rows under ``forest`` (rows x features, no bias).
+    ``threads=None``: on the calling thread's numba thread count as it is (the real-time
+    service sets it once: setting and restoring it costs more than one row's values)."""
     import numpy as np
 
     x = np.ascontiguousarray(matrix, dtype=np.float64)
@@ -525,7 +528,7 @@ def forest_contributions(forest: Forest, matrix: np.ndarray, threads: int) -> np
         )
     out = np.zeros(x.shape, dtype=np.float64)
     kernels = _kernels()
-    with _numba_threads(threads):
+    with _numba_threads(threads) if threads is not None else contextlib.nullcontext():
         kernels.contributions_kernel(
             x,
             out,

@@ -37,6 +37,7 @@ Profile = Literal["local", "prod"]
 Scenario = Literal["baseline", "acquisition_campaign", "price_increase"]
 WarehouseKind = Literal["duckdb", "postgres"]
 DbtExecution = Literal["watcher", "per_model", "build"]
+LineageTransport = Literal["file", "off"]
 ThresholdRule = Literal["max_f1", "recall_target", "capacity"]
 ClassWeighting = Literal["balanced", "none"]
 ScoringEngine = Literal["auto", "compiled", "native"]
@@ -211,6 +212,11 @@ class Paths:
     @property
     def plugins_dir(self) -> Path:
         return self.project_dir / "plugins"
+
+    @property
+    def lineage_events_file(self) -> Path:
+        """The OpenLineage events of every Airflow task (``CHURNOPS_LINEAGE=file``)."""
+        return self.state_dir / "lineage" / "openlineage.jsonl"
 
 
 @dataclass(frozen=True)
@@ -430,6 +436,28 @@ class OrchestrationSettings:
         default_text=f"`1` on DuckDB (fixed), `{POSTGRES_POOL_SLOTS}` on PostgreSQL",
         help="slots of the Airflow pool `churnops_warehouse` that every warehouse task "
         "takes: DuckDB admits one writing process, PostgreSQL as many as may run together",
+    )
+    lineage: LineageTransport = setting(
+        "CHURNOPS_LINEAGE",
+        "file",
+        help="OpenLineage events of every Airflow task: `file` (JSON lines in "
+        "`<state dir>/lineage/openlineage.jsonl`, read by the portal's lineage) or `off`; "
+        "Airflow's own `AIRFLOW__OPENLINEAGE__TRANSPORT` (e.g. an HTTP server) wins when set",
+    )
+    source_feed: bool = setting(
+        "CHURNOPS_SOURCE_FEED",
+        True,
+        derive=lambda s: s.profile == "local",
+        default_text="`true` in the local profile, `false` in prod",
+        help="the live demo feed: `churn_source_simulator` lands the next simulated day on "
+        "its schedule and starts the nightly for it; nightly runs for days it cannot reach "
+        'yet are skipped at once (README "The live demo feed")',
+    )
+    feed_cron: str = setting(
+        "CHURNOPS_FEED_CRON",
+        "15 0 * * *",
+        allowed="a cron expression",
+        help="when `churn_source_simulator` lands the next simulated day (UTC)",
     )
 
     def __post_init__(self) -> None:
@@ -758,6 +786,14 @@ class MlflowSettings:
     registered_model_name: str = setting(
         "CHURNOPS_REGISTERED_MODEL", "churn", help="the registered model of every version"
     )
+    archive_after_days: int = setting(
+        "CHURNOPS_REGISTRY_ARCHIVE_AFTER_DAYS",
+        30,
+        minimum=1,
+        help="a version without an alias (kept, waited, rolled back) is tagged `archived` "
+        "this many days after it was registered (checked after every retrain); nothing is "
+        "ever deleted",
+    )
 
 
 RISK_BANDS_DEFAULT = (("high", 0.30), ("medium", 0.10), ("low", 0.0))
@@ -788,13 +824,6 @@ class ScoringPolicy:
     )
     reason_count: int = setting(
         "CHURNOPS_REASON_COUNT", 3, minimum=0, help="reason codes per customer"
-    )
-    canary_share: float = setting(
-        "CHURNOPS_CANARY_SHARE",
-        0.0,
-        minimum=0,
-        maximum=1,
-        help="share of customers served the challenger's score, by a stable customer hash",
     )
     canary_salt: str = setting(
         "CHURNOPS_CANARY_SALT",
@@ -831,6 +860,136 @@ class ScoringPolicy:
             raise SettingsError("the lowest risk band's floor must be 0 so every score has a band")
         if self.reason_band not in {name for name, _ in self.risk_bands}:
             raise SettingsError(f"reason band {self.reason_band!r} is not one of the risk bands")
+
+
+def _parse_shares(name: str, raw: str) -> tuple[float, ...]:
+    """``0.25,0.5,1`` -> the ramp's shares, each in (0, 1], rising, the last 1."""
+    try:
+        shares = tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a comma-separated list of shares") from None
+    if not shares or any(not 0 < s <= 1 for s in shares) or list(shares) != sorted(set(shares)):
+        raise SettingsError(f"{name}={raw!r}: shares must rise, each in (0, 1]")
+    if shares[-1] != 1.0:
+        raise SettingsError(f"{name}={raw!r}: the ramp ends at 1 (every customer)")
+    return shares
+
+
+@dataclass(frozen=True)
+class RolloutSettings:
+    """The phased rollout of a challenger in batch scoring (``churnops.rollout``).
+
+    shadow (scored, never served) -> canary (``canary_share`` of customers, by a stable
+    hash) -> each share of ``steps`` -> full (the challenger is champion; the old one
+    stays ``previous_champion`` for ``keep_previous_days``, then is archived). A phase
+    lasts its number of evaluated nights; the gates are checked every night and any
+    failure rolls back. A person approves entering the ``approval_share`` step (the
+    business review) and, when ``CHURNOPS_PROMOTION_REQUIRE_APPROVAL`` is true, entering
+    the canary and the promotion to full.
+    """
+
+    enabled: bool = setting(
+        "CHURNOPS_ROLLOUT_ENABLED",
+        True,
+        help="a challenger the champion/challenger decision would promote enters the phased "
+        "rollout (shadow, canary, ramp, full) instead of replacing the champion at once "
+        "(seed 003's deployment); false promotes it at once",
+    )
+    shadow_nights: int = setting(
+        "CHURNOPS_ROLLOUT_SHADOW_NIGHTS",
+        7,
+        minimum=1,
+        help="nights the challenger is scored in the shadow (served to nobody)",
+    )
+    canary_share: float = setting(
+        "CHURNOPS_CANARY_SHARE",
+        0.05,
+        minimum=0,
+        maximum=1,
+        help="share of customers served the challenger in the rollout's canary phase, by a "
+        "stable customer hash (the only place a challenger's serving share is set)",
+    )
+    canary_nights: int = setting(
+        "CHURNOPS_ROLLOUT_CANARY_NIGHTS", 7, minimum=1, help="nights of the canary phase"
+    )
+    steps: tuple[float, ...] = setting(
+        "CHURNOPS_ROLLOUT_STEPS",
+        (0.25, 0.5, 1.0),
+        parse=_parse_shares,
+        show=lambda shares: ",".join(f"{s:g}" for s in shares),
+        allowed="rising shares, the last 1",
+        help="the ramp's shares of customers served the challenger after the canary",
+    )
+    step_nights: int = setting(
+        "CHURNOPS_ROLLOUT_STEP_NIGHTS", 7, minimum=1, help="nights of each ramp step"
+    )
+    keep_previous_days: int = setting(
+        "CHURNOPS_ROLLOUT_KEEP_PREVIOUS_DAYS",
+        14,
+        minimum=0,
+        help="days the old champion stays `previous_champion` (the rollback target) after "
+        "full, before it is archived",
+    )
+    approval_share: float = setting(
+        "CHURNOPS_ROLLOUT_APPROVAL_SHARE",
+        0.5,
+        minimum=0,
+        maximum=1,
+        help="entering the ramp step with this share waits for a person's approval (the "
+        "business review; 0: none)",
+    )
+    approval_timeout_hours: float = setting(
+        "CHURNOPS_ROLLOUT_APPROVAL_TIMEOUT_HOURS",
+        72.0,
+        above=0,
+        help="an approval not answered within this many hours counts as Reject",
+    )
+    max_score_psi: float = setting(
+        "CHURNOPS_ROLLOUT_MAX_SCORE_PSI",
+        0.5,
+        minimum=0,
+        help="gate: the population stability index of the challenger's scores against the "
+        "champion's on the same customers must stay at or below this",
+    )
+    min_rank_correlation: float = setting(
+        "CHURNOPS_ROLLOUT_MIN_RANK_CORRELATION",
+        0.5,
+        minimum=-1,
+        maximum=1,
+        help="gate: the Spearman correlation of the two models' scores on the same customers "
+        "must reach this (a model that ranks customers unlike the champion is broken)",
+    )
+    max_estimated_auc_drop: float = setting(
+        "CHURNOPS_ROLLOUT_MAX_ESTIMATED_AUC_DROP",
+        0.02,
+        minimum=0,
+        help="gate: the challenger's estimated AUC (CBPE) on the night may trail its own "
+        "AUC on its validation window by at most this (the champion's estimate is shown, "
+        "not compared: each is estimated against its own reference)",
+    )
+    max_scoring_seconds_ratio: float = setting(
+        "CHURNOPS_ROLLOUT_MAX_SCORING_SECONDS_RATIO",
+        3.0,
+        above=0,
+        help="gate: the night's scoring time over the median of the champion-only nights "
+        "before the rollout (a time under 30 s never fails)",
+    )
+    min_ab_improvement: float = setting(
+        "CHURNOPS_ROLLOUT_MIN_AB_IMPROVEMENT",
+        0.02,
+        help="A/B readout: the canary's churners caught per contact must beat control's by "
+        "this relative lift once its labels mature, else the rollout rolls back",
+    )
+    min_ab_contacts: int = setting(
+        "CHURNOPS_ROLLOUT_MIN_AB_CONTACTS",
+        30,
+        minimum=1,
+        help="A/B readout: contacted customers with a matured label each arm needs before "
+        "the readout is read (until then it is pending)",
+    )
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 @dataclass(frozen=True)
@@ -1038,6 +1197,113 @@ class BenchSettings:
 
 
 @dataclass(frozen=True)
+class OnlineStoreSettings:
+    """The online feature store (``churnops.online``): each night's features in Redis for
+    the real-time service, switched to atomically after the nightly's features."""
+
+    url: str = setting(
+        "CHURNOPS_ONLINE_STORE_URL",
+        "redis://127.0.0.1:6379/0",
+        repr=False,
+        help="the Redis the night's features are materialized into and served from (empty: "
+        "no online store, the nightly's `online_features` task is skipped)",
+    )
+    prefix: str = setting(
+        "CHURNOPS_ONLINE_STORE_PREFIX",
+        "churnops:online",
+        help="prefix of every key the online store and the service write (one per deployment)",
+    )
+    retired_ttl_seconds: int = setting(
+        "CHURNOPS_ONLINE_RETIRED_TTL_SECONDS",
+        6 * 3600,
+        minimum=1,
+        help="how long a night stays in Redis once a newer one is switched to (readers in "
+        "flight finish on it; then it expires)",
+    )
+    buckets: int = setting(
+        "CHURNOPS_ONLINE_BUCKETS",
+        1024,
+        minimum=1,
+        help="Redis hashes a night's customers are spread over (customer_id modulo)",
+    )
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """The real-time scoring service (``churnops serve``, ``churnops.serve``)."""
+
+    host: str = setting("CHURNOPS_SERVE_HOST", "127.0.0.1", help="address the service binds")
+    port: int = setting(
+        "CHURNOPS_SERVE_PORT", 8000, minimum=1, maximum=65535, help="port the service binds"
+    )
+    workers: int = setting(
+        "CHURNOPS_SERVE_WORKERS", 1, minimum=1, help="uvicorn worker processes of the service"
+    )
+    api_key: str = setting(
+        "CHURNOPS_SERVE_API_KEY",
+        "",
+        secret=True,
+        default_text="none: `churnops serve` creates a development key and prints it",
+        help="an API key the service accepts besides those of `churnops serve-keys`",
+    )
+    keys_file: Path | None = setting(
+        "CHURNOPS_SERVE_KEYS_FILE",
+        None,
+        parse=lambda _, raw: Path(raw).resolve(),
+        default_text="`<state dir>/serve/api_keys.json`",
+        help="the API keys' salted hashes (`churnops serve-keys create|revoke|list`)",
+    )
+    rate_limit_per_minute: int = setting(
+        "CHURNOPS_SERVE_RATE_LIMIT",
+        1000,
+        minimum=1,
+        help="score requests per customer per minute, counted in Redis across workers",
+    )
+    breaker_error_rate: float = setting(
+        "CHURNOPS_SERVE_BREAKER_ERROR_RATE",
+        0.05,
+        above=0,
+        maximum=1,
+        help="the circuit breaker opens when this share of the recent calls to the store or "
+        "the model failed",
+    )
+    breaker_min_calls: int = setting(
+        "CHURNOPS_SERVE_BREAKER_MIN_CALLS",
+        20,
+        minimum=1,
+        help="calls in the breaker's window before its error rate counts",
+    )
+    breaker_reset_seconds: float = setting(
+        "CHURNOPS_SERVE_BREAKER_RESET_SECONDS",
+        30.0,
+        above=0,
+        help="how long an open breaker refuses calls before it tries one again",
+    )
+    timeout_seconds: float = setting(
+        "CHURNOPS_SERVE_TIMEOUT_SECONDS", 5.0, above=0, help="a request's time limit"
+    )
+    model_poll_seconds: float = setting(
+        "CHURNOPS_SERVE_MODEL_POLL_SECONDS",
+        30.0,
+        above=0,
+        help="how often the service asks the registry whether the champion moved",
+    )
+    sample_share: float = setting(
+        "CHURNOPS_SERVE_SAMPLE_SHARE",
+        0.01,
+        minimum=0,
+        maximum=1,
+        help="share of scored requests logged to the monitoring store (`monitoring.online_requests`)",
+    )
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything churnops can be told, for one profile."""
 
@@ -1057,10 +1323,13 @@ class Settings:
     promotion: PromotionPolicy = field(default_factory=PromotionPolicy)
     mlflow: MlflowSettings = field(default_factory=MlflowSettings)
     scoring: ScoringPolicy = field(default_factory=ScoringPolicy)
+    rollout: RolloutSettings = field(default_factory=RolloutSettings)
     drift: DriftPolicy = field(default_factory=DriftPolicy)
     retraining: RetrainingPolicy = field(default_factory=RetrainingPolicy)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     bench: BenchSettings = field(default_factory=BenchSettings)
+    online: OnlineStoreSettings = field(default_factory=OnlineStoreSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
     debug: bool = setting(
         "CHURNOPS_DEBUG", False, help="the CLI shows a failing command's traceback"
     )

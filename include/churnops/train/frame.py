@@ -342,13 +342,11 @@ def time_split(
             dict(zip(rows_per_date.index.tolist(), rows_per_date.tolist(), strict=True)), params
         )
     as_of = frame["as_of_date"]
-    train = frame.loc[(as_of >= windows.train_start) & (as_of <= windows.train_end)].reset_index(
-        drop=True
+    train = _rows_where(frame, (as_of >= windows.train_start) & (as_of <= windows.train_end))
+    validation = _rows_where(
+        frame, (as_of >= windows.validation_start) & (as_of <= windows.validation_end)
     )
-    validation = frame.loc[
-        (as_of >= windows.validation_start) & (as_of <= windows.validation_end)
-    ].reset_index(drop=True)
-    test = frame.loc[as_of >= windows.test_start].reset_index(drop=True)
+    test = _rows_where(frame, as_of >= windows.test_start)
 
     _require_enough_churners(
         windows,
@@ -360,6 +358,26 @@ def time_split(
     )
     log.info("split: %s", windows.describe())
     return FrameSplit(train, validation, test, windows, params)
+
+
+def _rows_where(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
+    """The rows of ``frame`` where ``mask`` holds, with a fresh 0..n-1 index.
+
+    A frame ordered by as_of_date (what :func:`load_training_frame` gives) keeps each
+    part's rows in one run: the part is then a slice sharing the frame's memory, not a
+    copy (a copy of the 4.5M rows of a 500,000-customer split is about a gigabyte, and
+    time_split made three). Any other frame gets a copy of the rows.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rows = np.flatnonzero(mask.to_numpy())
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        part = frame.iloc[rows[0] : rows[-1] + 1].copy(deep=False)
+    else:
+        part = frame.iloc[rows].copy(deep=False)
+    part.index = pd.RangeIndex(len(part))
+    return part
 
 
 def _require_enough_churners(
