@@ -93,39 +93,34 @@ recent_invoices_sequenced as (
 
 invoice_amounts_windowed as (
 
+    -- The window's invoices and, in the same pass, its last one: the one invoice still
+    -- valid after D (one row per customer, as lead() leaves exactly one). One join of
+    -- the sequenced invoices instead of two (PostgreSQL materialized the sequence and
+    -- read it twice, serially: 10.4 s of which this saves about a third at 500,000).
     select
         as_of_dates.as_of_date,
         recent_invoices_sequenced.customer_id,
         count(*) as invoices_90d,
         avg(recent_invoices_sequenced.amount_due_eur) as avg_amount_due_90d_eur,
         avg(recent_invoices_sequenced.list_amount_eur) as avg_list_amount_90d_eur,
-        sum(recent_invoices_sequenced.discount_amount_eur) as discount_amount_90d_eur
+        sum(recent_invoices_sequenced.discount_amount_eur) as discount_amount_90d_eur,
+        max(recent_invoices_sequenced.amount_due_eur) filter (
+            where recent_invoices_sequenced.valid_until > as_of_dates.as_of_date
+        ) as last_invoice_amount_eur,
+        max(recent_invoices_sequenced.discount_amount_eur) filter (
+            where recent_invoices_sequenced.valid_until > as_of_dates.as_of_date
+        ) as last_invoice_discount_eur,
+        max(recent_invoices_sequenced.previous_amount_due_eur) filter (
+            where
+                recent_invoices_sequenced.valid_until > as_of_dates.as_of_date
+                and recent_invoices_sequenced.previous_invoice_date > as_of_dates.as_of_date - 90
+        ) as previous_invoice_amount_eur
     from as_of_dates
     inner join recent_invoices_sequenced
         on
             recent_invoices_sequenced.invoice_date > as_of_dates.as_of_date - 90
             and recent_invoices_sequenced.invoice_date <= as_of_dates.as_of_date
     group by as_of_dates.as_of_date, recent_invoices_sequenced.customer_id
-
-),
-
-last_invoices as (
-
-    select
-        as_of_dates.as_of_date,
-        recent_invoices_sequenced.customer_id,
-        recent_invoices_sequenced.amount_due_eur as last_invoice_amount_eur,
-        recent_invoices_sequenced.discount_amount_eur as last_invoice_discount_eur,
-        case
-            when recent_invoices_sequenced.previous_invoice_date > as_of_dates.as_of_date - 90
-                then recent_invoices_sequenced.previous_amount_due_eur
-        end as previous_invoice_amount_eur
-    from as_of_dates
-    inner join recent_invoices_sequenced
-        on
-            recent_invoices_sequenced.invoice_date > as_of_dates.as_of_date - 90
-            and recent_invoices_sequenced.invoice_date <= as_of_dates.as_of_date
-            and recent_invoices_sequenced.valid_until > as_of_dates.as_of_date
 
 ),
 
@@ -198,11 +193,11 @@ final as (
             as avg_list_amount_90d_eur,
         {{ round_float('coalesce(invoice_amounts_windowed.discount_amount_90d_eur, 0)') }}
             as discount_amount_90d_eur,
-        {{ round_float('coalesce(last_invoices.last_invoice_amount_eur, 0)') }}
+        {{ round_float('coalesce(invoice_amounts_windowed.last_invoice_amount_eur, 0)') }}
             as last_invoice_amount_eur,
-        {{ round_float('coalesce(last_invoices.last_invoice_discount_eur, 0)') }}
+        {{ round_float('coalesce(invoice_amounts_windowed.last_invoice_discount_eur, 0)') }}
             as last_invoice_discount_eur,
-        {{ round_float('last_invoices.previous_invoice_amount_eur') }}
+        {{ round_float('invoice_amounts_windowed.previous_invoice_amount_eur') }}
             as previous_invoice_amount_eur,
         cast(coalesce(lateness_windowed.late_payments_90d, 0) as integer) as late_payments_90d,
         {{ round_float('coalesce(lateness_windowed.avg_days_late_90d, 0)') }} as avg_days_late_90d,
@@ -214,10 +209,6 @@ final as (
         on
             active_customers.as_of_date = invoice_amounts_windowed.as_of_date
             and active_customers.customer_id = invoice_amounts_windowed.customer_id
-    left join last_invoices
-        on
-            active_customers.as_of_date = last_invoices.as_of_date
-            and active_customers.customer_id = last_invoices.customer_id
     left join lateness_windowed
         on
             active_customers.as_of_date = lateness_windowed.as_of_date
