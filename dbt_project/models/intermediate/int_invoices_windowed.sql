@@ -111,9 +111,8 @@ invoice_amounts_windowed as (
             where recent_invoices_sequenced.valid_until > as_of_dates.as_of_date
         ) as last_invoice_discount_eur,
         max(recent_invoices_sequenced.previous_amount_due_eur) filter (
-            where
-                recent_invoices_sequenced.valid_until > as_of_dates.as_of_date
-                and recent_invoices_sequenced.previous_invoice_date > as_of_dates.as_of_date - 90
+            where recent_invoices_sequenced.valid_until > as_of_dates.as_of_date
+            and recent_invoices_sequenced.previous_invoice_date > as_of_dates.as_of_date - 90
         ) as previous_invoice_amount_eur
     from as_of_dates
     inner join recent_invoices_sequenced
