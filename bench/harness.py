@@ -70,9 +70,23 @@ def quiet_dbt() -> None:
 
 
 # ----------------------------------------------------------------------------- measuring
+_REFUSED = "refused"  # the key of a child's refusal in place of its figures
+
+
+class MeasureFailed(RuntimeError):
+    """A measured step refused to run (``SystemExit`` with a message: a kept state that does
+    not fit, a missing server); the message says what to change."""
+
+
 def _child(fn: Callable[..., dict], args: tuple, queue: mp.Queue) -> None:
     began = time.perf_counter()
-    figures = fn(*args)
+    try:
+        figures = fn(*args)
+    except SystemExit as refused:
+        if not isinstance(refused.code, str):
+            raise
+        queue.put({_REFUSED: refused.code})  # one line for the parent, no traceback
+        sys.exit(1)
     figures.setdefault("seconds", time.perf_counter() - began)
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put(figures)
@@ -100,6 +114,8 @@ def measure(fn: Callable[..., dict], *args: object) -> dict:
                         f"(exit code {proc.exitcode}): see its traceback above"
                     ) from None
     proc.join()
+    if _REFUSED in figures:
+        raise MeasureFailed(f"{getattr(fn, '__name__', fn)}: {figures[_REFUSED]}")
     return figures
 
 
@@ -179,6 +195,10 @@ def run_groups(groups: Mapping[str, Group], selected: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="churnops-bench-") as tmp:
         for name in names:
             print(f"\n== {name}", flush=True)
-            for label, figures in groups[name](Path(tmp)):
-                print(figure_line(label, figures), flush=True)
+            try:
+                for label, figures in groups[name](Path(tmp)):
+                    print(figure_line(label, figures), flush=True)
+            except MeasureFailed as refused:
+                print(f"bench {name} stopped: {refused}", file=sys.stderr)
+                return 1
     return 0

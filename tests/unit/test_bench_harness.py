@@ -103,3 +103,27 @@ def test_a_row_prints_label_seconds_peak_then_the_other_figures() -> None:
         f"{'score a later night':<72}     7.25 s  peak     812 MB  "
         "rows=500,000  load_s=0.2  engine=c"
     )
+
+
+def _refuses() -> dict:
+    raise SystemExit("/kept/state holds 100,000 customers, not 500,000: point X elsewhere")
+
+
+def _refusing_group(tmp: Path):
+    from bench.harness import measure
+
+    yield "never printed", measure(_refuses)
+
+
+def test_a_step_that_refuses_stops_its_group_in_one_line(capsys) -> None:
+    """A kept state that does not fit (``SystemExit`` with a message in the measured child)
+    ends the run with that message on one line and exit code 1, not a traceback."""
+    from bench.harness import run_groups
+
+    assert run_groups({"refusing": _refusing_group}, []) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        "bench refusing stopped: _refuses: /kept/state holds 100,000 customers, not 500,000: "
+        "point X elsewhere"
+    )
+    assert not any("Traceback" in line for line in err)
