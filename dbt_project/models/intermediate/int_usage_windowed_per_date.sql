@@ -3,9 +3,9 @@
     its 90 days of usage, so the cost is ~ dates x customers x 90 rows. The cheaper of the
     two computations for a few dates (the nightly); int_usage_windowed picks it.
     One row per as-of date and customer with usage in (D-90, D]; a window without usage
-    gives null (int_usage_windowed fills the defaults).
+    gives null sums and zero day counts (int_usage_windowed fills the defaults).
     The usage rows meet their as-of dates by an equi-join on the day (window_days: each
-    date's 90 days, with the slice each falls in), not by a date range: PostgreSQL
+    date's 90 days, by their offset from D), not by a date range: PostgreSQL
     estimates a range join at a ninth of its rows and then planned the aggregation of
     the night's usage (45M rows at 500,000 customers) as if it were 5M, serially; on the
     day it counts them right and aggregates in its parallel workers. Both engines hash
@@ -33,35 +33,15 @@ day_offsets as (
 
 ),
 
-window_slices as (
-
-    -- The three disjoint slices of D's 90 days, by days before D: (D-7, D],
-    -- (D-30, D-7] and (D-90, D-30]. Three rows of a list, so PostgreSQL counts three
-    -- slices per customer when it sizes the aggregation below (and hashes it).
-    select
-        slices.window_slice,
-        slices.first_day_offset,
-        slices.last_day_offset
-    from (
-        values (7, 0, 6), (30, 7, 29), (90, 30, 89)
-    ) as slices (window_slice, first_day_offset, last_day_offset)
-
-),
-
 window_days as (
 
-    -- Each as-of date's 90 days, each in exactly one slice.
+    -- Each as-of date's 90 days, by how many days before D they are.
     select
         as_of_dates.as_of_date,
         day_offsets.day_offset,
-        window_slices.window_slice,
         as_of_dates.as_of_date - day_offsets.day_offset as usage_date
     from as_of_dates
     cross join day_offsets
-    inner join window_slices
-        on
-            day_offsets.day_offset >= window_slices.first_day_offset
-            and day_offsets.day_offset <= window_slices.last_day_offset
 
 ),
 
@@ -87,69 +67,51 @@ usage_days as (
 
 usage_in_windows as (
 
-    -- Aggregating per slice first and then adding slices up is about twice as fast as
-    -- one FILTER clause per window and feature.
     select
         window_days.as_of_date,
+        window_days.day_offset,
         usage_days.customer_id,
         usage_days.calls,
         usage_days.data_gb,
         usage_days.logins,
         usage_days.session_minutes,
-        usage_days.features_used,
-        window_days.window_slice,
-        case when usage_days.logins > 0 then 1 else 0 end as is_login_day,
-        case when usage_days.logins > 0 then window_days.day_offset end as days_since_login
+        usage_days.features_used
     from window_days
     inner join usage_days
         on usage_days.usage_date = window_days.usage_date
 
 ),
 
-usage_slices as (
-
-    select
-        as_of_date,
-        customer_id,
-        window_slice,
-        sum(calls) as calls,
-        sum(data_gb) as data_gb,
-        sum(logins) as logins,
-        sum(session_minutes) as session_minutes,
-        count(*) as usage_days,
-        sum(is_login_day) as active_days,
-        sum(features_used) as features_used_sum,
-        max(features_used) as features_used_max,
-        min(days_since_login) as days_since_last_login
-    from usage_in_windows
-    group by as_of_date, customer_id, window_slice
-
-),
-
 final as (
 
+    -- One aggregation, a CASE per window (day_offset < 7: (D-7, D]; < 30: (D-30, D]).
+    -- Measured at 500,000 customers (45M rows), the whole model materialized, against
+    -- aggregating per disjoint slice first and adding the slices up in a second GROUP BY:
+    -- PostgreSQL 26 s against 31-34 s (the slices' 1.5M groups spilled and were gathered
+    -- from every worker), DuckDB the same or slightly faster. FILTER clauses instead of
+    -- CASE are as fast on PostgreSQL but a quarter slower on DuckDB.
     select
         as_of_date,
         customer_id,
-        sum(calls) filter (where window_slice = 7) as calls_7d,
-        sum(calls) filter (where window_slice <= 30) as calls_30d,
+        sum(case when day_offset < 7 then calls end) as calls_7d,
+        sum(case when day_offset < 30 then calls end) as calls_30d,
         sum(calls) as calls_90d,
-        sum(data_gb) filter (where window_slice = 7) as data_gb_7d,
-        sum(data_gb) filter (where window_slice <= 30) as data_gb_30d,
+        sum(case when day_offset < 7 then data_gb end) as data_gb_7d,
+        sum(case when day_offset < 30 then data_gb end) as data_gb_30d,
         sum(data_gb) as data_gb_90d,
-        sum(logins) filter (where window_slice = 7) as logins_7d,
-        sum(logins) filter (where window_slice <= 30) as logins_30d,
+        sum(case when day_offset < 7 then logins end) as logins_7d,
+        sum(case when day_offset < 30 then logins end) as logins_30d,
         sum(logins) as logins_90d,
-        sum(session_minutes) filter (where window_slice <= 30) as session_minutes_30d,
-        sum(usage_days) filter (where window_slice = 7) as usage_days_7d,
-        sum(usage_days) filter (where window_slice <= 30) as usage_days_30d,
-        sum(active_days) filter (where window_slice = 7) as active_days_7d,
-        sum(active_days) filter (where window_slice <= 30) as active_days_30d,
-        sum(features_used_sum) filter (where window_slice = 7) as features_used_sum_7d,
-        sum(features_used_sum) filter (where window_slice <= 30) as features_used_sum_30d,
-        max(features_used_max) filter (where window_slice <= 30) as features_used_max_30d,
-        min(days_since_last_login) as days_since_last_login
-    from usage_slices
+        sum(case when day_offset < 30 then session_minutes end) as session_minutes_30d,
+        count(case when day_offset < 7 then 1 end) as usage_days_7d,
+        count(case when day_offset < 30 then 1 end) as usage_days_30d,
+        count(case when logins > 0 and day_offset < 7 then 1 end) as active_days_7d,
+        count(case when logins > 0 and day_offset < 30 then 1 end) as active_days_30d,
+        sum(case when day_offset < 7 then features_used end) as features_used_sum_7d,
+        sum(case when day_offset < 30 then features_used end) as features_used_sum_30d,
+        max(case when day_offset < 30 then features_used end) as features_used_max_30d,
+        min(case when logins > 0 then day_offset end) as days_since_last_login
+    from usage_in_windows
     group by as_of_date, customer_id
 
 )
