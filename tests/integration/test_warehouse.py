@@ -690,3 +690,43 @@ def test_both_engines_put_every_customer_in_the_shard_numpy_computes(
         in_sql = dict(rows)
         expected = dict(zip(ids.tolist(), shard_of(ids, count).tolist(), strict=True))
         assert in_sql == expected, count
+
+
+_PROGRESS_BAR_SETTINGS = """
+import sys
+from pathlib import Path
+
+import duckdb
+
+from churnops.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+path, read_only = sys.argv[1], sys.argv[2] == "read-only"
+setting = "select current_setting('enable_progress_bar')"
+with duckdb.connect(path) as plain:  # creates the file for the read-only case
+    print("plain", plain.execute(setting).fetchone()[0])
+warehouse = DuckDBWarehouse(Path(path), read_only=read_only)
+print("tuples", warehouse.tuples(setting)[0][0])
+print("arrow", warehouse.arrow(setting).column(0)[0].as_py())
+if not read_only:
+    with warehouse.transaction() as session:
+        print("transaction", session.tuples(setting)[0][0])
+"""
+
+
+@pytest.mark.parametrize("mode", ["read-write", "read-only"])
+def test_duckdb_sessions_draw_no_progress_bar(tmp_path: Path, mode: str) -> None:
+    """DuckDB's progress bar is on in a new connection; the engine's sessions and
+    transactions turn it off (else a long query writes a bar of carriage returns into a
+    task's log). In a process of its own: inside pytest's, DuckDB starts with it off."""
+    run = subprocess.run(
+        [sys.executable, "-c", _PROGRESS_BAR_SETTINGS, str(tmp_path / "warehouse.duckdb"), mode],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seen = dict(line.split() for line in run.stdout.splitlines())
+    assert seen.pop("plain") == "True"  # the control: DuckDB's own default
+    assert seen == (
+        {"tuples": "False", "arrow": "False"}
+        | ({"transaction": "False"} if mode == "read-write" else {})
+    )

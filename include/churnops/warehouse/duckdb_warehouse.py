@@ -80,6 +80,14 @@ class DuckDBSession(Session):
         self.con.unregister(name)
 
 
+def _quiet_session(dbapi_connection: Any, _record: Any) -> None:
+    """No progress bar: DuckDB draws one on the terminal for any query past two seconds
+    (the training frame's join, a bootstrap's aggregation), and in a task log or the
+    bench's output it is a line of carriage returns between the real lines. It is a
+    session option (a global one is refused), so every new connection sets it."""
+    dbapi_connection.execute("SET enable_progress_bar = false")
+
+
 class DuckDBWarehouse(Warehouse):
     kind = "duckdb"
 
@@ -93,6 +101,7 @@ class DuckDBWarehouse(Warehouse):
                 connect_args={"read_only": read_only},
             )
         )
+        sa.event.listen(self.engine, "connect", _quiet_session)
 
     def describe(self) -> str:
         return f"DuckDB warehouse {self.path}"
