@@ -35,6 +35,13 @@ usage_days as (
         usage_date > {{ as_of_start(-90) }}
         and usage_date <= {{ as_of_end() }}
         and drop_date <= {{ as_of_end() }}
+        -- The same rows (the validation gate loads a usage row only on its own day's
+        -- drop), bounded by the partition key too, which PostgreSQL indexes (test:
+        -- tests/dbt/test_usage_read_bounds.py): else a night at the end of a year scans every
+        -- day loaded (a year of usage at 50,000 customers: 0.8 s against 0.4 s by the
+        -- drop_date index; at 500,000, about four times the window's 45M rows). DuckDB
+        -- already skips row groups by the usage_date range.
+        and drop_date > {{ as_of_start(-90) }}
 
 ),
 

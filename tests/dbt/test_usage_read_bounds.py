@@ -1,0 +1,139 @@
+"""The nightly's usage read on PostgreSQL reads the window's days, not the whole history.
+
+raw.usage_daily grows by a day of rows every night, and PostgreSQL stores it as rows: a
+read bounded only by ``usage_date`` scans every day ever loaded (DuckDB skips row groups by
+their min/max). ``int_usage_windowed_per_date`` also bounds ``drop_date`` (the partition
+key, indexed on PostgreSQL; ``usage_date = drop_date`` for every loaded row, the validation
+gate refuses any other), so a night at the end of a long history reads its 90 days through
+the index. The plan is checked on a real PostgreSQL with a year of synthetic usage; the
+control is the same query without that bound, which must scan the table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import fresh_postgres_database
+
+pytestmark = pytest.mark.integration
+
+NIGHT = dt.date(2025, 12, 31)
+HISTORY_DAYS = 365
+CUSTOMERS = 3_000
+# The line of the model that bounds the partition key from below, rendered.
+LOWER_DROP_DATE_BOUND = re.compile(r"\n\s*and drop_date > cast\('[0-9-]+' as date\)")
+
+
+@pytest.fixture(scope="module")
+def year_of_usage() -> Iterator[str]:
+    """A database with raw.usage_daily as the raw store creates it (the drop_date index
+    included) holding a year of daily usage, analysed, and the as-of date table."""
+    from churnops.ingest.store import raw_table
+    from churnops.warehouse.postgres_warehouse import PostgresWarehouse
+
+    with fresh_postgres_database("churnops_usage_bounds") as dsn:
+        warehouse = PostgresWarehouse(dsn)
+        try:
+            warehouse.ensure(raw_table("usage_daily"))
+            first = NIGHT - dt.timedelta(days=HISTORY_DAYS - 1)
+            with warehouse.transaction() as session:
+                session.execute(
+                    f"""
+                    insert into raw.usage_daily
+                    select customer, day, 3, 0.5, 1, 10.0, 2, day, 'usage_daily.parquet',
+                        timestamp '2026-01-01 00:00:00'
+                    from (
+                        select cast(days.day as date) as day, customers.customer
+                        from generate_series(
+                            date '{first}', date '{NIGHT}', interval '1 day'
+                        ) as days (day)
+                        cross join generate_series(1, {CUSTOMERS}) as customers (customer)
+                    ) as rows_
+                    """
+                )
+                session.execute("create schema intermediate")
+                session.execute("create table intermediate.int_as_of_dates (as_of_date date)")
+                session.execute(f"insert into intermediate.int_as_of_dates values (date '{NIGHT}')")
+            with warehouse.engine.connect() as connection:
+                connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+                    sa.text("analyze raw.usage_daily")
+                )
+        finally:
+            warehouse.dispose()
+        yield dsn
+
+
+def _compiled_per_date_model(dsn: str, work_dir: Path) -> str:
+    """The nightly's usage model as dbt renders it for NIGHT on PostgreSQL (its staging
+    view built first, as a night's build does)."""
+    from churnops.features import run_dbt
+    from churnops.settings import load_settings
+
+    settings = load_settings(
+        {
+            "CHURNOPS_STATE_DIR": str(work_dir),
+            "CHURNOPS_WAREHOUSE": "postgres",
+            "CHURNOPS_POSTGRES_DSN": dsn,
+        }
+    )
+    target = work_dir / "target"
+    night = {"as_of_date": NIGHT.isoformat()}
+    run_dbt(settings, "run", ["--select", "stg_raw__usage_days"], night, str(target))
+    run_dbt(settings, "compile", ["--select", "int_usage_windowed_per_date"], night, str(target))
+    return (
+        target / "compiled/churnops/models/intermediate/int_usage_windowed_per_date.sql"
+    ).read_text()
+
+
+def _usage_scans(dsn: str, sql: str) -> list[dict]:
+    """The plan nodes that read raw.usage_daily."""
+    engine = sa.create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://"))
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("set jit = off"))
+            plan = connection.execute(sa.text(f"explain (format json) {sql}")).scalar_one()
+    finally:
+        engine.dispose()
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+    found: list[dict] = []
+
+    def walk(node: dict) -> None:
+        if node.get("Relation Name") == "usage_daily":
+            found.append(node)
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    return found
+
+
+def test_the_nightly_reads_a_years_history_through_the_drop_date_index(
+    year_of_usage: str, tmp_path: Path
+) -> None:
+    compiled = _compiled_per_date_model(year_of_usage, tmp_path)
+    window_start = NIGHT - dt.timedelta(days=90)
+    assert f"and drop_date > cast('{window_start}' as date)" in compiled
+
+    scans = _usage_scans(year_of_usage, compiled)
+    assert scans, "the plan reads no raw.usage_daily"
+    for scan in scans:
+        assert scan["Node Type"] in {"Index Scan", "Bitmap Heap Scan"}, scan["Node Type"]
+    conditions = " ".join(
+        str(node.get(key, ""))
+        for scan in scans
+        for node in [scan, *scan.get("Plans", [])]
+        for key in ("Index Cond", "Recheck Cond")
+    )
+    assert f"(_drop_date > '{window_start}'::date)" in conditions, conditions
+
+    # The control: without the bound, the same read scans the whole table.
+    unbounded = LOWER_DROP_DATE_BOUND.sub("", compiled)
+    assert unbounded != compiled
+    assert {scan["Node Type"] for scan in _usage_scans(year_of_usage, unbounded)} == {"Seq Scan"}
