@@ -20,28 +20,7 @@ active_customers as (
 
 usage_days as (
 
-    -- Every usage row's usage_date equals its drop day (tested on staging), so a row
-    -- dated on or before D was known on D.
-    select
-        customer_id,
-        usage_date,
-        calls,
-        data_gb,
-        logins,
-        session_minutes,
-        features_used
-    from {{ ref('stg_raw__usage_days') }}
-    where
-        usage_date > {{ as_of_start(-90) }}
-        and usage_date <= {{ as_of_end() }}
-        and drop_date <= {{ as_of_end() }}
-        -- The same rows (the validation gate loads a usage row only on its own day's
-        -- drop), bounded by the partition key too, which PostgreSQL indexes (test:
-        -- tests/dbt/test_usage_read_bounds.py): else a night at the end of a year scans every
-        -- day loaded (a year of usage at 50,000 customers: 0.8 s against 0.4 s by the
-        -- drop_date index; at 500,000, about four times the window's 45M rows). DuckDB
-        -- already skips row groups by the usage_date range.
-        and drop_date > {{ as_of_start(-90) }}
+    {{ usage_days_in_windows() }}
 
 ),
 
