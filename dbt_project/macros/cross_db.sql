@@ -20,7 +20,15 @@
       where DuckDB rounds it away; that can only change the result when k + 1 is the tie
       5 * 10^(9 - places) of the final rounding, which is even for places <= 8, so k + 0.5
       rounds to the tie on both. 3M values (ties and their neighbours, ratios, sums, up to
-      1e8): no difference. It is also twice as fast as the float8 -> numeric cast.
+      1e8): no difference (tests/dbt/test_round_float.py keeps checking it).
+    - The rest stays in integers on PostgreSQL: half away from zero to `places` is
+      (|k| + m / 2) / m with m = 10^(10 - places) in bigint division, the sign put back on
+      the integer (so -0.00001 gives 0, not -0), and the integer n divided by 10^places in
+      double precision. That division is correctly rounded, like the numeric -> float8
+      cast it replaces, so the double is the same to the bit; numeric arithmetic and its
+      float8 cast cost ~0.45 us a value (500,000 rows x 9 features: 2.5 s against 0.5 s),
+      and a night rounds 19 features of every customer. The range check decimal(18, 10)
+      made is explicit: |k| >= 10^18 fails the build, naming the value.
 -#}
 {% macro round_float(expression, places=4) -%}
     {{ return(adapter.dispatch('round_float', 'churnops')(expression, places)) }}
@@ -35,15 +43,20 @@
 {%- endmacro %}
 
 {% macro postgres__round_float(expression, places) -%}
-    cast(round(
-        cast(
-            cast(
-                cast({{ expression }} as double precision) * cast(1e10 as double precision)
-                as bigint
-            ) * 0.0000000001 as numeric(18, 10)
-        ),
-        {{ places }}
-    ) as double precision)
+    {%- set value = 'cast(' ~ expression ~ ' as double precision)' -%}
+    {%- set step = 10 ** (10 - places) -%}
+    cast(
+        case
+            when abs({{ value }}) * cast(1e10 as double precision) >= cast(1e18 as double precision)
+                then cast(
+                    'round_float: ' || {{ value }} || ' is outside decimal(18, 10)' as bigint
+                )
+            when {{ value }} < 0
+                then -((cast(-{{ value }} * cast(1e10 as double precision) as bigint) + {{ step // 2 }}) / {{ step }})
+            else (cast({{ value }} * cast(1e10 as double precision) as bigint) + {{ step // 2 }}) / {{ step }}
+        end
+        as double precision
+    ) / cast({{ 10 ** places }} as double precision)
 {%- endmacro %}
 
 
