@@ -2,11 +2,12 @@
 
 raw.usage_daily grows by a day of rows every night, and PostgreSQL stores it as rows: a
 read bounded only by ``usage_date`` scans every day ever loaded (DuckDB skips row groups by
-their min/max). ``int_usage_windowed_per_date`` also bounds ``drop_date`` (the partition
-key, indexed on PostgreSQL; ``usage_date = drop_date`` for every loaded row, the validation
-gate refuses any other), so a night at the end of a long history reads its 90 days through
-the index. The plan is checked on a real PostgreSQL with a year of synthetic usage; the
-control is the same query without that bound, which must scan the table.
+their min/max). Both usage models (``int_usage_windowed_per_date``, the nightly's, and
+``int_usage_windowed_by_frames``, a long bootstrap's) also bound ``drop_date`` (the
+partition key, indexed on PostgreSQL; ``usage_date = drop_date`` for every loaded row, the
+validation gate refuses any other), so a night at the end of a long history reads its 90
+days through the index. The plan is checked on a real PostgreSQL with a year of synthetic
+usage; the control is the same query without that bound, which must scan the table.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ LOWER_DROP_DATE_BOUND = re.compile(r"\n\s*and drop_date > cast\('[0-9-]+' as dat
 @pytest.fixture(scope="module")
 def year_of_usage() -> Iterator[str]:
     """A database with raw.usage_daily as the raw store creates it (the drop_date index
-    included) holding a year of daily usage, analysed, and the as-of date table."""
+    included) holding a year of daily usage, analysed, and the as-of date and active
+    customer tables the two models read."""
     from churnops.ingest.store import raw_table
     from churnops.warehouse.postgres_warehouse import PostgresWarehouse
 
@@ -61,18 +63,27 @@ def year_of_usage() -> Iterator[str]:
                 session.execute("create schema intermediate")
                 session.execute("create table intermediate.int_as_of_dates (as_of_date date)")
                 session.execute(f"insert into intermediate.int_as_of_dates values (date '{NIGHT}')")
+                session.execute(
+                    "create table intermediate.int_customers_snapshotted "
+                    "(as_of_date date, customer_id bigint)"
+                )
+                session.execute(
+                    "insert into intermediate.int_customers_snapshotted "
+                    f"select date '{NIGHT}', customer from generate_series(1, {CUSTOMERS}) "
+                    "as customers (customer)"
+                )
             with warehouse.engine.connect() as connection:
                 connection.execution_options(isolation_level="AUTOCOMMIT").execute(
-                    sa.text("analyze raw.usage_daily")
+                    sa.text("analyze")
                 )
         finally:
             warehouse.dispose()
         yield dsn
 
 
-def _compiled_per_date_model(dsn: str, work_dir: Path) -> str:
-    """The nightly's usage model as dbt renders it for NIGHT on PostgreSQL (its staging
-    view built first, as a night's build does)."""
+def _compiled_model(dsn: str, work_dir: Path, model: str) -> str:
+    """A usage model as dbt renders it for NIGHT on PostgreSQL (its staging view built
+    first, as a night's build does)."""
     from churnops.features import run_dbt
     from churnops.settings import load_settings
 
@@ -86,10 +97,8 @@ def _compiled_per_date_model(dsn: str, work_dir: Path) -> str:
     target = work_dir / "target"
     night = {"as_of_date": NIGHT.isoformat()}
     run_dbt(settings, "run", ["--select", "stg_raw__usage_days"], night, str(target))
-    run_dbt(settings, "compile", ["--select", "int_usage_windowed_per_date"], night, str(target))
-    return (
-        target / "compiled/churnops/models/intermediate/int_usage_windowed_per_date.sql"
-    ).read_text()
+    run_dbt(settings, "compile", ["--select", model], night, str(target))
+    return (target / f"compiled/churnops/models/intermediate/{model}.sql").read_text()
 
 
 def _usage_scans(dsn: str, sql: str) -> list[dict]:
@@ -114,10 +123,11 @@ def _usage_scans(dsn: str, sql: str) -> list[dict]:
     return found
 
 
-def test_the_nightly_reads_a_years_history_through_the_drop_date_index(
-    year_of_usage: str, tmp_path: Path
+@pytest.mark.parametrize("model", ["int_usage_windowed_per_date", "int_usage_windowed_by_frames"])
+def test_a_night_reads_a_years_history_through_the_drop_date_index(
+    year_of_usage: str, tmp_path: Path, model: str
 ) -> None:
-    compiled = _compiled_per_date_model(year_of_usage, tmp_path)
+    compiled = _compiled_model(year_of_usage, tmp_path, model)
     window_start = NIGHT - dt.timedelta(days=90)
     assert f"and drop_date > cast('{window_start}' as date)" in compiled
 
