@@ -26,7 +26,10 @@ as_of_dates as (
 
 ),
 
-invoices as (
+-- Read twice (the window's invoices, the late ones): PostgreSQL would materialize it
+-- and scan the copy serially; inlined, each read is a plain scan of the raw table. At
+-- 500,000 customers the model takes 9.0 s instead of 10.1 s there; DuckDB the same 1.2 s.
+invoices as not materialized (
 
     select
         invoice_id,
