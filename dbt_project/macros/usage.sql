@@ -6,7 +6,7 @@
     usage_date equals its drop day (the validation gate loads a row only in its own day's
     drop, and staging tests it), so a row dated on or before D was known on D. The
     drop_date bounds select the same rows by the partition key, which PostgreSQL indexes
-    (tests/dbt/test_usage_read_bounds.py): without the lower one a night at the end of a
+    (tests/dbt/test_window_read_bounds.py): without the lower one a night at the end of a
     year scanned every day loaded (a year of usage at 50,000 customers: 0.8 s against 0.4 s
     by the drop_date index; at 500,000, about four times the window's 45M rows). DuckDB
     already skips row groups by the usage_date range.

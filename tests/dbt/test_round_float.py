@@ -1,7 +1,7 @@
 """round_float gives the same double on DuckDB and PostgreSQL, to the bit.
 
 The macro (dbt_project/macros/cross_db.sql) is rendered by dbt for each engine and run on
-a real DuckDB and a real PostgreSQL over the values where the two could part: 4-place and
+a real DuckDB and a real PostgreSQL over the values where the two could part: 2-, 4- and
 10-place ties and their neighbouring doubles, from 1e-6 up to the 1e8 the decimal(18, 10)
 holds, negative as well, and sums that miss a tie by a bit. The control is PostgreSQL's own
 float8 -> numeric cast, which keeps 15 significant digits: it must disagree with DuckDB on

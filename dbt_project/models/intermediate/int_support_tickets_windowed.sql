@@ -23,7 +23,11 @@ as_of_dates as (
 
 tickets as (
 
-    -- A ticket belongs to the UTC day it was opened, which is its drop day.
+    -- A ticket belongs to the UTC day it was opened, which is its drop day (the validation
+    -- gate loads a ticket only in its own day's drop; staging tests created_date =
+    -- drop_date). So the drop_date bounds select the same rows by the partition key, which
+    -- PostgreSQL indexes: without the lower one a night at the end of a long history reads
+    -- every day of tickets loaded (tests/dbt/test_window_read_bounds.py).
     select
         customer_id,
         created_date,
@@ -33,6 +37,7 @@ tickets as (
         created_date > {{ as_of_start(-90) }}
         and created_date <= {{ as_of_end() }}
         and drop_date <= {{ as_of_end() }}
+        and drop_date > {{ as_of_start(-90) }}
 
 ),
 

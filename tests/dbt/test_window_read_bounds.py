@@ -1,13 +1,14 @@
-"""The nightly's usage read on PostgreSQL reads the window's days, not the whole history.
+"""The nightly's windowed reads on PostgreSQL read the window's days, not the whole history.
 
-raw.usage_daily grows by a day of rows every night, and PostgreSQL stores it as rows: a
-read bounded only by ``usage_date`` scans every day ever loaded (DuckDB skips row groups by
-their min/max). Both usage models (``int_usage_windowed_per_date``, the nightly's, and
-``int_usage_windowed_by_frames``, a long bootstrap's) also bound ``drop_date`` (the
-partition key, indexed on PostgreSQL; ``usage_date = drop_date`` for every loaded row, the
+raw.usage_daily and raw.support_tickets grow by a day of rows every night, and PostgreSQL
+stores them as rows: a read bounded only by the event date scans every day ever loaded
+(DuckDB skips row groups by their min/max). Both usage models (``int_usage_windowed_per_date``,
+the nightly's, and ``int_usage_windowed_by_frames``, a long bootstrap's) and the tickets
+model (``int_support_tickets_windowed``) also bound ``drop_date`` from below (the partition
+key, indexed on PostgreSQL; an event's date is its drop day for every loaded row, the
 validation gate refuses any other), so a night at the end of a long history reads its 90
 days through the index. The plan is checked on a real PostgreSQL with a year of synthetic
-usage; the control is the same query without that bound, which must scan the table.
+rows; the control is the same query without that bound, which must scan the table.
 """
 
 from __future__ import annotations
@@ -33,23 +34,38 @@ LOWER_DROP_DATE_BOUND = re.compile(r"\n\s*and drop_date > cast\('[0-9-]+' as dat
 
 
 @pytest.fixture(scope="module")
-def year_of_usage() -> Iterator[str]:
-    """A database with raw.usage_daily as the raw store creates it (the drop_date index
-    included) holding a year of daily usage, analysed, and the as-of date and active
-    customer tables the two models read."""
+def year_of_rows() -> Iterator[str]:
+    """A database with raw.usage_daily and raw.support_tickets as the raw store creates
+    them (the drop_date index included), each holding a year of a row per customer per
+    day, analysed, and the as-of date and active customer tables the models read."""
     from churnops.ingest.store import raw_table
     from churnops.warehouse.postgres_warehouse import PostgresWarehouse
 
     with fresh_postgres_database("churnops_usage_bounds") as dsn:
         warehouse = PostgresWarehouse(dsn)
         try:
-            warehouse.ensure(raw_table("usage_daily"))
+            warehouse.ensure(raw_table("usage_daily"), raw_table("support_tickets"))
             first = NIGHT - dt.timedelta(days=HISTORY_DAYS - 1)
             with warehouse.transaction() as session:
                 session.execute(
                     f"""
                     insert into raw.usage_daily
                     select customer, day, 3, 0.5, 1, 10.0, 2, day, 'usage_daily.parquet',
+                        timestamp '2026-01-01 00:00:00'
+                    from (
+                        select cast(days.day as date) as day, customers.customer
+                        from generate_series(
+                            date '{first}', date '{NIGHT}', interval '1 day'
+                        ) as days (day)
+                        cross join generate_series(1, {CUSTOMERS}) as customers (customer)
+                    ) as rows_
+                    """
+                )
+                session.execute(
+                    f"""
+                    insert into raw.support_tickets
+                    select 'T' || customer || '-' || day, customer, day + time '09:30',
+                        'billing', 'low', 'email', day, 'support_tickets.parquet',
                         timestamp '2026-01-01 00:00:00'
                     from (
                         select cast(days.day as date) as day, customers.customer
@@ -81,8 +97,16 @@ def year_of_usage() -> Iterator[str]:
         yield dsn
 
 
+# Each windowed model, the staging view it reads, and the raw table under that.
+WINDOWED_MODELS = {
+    "int_usage_windowed_per_date": ("stg_raw__usage_days", "usage_daily"),
+    "int_usage_windowed_by_frames": ("stg_raw__usage_days", "usage_daily"),
+    "int_support_tickets_windowed": ("stg_raw__support_tickets", "support_tickets"),
+}
+
+
 def _compiled_model(dsn: str, work_dir: Path, model: str) -> str:
-    """A usage model as dbt renders it for NIGHT on PostgreSQL (its staging view built
+    """A windowed model as dbt renders it for NIGHT on PostgreSQL (its staging view built
     first, as a night's build does)."""
     from churnops.features import run_dbt
     from churnops.settings import load_settings
@@ -96,13 +120,14 @@ def _compiled_model(dsn: str, work_dir: Path, model: str) -> str:
     )
     target = work_dir / "target"
     night = {"as_of_date": NIGHT.isoformat()}
-    run_dbt(settings, "run", ["--select", "stg_raw__usage_days"], night, str(target))
+    staging, _ = WINDOWED_MODELS[model]
+    run_dbt(settings, "run", ["--select", staging], night, str(target))
     run_dbt(settings, "compile", ["--select", model], night, str(target))
     return (target / f"compiled/churnops/models/intermediate/{model}.sql").read_text()
 
 
-def _usage_scans(dsn: str, sql: str) -> list[dict]:
-    """The plan nodes that read raw.usage_daily."""
+def _raw_scans(dsn: str, sql: str, raw: str) -> list[dict]:
+    """The plan nodes that read raw.<raw>."""
     engine = sa.create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://"))
     try:
         with engine.connect() as connection:
@@ -114,7 +139,7 @@ def _usage_scans(dsn: str, sql: str) -> list[dict]:
     found: list[dict] = []
 
     def walk(node: dict) -> None:
-        if node.get("Relation Name") == "usage_daily":
+        if node.get("Relation Name") == raw:
             found.append(node)
         for child in node.get("Plans", []):
             walk(child)
@@ -123,16 +148,17 @@ def _usage_scans(dsn: str, sql: str) -> list[dict]:
     return found
 
 
-@pytest.mark.parametrize("model", ["int_usage_windowed_per_date", "int_usage_windowed_by_frames"])
+@pytest.mark.parametrize("model", sorted(WINDOWED_MODELS))
 def test_a_night_reads_a_years_history_through_the_drop_date_index(
-    year_of_usage: str, tmp_path: Path, model: str
+    year_of_rows: str, tmp_path: Path, model: str
 ) -> None:
-    compiled = _compiled_model(year_of_usage, tmp_path, model)
+    _, raw = WINDOWED_MODELS[model]
+    compiled = _compiled_model(year_of_rows, tmp_path, model)
     window_start = NIGHT - dt.timedelta(days=90)
     assert f"and drop_date > cast('{window_start}' as date)" in compiled
 
-    scans = _usage_scans(year_of_usage, compiled)
-    assert scans, "the plan reads no raw.usage_daily"
+    scans = _raw_scans(year_of_rows, compiled, raw)
+    assert scans, f"the plan reads no raw.{raw}"
     for scan in scans:
         assert scan["Node Type"] in {"Index Scan", "Bitmap Heap Scan"}, scan["Node Type"]
     conditions = " ".join(
@@ -146,4 +172,4 @@ def test_a_night_reads_a_years_history_through_the_drop_date_index(
     # The control: without the bound, the same read scans the whole table.
     unbounded = LOWER_DROP_DATE_BOUND.sub("", compiled)
     assert unbounded != compiled
-    assert {scan["Node Type"] for scan in _usage_scans(year_of_usage, unbounded)} == {"Seq Scan"}
+    assert {scan["Node Type"] for scan in _raw_scans(year_of_rows, unbounded, raw)} == {"Seq Scan"}
