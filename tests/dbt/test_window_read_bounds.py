@@ -46,19 +46,18 @@ def year_of_rows() -> Iterator[str]:
         try:
             warehouse.ensure(raw_table("usage_daily"), raw_table("support_tickets"))
             first = NIGHT - dt.timedelta(days=HISTORY_DAYS - 1)
+            every_customer_every_day = f"""
+                select cast(days.day as date) as day, customers.customer
+                from generate_series(date '{first}', date '{NIGHT}', interval '1 day') as days (day)
+                cross join generate_series(1, {CUSTOMERS}) as customers (customer)
+            """
             with warehouse.transaction() as session:
                 session.execute(
                     f"""
                     insert into raw.usage_daily
                     select customer, day, 3, 0.5, 1, 10.0, 2, day, 'usage_daily.parquet',
                         timestamp '2026-01-01 00:00:00'
-                    from (
-                        select cast(days.day as date) as day, customers.customer
-                        from generate_series(
-                            date '{first}', date '{NIGHT}', interval '1 day'
-                        ) as days (day)
-                        cross join generate_series(1, {CUSTOMERS}) as customers (customer)
-                    ) as rows_
+                    from ({every_customer_every_day}) as rows_
                     """
                 )
                 session.execute(
@@ -67,13 +66,7 @@ def year_of_rows() -> Iterator[str]:
                     select 'T' || customer || '-' || day, customer, day + time '09:30',
                         'billing', 'low', 'email', day, 'support_tickets.parquet',
                         timestamp '2026-01-01 00:00:00'
-                    from (
-                        select cast(days.day as date) as day, customers.customer
-                        from generate_series(
-                            date '{first}', date '{NIGHT}', interval '1 day'
-                        ) as days (day)
-                        cross join generate_series(1, {CUSTOMERS}) as customers (customer)
-                    ) as rows_
+                    from ({every_customer_every_day}) as rows_
                     """
                 )
                 session.execute("create schema intermediate")
