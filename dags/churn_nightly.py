@@ -47,6 +47,12 @@ or `as_of_date` from the trigger form.
      store (`CHURNOPS_ONLINE_STORE_URL`) under D and switches the real-time service
      (`churnops serve`) to them in one command; with Redis down it fails in one line
      naming the host (retried), and the service keeps the previous night.
+   - `training_copies` (beside the scoring) writes a columnar copy (Parquet, in the
+     shared files' `training/`) of the labelled snapshot whose label matured tonight
+     (D - 90), so a training reads its snapshots from copies instead of the warehouse's
+     rows; copies older than the default training window are removed. A copy is read only
+     while no dbt build has rewritten its date since (the marts' write log,
+     `marts.as_of_writes`).
 4. **monitor**
    - `drift_and_performance`: first the real-time service's sampled answers from Redis
      into `monitoring.online_requests` (with Redis down they wait for the next night);
@@ -153,6 +159,14 @@ def online_features() -> dict:
 
 
 @task(pool=orchestration.warehouse_pool)
+def training_copies() -> dict:
+    """Columnar copy of the labelled snapshot whose label matured tonight (for training)."""
+    from churnops.orchestration.model import keep_training_copies_task
+
+    return keep_training_copies_task()
+
+
+@task(pool=orchestration.warehouse_pool)
 def drift_and_performance() -> dict:
     """Drift report of the night against the champion's training data; matured cohorts."""
     from churnops.orchestration.monitoring import monitor_night_task
@@ -206,6 +220,7 @@ def churn_nightly() -> None:
     features = features_task_group(settings)
     ingest >> features >> scoring >> monitor
     features >> online_features()  # beside the scoring: a Redis outage never holds it up
+    features >> training_copies()  # beside the scoring: training reads it, not tonight's score
 
 
 churn_nightly()

@@ -119,3 +119,41 @@
     {%- endif -%}
 {%- endmacro %}
 
+
+
+{#-
+    post_hooks of the incremental marts: the write log, marts.as_of_writes, one row per
+    build of a mart (the model, the as-of range it rewrote, dbt's invocation id). Inside
+    the model's transaction, after its insert, so a row is there exactly when the write
+    it records committed. Readers that keep copies of a mart's rows (the training
+    snapshots' columnar copies, churnops.features.copies) know from it whether a copy of
+    an as-of date is still what the mart holds: any later build covering the date adds a
+    row, whoever ran it (the nightly, a backfill, a Cosmos task, dbt by hand).
+    `create table if not exists`: the log is created by the first build of a mart, on
+    either engine; its rows are never updated or deleted.
+-#}
+{% macro as_of_writes_relation() -%}
+    {{ this.schema }}.as_of_writes
+{%- endmacro %}
+
+{% macro create_as_of_writes() -%}
+    create table if not exists {{ as_of_writes_relation() }} (
+        model varchar not null,
+        as_of_start date not null,
+        as_of_end date not null,
+        invocation_id varchar not null,
+        written_at timestamp not null
+    )
+{%- endmacro %}
+
+{% macro record_as_of_write(offset_days=0) -%}
+    insert into {{ as_of_writes_relation() }}
+        (model, as_of_start, as_of_end, invocation_id, written_at)
+    values (
+        '{{ this.identifier }}',
+        {{ as_of_start(offset_days) }},
+        {{ as_of_end(offset_days) }},
+        '{{ invocation_id }}',
+        current_timestamp
+    )
+{%- endmacro %}

@@ -1,17 +1,17 @@
 """The shared files: what every worker must see, under one base path or object-store URL.
 
-Landing drops, quarantine, validation results (JSON, GX Data Docs), drift reports and
-compiled model libraries live under ``CHURNOPS_DATA_URL`` (``SharedStorageSettings``): a
-local folder by default, or a shared directory (``/mnt/churnops``, ``file:///...``) or any
-fsspec URL (``s3://bucket/prefix``; s3fs reads the usual ``AWS_*`` variables, including
-``AWS_ENDPOINT_URL`` for an S3-compatible server). The DAGs and the code are the same
-either way; only the setting differs.
+Landing drops, quarantine, validation results (JSON, GX Data Docs), drift reports, the
+training snapshots' columnar copies and compiled model libraries live under
+``CHURNOPS_DATA_URL`` (``SharedStorageSettings``): a local folder by default, or a shared
+directory (``/mnt/churnops``, ``file:///...``) or any fsspec URL (``s3://bucket/prefix``;
+s3fs reads the usual ``AWS_*`` variables, including ``AWS_ENDPOINT_URL`` for an
+S3-compatible server). The DAGs and the code are the same either way; only the setting differs.
 
 :class:`SharedFiles` is the resource, built once per process from the settings
 (:func:`shared_files_for`) and handed to the stages, like the warehouse. It names the areas
-(``landing_dir``, ``quarantine_dir``, ``validation_dir``, ``reports_dir``, ``models_dir``)
-as *locations*: a plain :class:`pathlib.Path` on a local base, so the default does exactly
-what it did before (renames, no copies), and an fsspec-backed ``UPath`` (the
+(``landing_dir``, ``quarantine_dir``, ``validation_dir``, ``reports_dir``, ``training_dir``,
+``models_dir``) as *locations*: a plain :class:`pathlib.Path` on a local base, so the
+default does exactly what it did before (renames, no copies), and an fsspec-backed ``UPath`` (the
 universal-pathlib path Airflow's ``ObjectStoragePath`` is built on) elsewhere. Both answer
 ``/``, ``glob``, ``is_dir``, ``iterdir``, ``stat``, ``open``, so listing and reading code
 takes either. Writing goes through the helpers below, which keep every write whole:
@@ -57,6 +57,7 @@ QUARANTINE = "quarantine"
 VALIDATION = "validation"
 REPORTS = "reports"
 COMPILED = "compiled"
+TRAINING = "training"
 
 
 class SharedPathUnavailable(RuntimeError):
@@ -124,6 +125,11 @@ class SharedFiles:
     @property
     def reports_dir(self) -> Location:
         return self.base / REPORTS
+
+    @property
+    def training_dir(self) -> Location:
+        """Columnar copies of the labelled training snapshots (``churnops.features.copies``)."""
+        return self.base / TRAINING
 
     @property
     def models_dir(self) -> Location:

@@ -113,6 +113,13 @@ def test_nightly_dag_shape(dagbag) -> None:
     assert shard.map_index_template == "{{ shard_label }}"
     assert publish.downstream_task_ids == {"monitor.drift_and_performance"}
     assert {t.pool for t in (plan, shard, publish)} == {"churnops_warehouse"}
+    # the columnar copy of tonight's matured snapshot: after the labels are built, beside
+    # the scoring (nothing waits for it)
+    copies = dag.get_task("training_copies")
+    assert {m for m in models if "fct_churn_labels" in m} <= copies.get_flat_relative_ids(
+        upstream=True
+    )
+    assert copies.pool == "churnops_warehouse" and not copies.downstream_task_ids
     assert dag.params["scoring_shards"] is None  # the settings' shard count unless asked
 
 

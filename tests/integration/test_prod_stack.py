@@ -76,6 +76,7 @@ NIGHTLY_TASKS = {
     "ingest.check_window_loaded",
     "features.dbt_build",
     "online_features",  # the night's features into Redis (this session's key prefix)
+    "training_copies",  # the columnar copy of the snapshot whose label matured
     "score.plan",
     "score.shard",
     "score.publish",

@@ -7,6 +7,7 @@
     fct_customer_features), the label is 1 when churn_date falls in (as_of_date,
     as_of_date + 90] - day 90 in, day 91 out. Only the churn events known by as_of_end are
     read (int_churn_events_known), so a label never uses a day the run did not know.
+    Like fct_customer_features, each build is recorded in marts.as_of_writes (post_hooks).
 -#}
 {{
     config(
@@ -14,6 +15,7 @@
         incremental_strategy='delete+insert',
         unique_key='as_of_date',
         pre_hook="{{ delete_as_of_range(-var('label_horizon_days')) }}",
+        post_hook=["{{ create_as_of_writes() }}", "{{ record_as_of_write(-var('label_horizon_days')) }}"],
         on_schema_change='append_new_columns',
         full_refresh=false,
         indexes=mart_indexes()

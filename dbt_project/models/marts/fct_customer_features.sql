@@ -3,7 +3,8 @@
     groups (account, usage, billing, engagement, cohort), every one computed only from
     rows dated on or before as_of_date. A run rewrites exactly its as-of range: the
     pre_hook deletes [as_of_start, as_of_end] inside the model's transaction, then
-    delete+insert on as_of_date inserts the new rows. Every feature is non-null (the
+    delete+insert on as_of_date inserts the new rows, and the post_hooks record the build
+    in the write log marts.as_of_writes (macros/as_of.sql), in the same transaction. Every feature is non-null (the
     contract in the YAML enforces types and NOT NULL): counts default to 0, "days since"
     features cap at 90, ratios are 0 when undefined. full_refresh=false: a stray
     --full-refresh of a nightly must not drop the history; a new column is appended and
@@ -15,6 +16,7 @@
         incremental_strategy='delete+insert',
         unique_key='as_of_date',
         pre_hook="{{ delete_as_of_range() }}",
+        post_hook=["{{ create_as_of_writes() }}", "{{ record_as_of_write() }}"],
         on_schema_change='append_new_columns',
         full_refresh=false,
         indexes=mart_indexes()

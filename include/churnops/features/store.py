@@ -1,31 +1,58 @@
 """The feature marts dbt builds (schema ``marts``), read through the warehouse resource.
 
-dbt owns these tables and their DDL (``dbt_project/models/marts``); this store only reads
-them: a night's feature rows for scoring, and features joined with matured labels for
-training.
+dbt owns these tables and their DDL (``dbt_project/models/marts``), and their write log
+``marts.as_of_writes`` (a post-hook of each mart); this store only reads them: a night's
+feature rows for scoring, and features joined with matured labels for training, through
+their columnar copies when it has them (``churnops.features.copies``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from churnops.ingest.store import LOADED_DROPS_TABLE
 from churnops.settings import LABEL_COLUMN
 from churnops.sharding import ShardSpec, sql_predicate
-from churnops.warehouse import Warehouse
+from churnops.warehouse import MissingTable, Warehouse
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from churnops.features.copies import SnapshotCopies
+
+log = logging.getLogger(__name__)
+
 FEATURES_TABLE = "marts.fct_customer_features"
 LABELS_TABLE = "marts.fct_churn_labels"
+# One row per build of a mart: (model, as_of_start, as_of_end, invocation_id, written_at);
+# dbt_project/macros/as_of.sql writes it.
+AS_OF_WRITES_TABLE = "marts.as_of_writes"
+# The models whose builds a labelled snapshot depends on (their table names).
+SNAPSHOT_MODELS = (FEATURES_TABLE.split(".")[1], LABELS_TABLE.split(".")[1])
+# Features joined with matured labels on a set of as-of dates ({dates}: their placeholders),
+# the training frame's rows in its order. Changing it: raise copies.COPY_FORMAT.
+LABELLED_SNAPSHOTS_SQL = f"""
+    select features.*, labels.{LABEL_COLUMN}
+    from {FEATURES_TABLE} as features
+    inner join {LABELS_TABLE} as labels
+        on features.as_of_date = labels.as_of_date
+        and features.customer_id = labels.customer_id
+    where features.as_of_date in ({{dates}})
+      and labels.as_of_date in ({{dates}})
+    order by features.as_of_date, features.customer_id
+"""
 
 
 class FeatureStore:
-    def __init__(self, warehouse: Warehouse) -> None:
+    def __init__(self, warehouse: Warehouse, copies: SnapshotCopies | None = None) -> None:
+        """``copies``: where the labelled snapshots' columnar copies are kept (None: every
+        training read goes to the warehouse)."""
         self.warehouse = warehouse
+        self.copies = copies
 
     def night(self, as_of_date: dt.date, shard: ShardSpec | None = None) -> pa.Table:
         """The night's feature rows (one per active customer), ordered by customer; with
@@ -95,22 +122,119 @@ class FeatureStore:
         """Features joined with matured labels on the given as-of dates, ordered by
         as_of_date, customer_id (the training frame's rows).
 
+        With copies, each date whose copy is what the marts hold now is read from it; the
+        rest from the warehouse in one query, and a copy of each is written for the next
+        read. The rows are the same either way (tests/integration/test_snapshot_copies.py).
         Arrow, not pandas: the caller converts millions of rows once, the way it needs
         (``churnops.train.frame.load_training_frame``).
         Raises :class:`MissingTable` when dbt has not built the marts yet.
         """
+        import pyarrow as pa
+
         dates = sorted(set(as_of_dates))
         if not dates:
             raise ValueError("labelled_snapshots needs at least one as-of date")
+        if self.copies is None:
+            return self._labelled_snapshots_from_warehouse(dates)
+        began = time.perf_counter()
+        # Fingerprints before rows: a build committing in between leaves a stale copy, never
+        # a wrong one (churnops.features.copies).
+        fingerprints = self.snapshot_fingerprints(dates)
+        parts: dict[dt.date, pa.Table] = {}
+        for day in dates:
+            fingerprint = fingerprints.get(day)
+            copy = self.copies.read(day, fingerprint) if fingerprint else None
+            if copy is not None:
+                parts[day] = copy
+        from_copies = len(parts)
+        missing = [day for day in dates if day not in parts]
+        if missing:
+            from churnops.features.copies import split_by_date
+
+            fresh = self._labelled_snapshots_from_warehouse(missing)
+            for day, rows in split_by_date(fresh, missing).items():
+                parts[day] = rows
+                fingerprint = fingerprints.get(day)
+                if fingerprint:
+                    self.copies.write(day, fingerprint, rows)
+        log.info(
+            "labelled snapshots: %d as-of dates from their columnar copies, %d from the "
+            "warehouse (copies written for them) in %.1f s",
+            from_copies,
+            len(missing),
+            time.perf_counter() - began,
+        )
+        if not parts:
+            return self._labelled_snapshots_from_warehouse(dates)  # no rows: its schema
+        return pa.concat_tables([parts[day] for day in dates if day in parts])
+
+    def _labelled_snapshots_from_warehouse(self, dates: Sequence[dt.date]) -> pa.Table:
         placeholders = ", ".join("?" for _ in dates)
-        sql = f"""
-            select features.*, labels.{LABEL_COLUMN}
-            from {FEATURES_TABLE} as features
-            inner join {LABELS_TABLE} as labels
-                on features.as_of_date = labels.as_of_date
-                and features.customer_id = labels.customer_id
-            where features.as_of_date in ({placeholders})
-              and labels.as_of_date in ({placeholders})
-            order by features.as_of_date, features.customer_id
-        """
-        return self.warehouse.arrow(sql, [*dates, *dates])
+        return self.warehouse.arrow(
+            LABELLED_SNAPSHOTS_SQL.format(dates=placeholders), [*dates, *dates]
+        )
+
+    def snapshot_fingerprints(self, as_of_dates: Sequence[dt.date]) -> dict[dt.date, str]:
+        """The fingerprint of each as-of date's labelled snapshot as the marts hold it now
+        (``churnops.features.copies.snapshot_fingerprint``): from the write log and the
+        snapshot's columns. A date no build of both marts covers has none (its rows come
+        from the warehouse and no copy is kept), as has every date when the marts predate
+        the write log."""
+        from churnops.features.copies import snapshot_fingerprint
+
+        try:
+            builds = self.warehouse.tuples(
+                f"SELECT model, as_of_start, as_of_end, invocation_id FROM {AS_OF_WRITES_TABLE}"
+            )
+        except MissingTable:
+            return {}
+        schema = self.warehouse.arrow(
+            LABELLED_SNAPSHOTS_SQL.format(dates="null") + " limit 0"
+        ).schema
+        source = self.warehouse.describe()
+        fingerprints: dict[dt.date, str] = {}
+        for day in as_of_dates:
+            covering = [
+                (model, invocation)
+                for model, start, end, invocation in builds
+                if start <= day <= end
+            ]
+            if {model for model, _ in covering} >= set(SNAPSHOT_MODELS):
+                fingerprints[day] = snapshot_fingerprint(day, covering, schema, source)
+        return fingerprints
+
+    def keep_snapshot_copies(self, as_of_dates: Sequence[dt.date], keep_from: dt.date) -> dict:
+        """Write the copies of ``as_of_dates`` that are missing or stale (the nightly: the
+        as-of date whose label matured tonight), then remove the copies of dates before
+        ``keep_from`` (older than any default training reads). What it did, for the log."""
+        if self.copies is None:
+            return {"copies": "off"}
+        if not as_of_dates:
+            return {"copies_written": []}
+        try:
+            labelled = [
+                day
+                for (day,) in self.warehouse.tuples(
+                    f"SELECT DISTINCT as_of_date FROM {LABELS_TABLE} WHERE as_of_date IN "
+                    f"({', '.join('?' for _ in as_of_dates)})",
+                    list(as_of_dates),
+                )
+            ]
+        except MissingTable:
+            return {"copies_written": [], "why": f"no {LABELS_TABLE} yet"}
+        fingerprints = self.snapshot_fingerprints(labelled)
+        stale = [
+            day
+            for day in sorted(labelled)
+            if day in fingerprints and not self.copies.has(day, fingerprints[day])
+        ]
+        rows = self.labelled_snapshots(stale).num_rows if stale else 0
+        written = [day for day in stale if self.copies.has(day, fingerprints[day])]
+        removed = self.copies.remove_before(keep_from)
+        return {
+            "copies_written": [day.isoformat() for day in written],
+            "rows_read": rows,
+            "copies_failed": [day.isoformat() for day in stale if day not in written],
+            "already_current": [d.isoformat() for d in sorted(labelled) if d not in stale],
+            "copies_removed": len(removed),
+        }

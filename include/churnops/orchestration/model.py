@@ -149,3 +149,14 @@ def rollback_champion(reason: str) -> list[str]:
     for line in lines:
         log.info("%s", line)
     return lines
+
+
+def keep_training_copies_task() -> dict[str, Any]:
+    """The nightly's columnar copy of the snapshot whose label matured tonight."""
+    from churnops.orchestration.defaults import run_day
+    from churnops.stores import stores_for
+    from churnops.train.frame import keep_training_copies
+
+    settings = load_settings()
+    features = stores_for(settings).features
+    return keep_training_copies(features, run_day(get_current_context()), settings.train)

@@ -335,8 +335,8 @@ class SharedStorageSettings:
         derive=lambda s: str(s.paths.data_dir),
         default_text="`<state dir>/data`",
         help="the base every worker must see: landing drops (`landing/<table>/dt=YYYY-MM-DD/`), "
-        "`quarantine/`, `validation/` (GX results, Data Docs), `reports/` (drift) and "
-        "compiled model libraries (`models/compiled/`; unset, `<state dir>/models/compiled`). "
+        "`quarantine/`, `validation/` (GX results, Data Docs), `reports/` (drift), "
+        "`training/` (the training snapshots' columnar copies) and compiled model libraries (`models/compiled/`; unset, `<state dir>/models/compiled`). "
         "A shared directory (`/mnt/churnops`, `file:///mnt/churnops`) or any fsspec URL "
         "(`s3://bucket/prefix`; credentials and `AWS_ENDPOINT_URL` from the usual `AWS_*` "
         "variables or the instance role). Once set, the base must exist: a worker that "

@@ -169,6 +169,29 @@ def load_split(
     return time_split(frame, params, windows)
 
 
+def copy_retention_days(params: TrainParams) -> int:
+    """How far back from the newest matured as-of date the snapshots' columnar copies are
+    kept: every snapshot a training with the default range reads (train, validation and
+    test windows: ``total_months``), plus one snapshot step. An older date a training asks
+    for is read from the warehouse (and copied again)."""
+    import math
+
+    return math.ceil(params.total_months * DAYS_PER_MONTH) + params.snapshot_every_days
+
+
+def keep_training_copies(
+    features: FeatureStore, night: dt.date, params: TrainParams
+) -> dict[str, object]:
+    """The nightly's part: the columnar copy of the as-of date whose label matured on
+    ``night`` (``night`` - the label horizon), so the next training reads it from the copy;
+    and the copies older than :func:`copy_retention_days` removed."""
+    matured = night - dt.timedelta(days=params.label_horizon_days)
+    keep_from = matured - dt.timedelta(days=copy_retention_days(params))
+    done = features.keep_snapshot_copies([matured], keep_from)
+    log.info("training copies for night %s (label of %s matured): %s", night, matured, done)
+    return {"night": night.isoformat(), "matured_as_of_date": matured.isoformat(), **done}
+
+
 def _to_frame(table: pa.Table) -> pd.DataFrame:
     """The training frame from the warehouse's Arrow rows, converted once, column by column.
 
