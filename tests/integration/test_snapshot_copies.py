@@ -90,8 +90,14 @@ def test_copies_give_the_warehouses_rows_cold_and_warm(
     assert warm.equals(expected, check_metadata=False)
     assert cold.schema == warm.schema == expected.schema
     messages = [r.getMessage() for r in caplog.records if "labelled snapshots" in r.message]
-    assert "0 as-of dates from their columnar copies, 3 from the warehouse" in messages[0]
-    assert "3 as-of dates from their columnar copies, 0 from the warehouse" in messages[1]
+    assert (
+        "0 as-of dates from their columnar copies, 3 from the warehouse (3 copies written)"
+        in messages[0]
+    )
+    assert (
+        "3 as-of dates from their columnar copies, 0 from the warehouse (0 copies written)"
+        in messages[1]
+    )
     assert copied.copies.as_of_dates()[-3:] == dates
 
 

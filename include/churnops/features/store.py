@@ -148,6 +148,7 @@ class FeatureStore:
                 parts[day] = copy
         from_copies = len(parts)
         missing = [day for day in dates if day not in parts]
+        written = 0
         if missing:
             from churnops.features.copies import split_by_date
 
@@ -155,13 +156,14 @@ class FeatureStore:
             for day, rows in split_by_date(fresh, missing).items():
                 parts[day] = rows
                 fingerprint = fingerprints.get(day)
-                if fingerprint:
-                    self.copies.write(day, fingerprint, rows)
+                if fingerprint and self.copies.write(day, fingerprint, rows):
+                    written += 1
         log.info(
             "labelled snapshots: %d as-of dates from their columnar copies, %d from the "
-            "warehouse (copies written for them) in %.1f s",
+            "warehouse (%d copies written) in %.1f s",
             from_copies,
             len(missing),
+            written,
             time.perf_counter() - began,
         )
         if not parts:
