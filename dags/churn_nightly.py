@@ -47,12 +47,13 @@ or `as_of_date` from the trigger form.
      store (`CHURNOPS_ONLINE_STORE_URL`) under D and switches the real-time service
      (`churnops serve`) to them in one command; with Redis down it fails in one line
      naming the host (retried), and the service keeps the previous night.
-   - `training_copies` (beside the scoring) writes a columnar copy (Parquet, in the
-     shared files' `training/`) of the labelled snapshot whose label matured tonight
-     (D - 90), so a training reads its snapshots from copies instead of the warehouse's
-     rows; copies older than the default training window are removed. A copy is read only
-     while no dbt build has rewritten its date since (the marts' write log,
-     `marts.as_of_writes`).
+   - `training_copies` (beside the scoring) makes sure every labelled snapshot a
+     training started tonight would read has a columnar copy (Parquet, in the shared
+     files' `training/`), so the training reads none of them from the warehouse: in
+     steady state one new copy a night, the snapshot whose label matured tonight
+     (D - 90); after a bootstrap, the missing ones. Copies older than the default
+     training window are removed. A copy is read only while no dbt build has rewritten
+     its date since (the marts' write log, `marts.as_of_writes`).
 4. **monitor**
    - `drift_and_performance`: first the real-time service's sampled answers from Redis
      into `monitoring.online_requests` (with Redis down they wait for the next night);

@@ -10,6 +10,7 @@ the snapshot whose label matured, and removes the old ones.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from tests.conftest import fresh_postgres_database
 
 pytestmark = pytest.mark.integration
 
-HISTORY = {"CHURNOPS_SIM_CUSTOMERS": "800", "CHURNOPS_SIM_DAYS": "160"}
+HISTORY = {"CHURNOPS_SIM_CUSTOMERS": "800", "CHURNOPS_SIM_DAYS": "260"}
 
 
 @pytest.fixture(scope="module", params=["duckdb", "postgres"])
@@ -134,13 +135,50 @@ def test_a_copy_is_read_until_dbt_rebuilds_its_date(history: Settings) -> None:
     assert copies.has(day, after[day]) and not copies.has(day, fingerprints[day])
 
 
+def test_the_nightly_copies_every_snapshot_a_training_tonight_reads(
+    history: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from churnops.train.frame import keep_training_copies, load_split, training_snapshot_dates
+
+    copied, plain = _stores(history)
+    # Windows small enough for this short history (170 labelled days) to plan a split on.
+    params = dataclasses.replace(
+        history.train,
+        train_months=4.0,  # more than the 90-day gap before validation
+        validation_months=0.5,
+        test_months=0.5,
+        min_history_months=1.0,
+        snapshot_every_days=7,
+        min_train_positives=1,
+        min_eval_positives=1,
+        full_windows_only=False,
+    )
+    matured = _labelled_dates(copied)[-1]
+    night = matured + dt.timedelta(days=params.label_horizon_days)
+    dates = training_snapshot_dates(copied, matured, params=params)
+    assert len(dates) >= 4 and max(dates) == matured
+
+    done = keep_training_copies(copied, night, params)
+    assert sorted(done["copies_written"] + done["already_current"]) == [
+        day.isoformat() for day in dates
+    ]
+    assert done["copies_written"] and done["copies_failed"] == []
+    with caplog.at_level(logging.INFO, logger="churnops.features.store"):
+        split = load_split(copied, as_of_end=matured, params=params)
+    read = [r.getMessage() for r in caplog.records if "labelled snapshots" in r.getMessage()]
+    assert f"{len(dates)} as-of dates from their columnar copies, 0 from the warehouse" in read[-1]
+    expected = load_split(plain, as_of_end=matured, params=params)
+    for part in ("train", "validation", "test"):
+        assert getattr(split, part).equals(getattr(expected, part)), part
+
+
 def test_the_nightly_copies_the_matured_snapshot_and_drops_old_ones(history: Settings) -> None:
     from churnops.train.frame import copy_retention_days, keep_training_copies
 
     copied, plain = _stores(history)
     copies = copied.copies
     assert copies is not None
-    params = history.train
+    params = history.train  # too short a history for its split: the matured date alone
     matured = _labelled_dates(copied)[-5]
     night = matured + dt.timedelta(days=params.label_horizon_days)
     old = matured - dt.timedelta(days=copy_retention_days(params) + 1)

@@ -179,16 +179,51 @@ def copy_retention_days(params: TrainParams) -> int:
     return math.ceil(params.total_months * DAYS_PER_MONTH) + params.snapshot_every_days
 
 
+def training_snapshot_dates(
+    features: FeatureStore, as_of_end: dt.date | None, *, params: TrainParams
+) -> list[dt.date]:
+    """The as-of dates a training with the default range up to ``as_of_end`` reads: those
+    :func:`load_split` loads (the snapshots counted back from the latest labelled date, in
+    the split's windows). :class:`InsufficientHistory` when no split can be planned."""
+    windows = plan_split(features, None, as_of_end, params=params)
+    return [
+        day
+        for day in _snapshot_rows(features, None, as_of_end, params)
+        if windows.part_of(day) is not None
+    ]
+
+
 def keep_training_copies(
     features: FeatureStore, night: dt.date, params: TrainParams
 ) -> dict[str, object]:
-    """The nightly's part: the columnar copy of the as-of date whose label matured on
-    ``night`` (``night`` - the label horizon), so the next training reads it from the copy;
-    and the copies older than :func:`copy_retention_days` removed."""
+    """The nightly's part: columnar copies of every snapshot a training started tonight
+    would read (:func:`training_snapshot_dates` up to the as-of date whose label matured on
+    ``night``, ``night`` - the label horizon), so it reads none from the warehouse; and the
+    copies older than :func:`copy_retention_days` removed.
+
+    In steady state one date is new each night (tonight's matured one: the others were
+    tonight's matured date of an earlier night). After a bootstrap or a reprocessed range
+    a night writes the missing ones of its dates (about 18 at the default monthly step),
+    and since the dates move on by a day each night, every date of the window has a copy
+    within ``snapshot_every_days`` nights. Without a plannable split (a short history)
+    only the matured date is copied.
+    """
     matured = night - dt.timedelta(days=params.label_horizon_days)
     keep_from = matured - dt.timedelta(days=copy_retention_days(params))
-    done = features.keep_snapshot_copies([matured], keep_from)
-    log.info("training copies for night %s (label of %s matured): %s", night, matured, done)
+    try:
+        dates = training_snapshot_dates(features, matured, params=params)
+        planned = f"{len(dates)} snapshot dates a training tonight reads"
+    except InsufficientHistory as short:
+        dates = [matured]
+        planned = f"the matured date only (no split yet: {short})"
+    done = features.keep_snapshot_copies(dates, keep_from)
+    log.info(
+        "training copies for night %s (label of %s matured), %s: %s",
+        night,
+        matured,
+        planned,
+        done,
+    )
     return {"night": night.isoformat(), "matured_as_of_date": matured.isoformat(), **done}
 
 
