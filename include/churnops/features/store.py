@@ -33,6 +33,8 @@ LABELS_TABLE = "marts.fct_churn_labels"
 AS_OF_WRITES_TABLE = "marts.as_of_writes"
 # The models whose builds a labelled snapshot depends on (their table names).
 SNAPSHOT_MODELS = (FEATURES_TABLE.split(".")[1], LABELS_TABLE.split(".")[1])
+# Snapshots the nightly copies per warehouse read (FeatureStore.keep_snapshot_copies).
+COPY_BATCH_DATES = 4
 # Features joined with matured labels on a set of as-of dates ({dates}: their placeholders),
 # the training frame's rows in its order. Changing it: raise copies.COPY_FORMAT.
 LABELLED_SNAPSHOTS_SQL = f"""
@@ -230,7 +232,11 @@ class FeatureStore:
             for day in sorted(labelled)
             if day in fingerprints and not self.copies.has(day, fingerprints[day])
         ]
-        rows = self.labelled_snapshots(stale).num_rows if stale else 0
+        rows = 0
+        # A few dates per read: after a bootstrap a night may copy dozens of snapshots, and
+        # at 500,000 customers each is about 400 MB in memory.
+        for first in range(0, len(stale), COPY_BATCH_DATES):
+            rows += self.labelled_snapshots(stale[first : first + COPY_BATCH_DATES]).num_rows
         written = [day for day in stale if self.copies.has(day, fingerprints[day])]
         removed = self.copies.remove_before(keep_from)
         return {
