@@ -48,10 +48,11 @@ or `as_of_date` from the trigger form.
      (`churnops serve`) to them in one command; with Redis down it fails in one line
      naming the host (retried), and the service keeps the previous night.
    - `training_copies` (beside the scoring) makes sure every labelled snapshot a
-     training started tonight would read has a columnar copy (Parquet, in the shared
-     files' `training/`), so the training reads none of them from the warehouse: in
-     steady state one new copy a night, the snapshot whose label matured tonight
-     (D - 90); after a bootstrap, the missing ones. Copies older than the default
+     training started tonight may read (counted back from D - 90 every
+     `CHURNOPS_SNAPSHOT_EVERY_DAYS` = {s.train.snapshot_every_days} days) has a columnar
+     copy (Parquet, in the shared files' `training/`), so the training reads none of
+     them from the warehouse: in steady state one new copy a night, the snapshot whose
+     label matured tonight (D - 90); after a bootstrap, the missing ones. Copies older than the default
      training window are removed. A copy is read only while no dbt build has rewritten
      its date since (the marts' write log, `marts.as_of_writes`).
 4. **monitor**

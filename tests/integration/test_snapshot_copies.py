@@ -138,7 +138,7 @@ def test_a_copy_is_read_until_dbt_rebuilds_its_date(history: Settings) -> None:
 def test_the_nightly_copies_every_snapshot_a_training_tonight_reads(
     history: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from churnops.train.frame import keep_training_copies, load_split, training_snapshot_dates
+    from churnops.train.frame import keep_training_copies, load_split, snapshot_dates_to_copy
 
     copied, plain = _stores(history)
     # Windows small enough for this short history (170 labelled days) to plan a split on.
@@ -153,32 +153,38 @@ def test_the_nightly_copies_every_snapshot_a_training_tonight_reads(
         min_eval_positives=1,
         full_windows_only=False,
     )
-    matured = _labelled_dates(copied)[-1]
+    labelled = _labelled_dates(copied)
+    matured = labelled[-1]
     night = matured + dt.timedelta(days=params.label_horizon_days)
-    dates = training_snapshot_dates(copied, matured, params=params)
-    assert len(dates) >= 4 and max(dates) == matured
 
     done = keep_training_copies(copied, night, params)
-    assert sorted(done["copies_written"] + done["already_current"]) == [
-        day.isoformat() for day in dates
-    ]
+    # Every date counted back from the matured one, within the window, that has labels.
+    expected_dates = [d for d in snapshot_dates_to_copy(matured, params) if d in set(labelled)]
+    assert len(expected_dates) >= 10
+    assert sorted(done["copies_written"] + done["already_current"]) == sorted(
+        day.isoformat() for day in expected_dates
+    )
     assert done["copies_written"] and done["copies_failed"] == []
     with caplog.at_level(logging.INFO, logger="churnops.features.store"):
         split = load_split(copied, as_of_end=matured, params=params)
     read = [r.getMessage() for r in caplog.records if "labelled snapshots" in r.getMessage()]
-    assert f"{len(dates)} as-of dates from their columnar copies, 0 from the warehouse" in read[-1]
+    assert "as-of dates from their columnar copies, 0 from the warehouse" in read[-1], read
+    loaded = {
+        day for part in (split.train, split.validation, split.test) for day in part["as_of_date"]
+    }
+    assert len(loaded) >= 4 and loaded <= set(expected_dates)
     expected = load_split(plain, as_of_end=matured, params=params)
     for part in ("train", "validation", "test"):
         assert getattr(split, part).equals(getattr(expected, part)), part
 
 
-def test_the_nightly_copies_the_matured_snapshot_and_drops_old_ones(history: Settings) -> None:
+def test_the_nightly_keeps_its_copies_current_and_drops_old_ones(history: Settings) -> None:
     from churnops.train.frame import copy_retention_days, keep_training_copies
 
     copied, plain = _stores(history)
     copies = copied.copies
     assert copies is not None
-    params = history.train  # too short a history for its split: the matured date alone
+    params = history.train
     matured = _labelled_dates(copied)[-5]
     night = matured + dt.timedelta(days=params.label_horizon_days)
     old = matured - dt.timedelta(days=copy_retention_days(params) + 1)
@@ -186,7 +192,8 @@ def test_the_nightly_copies_the_matured_snapshot_and_drops_old_ones(history: Set
 
     first = keep_training_copies(copied, night, params)
     assert first["matured_as_of_date"] == matured.isoformat()
-    assert first["copies_written"] == [matured.isoformat()]
+    kept = first["copies_written"] + first["already_current"]
+    assert matured.isoformat() in first["copies_written"] and first["copies_failed"] == []
     assert first["copies_removed"] >= 1 and old not in copies.as_of_dates()
     fingerprint = copied.snapshot_fingerprints([matured])[matured]
     assert copies.has(matured, fingerprint)
@@ -195,7 +202,7 @@ def test_the_nightly_copies_the_matured_snapshot_and_drops_old_ones(history: Set
     )
 
     again = keep_training_copies(copied, night, params)
-    assert again["copies_written"] == [] and again["already_current"] == [matured.isoformat()]
+    assert again["copies_written"] == [] and sorted(again["already_current"]) == sorted(kept)
 
     # A night whose matured date has no labels yet (early history) copies nothing.
     early = keep_training_copies(copied, _labelled_dates(copied)[0], params)

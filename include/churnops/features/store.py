@@ -215,13 +215,17 @@ class FeatureStore:
             return {"copies": "off"}
         if not as_of_dates:
             return {"copies_written": []}
+        # One index probe per date (EXISTS), not a scan of every labelled row of them.
+        probes = " UNION ALL ".join(
+            f"SELECT CAST(? AS DATE) AS as_of_date WHERE EXISTS "
+            f"(SELECT 1 FROM {LABELS_TABLE} WHERE as_of_date = ?)"
+            for _ in as_of_dates
+        )
         try:
             labelled = [
                 day
                 for (day,) in self.warehouse.tuples(
-                    f"SELECT DISTINCT as_of_date FROM {LABELS_TABLE} WHERE as_of_date IN "
-                    f"({', '.join('?' for _ in as_of_dates)})",
-                    list(as_of_dates),
+                    probes, [value for day in as_of_dates for value in (day, day)]
                 )
             ]
         except MissingTable:

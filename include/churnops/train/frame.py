@@ -179,51 +179,36 @@ def copy_retention_days(params: TrainParams) -> int:
     return math.ceil(params.total_months * DAYS_PER_MONTH) + params.snapshot_every_days
 
 
-def training_snapshot_dates(
-    features: FeatureStore, as_of_end: dt.date | None, *, params: TrainParams
-) -> list[dt.date]:
-    """The as-of dates a training with the default range up to ``as_of_end`` reads: those
-    :func:`load_split` loads (the snapshots counted back from the latest labelled date, in
-    the split's windows). :class:`InsufficientHistory` when no split can be planned."""
-    windows = plan_split(features, None, as_of_end, params=params)
-    return [
-        day
-        for day in _snapshot_rows(features, None, as_of_end, params)
-        if windows.part_of(day) is not None
-    ]
+def snapshot_dates_to_copy(matured: dt.date, params: TrainParams) -> list[dt.date]:
+    """The as-of dates whose copies a training started on the night ``matured``'s label
+    matured may read (pure): its snapshots are counted back from ``matured`` every
+    ``snapshot_every_days`` days, within :func:`copy_retention_days`. A superset of what
+    :func:`load_split` loads (it also drops the dates before the train window and in the
+    gap before validation), found without reading the labels: planning the split reads
+    every labelled row of the window, which the nightly need not do. Newest first."""
+    every = dt.timedelta(days=params.snapshot_every_days)
+    count = copy_retention_days(params) // params.snapshot_every_days + 1
+    return [matured - k * every for k in range(count)]
 
 
 def keep_training_copies(
     features: FeatureStore, night: dt.date, params: TrainParams
 ) -> dict[str, object]:
     """The nightly's part: columnar copies of every snapshot a training started tonight
-    would read (:func:`training_snapshot_dates` up to the as-of date whose label matured on
-    ``night``, ``night`` - the label horizon), so it reads none from the warehouse; and the
-    copies older than :func:`copy_retention_days` removed.
+    may read (:func:`snapshot_dates_to_copy` from the as-of date whose label matured on
+    ``night``, ``night`` - the label horizon; those that have labels), so it reads none
+    from the warehouse; and the copies older than :func:`copy_retention_days` removed.
 
     In steady state one date is new each night (tonight's matured one: the others were
-    tonight's matured date of an earlier night). After a bootstrap or a reprocessed range
-    a night writes the missing ones of its dates (about 18 at the default monthly step),
-    and since the dates move on by a day each night, every date of the window has a copy
-    within ``snapshot_every_days`` nights. Without a plannable split (a short history)
-    only the matured date is copied.
+    the matured date of an earlier night). After a bootstrap or a reprocessed range a night
+    writes the missing ones of its dates (about 80 at the default weekly step), and since
+    the dates move on by a day each night, every date of the window has a copy within
+    ``snapshot_every_days`` nights.
     """
     matured = night - dt.timedelta(days=params.label_horizon_days)
     keep_from = matured - dt.timedelta(days=copy_retention_days(params))
-    try:
-        dates = training_snapshot_dates(features, matured, params=params)
-        planned = f"{len(dates)} snapshot dates a training tonight reads"
-    except InsufficientHistory as short:
-        dates = [matured]
-        planned = f"the matured date only (no split yet: {short})"
-    done = features.keep_snapshot_copies(dates, keep_from)
-    log.info(
-        "training copies for night %s (label of %s matured), %s: %s",
-        night,
-        matured,
-        planned,
-        done,
-    )
+    done = features.keep_snapshot_copies(snapshot_dates_to_copy(matured, params), keep_from)
+    log.info("training copies for night %s (label of %s matured): %s", night, matured, done)
     return {"night": night.isoformat(), "matured_as_of_date": matured.isoformat(), **done}
 
 

@@ -95,3 +95,15 @@ def test_a_copy_that_cannot_be_read_or_written_is_a_warning_not_a_failure(
     warnings = [r.getMessage() for r in caplog.records]
     assert any("cannot be read, so the warehouse is" in w and "ArrowInvalid" in w for w in warnings)
     assert any(w.startswith("no training copy written to") for w in warnings), warnings
+
+
+def test_the_nightly_copies_every_date_a_training_counts_back_to() -> None:
+    from churnops.settings import load_settings
+    from churnops.train.frame import copy_retention_days, snapshot_dates_to_copy
+
+    params = load_settings({}).train
+    dates = snapshot_dates_to_copy(DAY, params)
+    step = dt.timedelta(days=params.snapshot_every_days)
+    assert dates[0] == DAY and all(a - b == step for a, b in zip(dates, dates[1:], strict=False))
+    oldest = DAY - dt.timedelta(days=copy_retention_days(params))
+    assert dates[-1] >= oldest > dates[-1] - step  # the whole retention window, no more
