@@ -52,9 +52,9 @@ or `as_of_date` from the trigger form.
      `CHURNOPS_SNAPSHOT_EVERY_DAYS` = {s.train.snapshot_every_days} days) has a columnar
      copy (Parquet, in the shared files' `training/`), so the training reads none of
      them from the warehouse: in steady state one new copy a night, the snapshot whose
-     label matured tonight (D - 90); after a bootstrap, the missing ones. Copies older than the default
-     training window are removed. A copy is read only while no dbt build has rewritten
-     its date since (the marts' write log, `marts.as_of_writes`).
+     label matured tonight (D - 90); after a bootstrap, the missing ones. Copies older
+     than the default training window are removed. A copy is read only while no dbt
+     build has rewritten its date since (the marts' write log, `marts.as_of_writes`).
 4. **monitor**
    - `drift_and_performance`: first the real-time service's sampled answers from Redis
      into `monitoring.online_requests` (with Redis down they wait for the next night);
@@ -162,7 +162,7 @@ def online_features() -> dict:
 
 @task(pool=orchestration.warehouse_pool)
 def training_copies() -> dict:
-    """Columnar copy of the labelled snapshot whose label matured tonight (for training)."""
+    """Columnar copies of the labelled snapshots a training started tonight may read."""
     from churnops.orchestration.model import keep_training_copies_task
 
     return keep_training_copies_task()

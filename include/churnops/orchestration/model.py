@@ -152,7 +152,7 @@ def rollback_champion(reason: str) -> list[str]:
 
 
 def keep_training_copies_task() -> dict[str, Any]:
-    """The nightly's columnar copy of the snapshot whose label matured tonight."""
+    """The nightly's columnar copies of the snapshots a training started tonight may read."""
     from churnops.orchestration.defaults import run_day
     from churnops.stores import stores_for
     from churnops.train.frame import keep_training_copies
