@@ -87,3 +87,23 @@ def test_a_dbt_work_mem_that_postgres_would_refuse_is_refused_by_name(
 
     with pytest.raises(SettingsError, match="CHURNOPS_POSTGRES_WORK_MEM=.*256MB"):
         load_settings({"CHURNOPS_POSTGRES_WORK_MEM": size, "CHURNOPS_STATE_DIR": str(tmp_path)})
+
+
+@pytest.mark.parametrize("cost", ["-1", "0", "1000000"])
+def test_the_jit_threshold_takes_minus_one_or_a_cost(cost: str, tmp_path: Path) -> None:
+    settings = load_settings(
+        {"CHURNOPS_POSTGRES_JIT_ABOVE_COST": cost, "CHURNOPS_STATE_DIR": str(tmp_path)}
+    )
+    assert settings.warehouse.postgres_jit_above_cost == int(cost)
+
+
+@pytest.mark.parametrize("cost", ["-2", "1e6", "lots"])
+def test_a_jit_threshold_postgres_would_refuse_is_refused_by_name(
+    cost: str, tmp_path: Path
+) -> None:
+    from churnops.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="CHURNOPS_POSTGRES_JIT_ABOVE_COST"):
+        load_settings(
+            {"CHURNOPS_POSTGRES_JIT_ABOVE_COST": cost, "CHURNOPS_STATE_DIR": str(tmp_path)}
+        )

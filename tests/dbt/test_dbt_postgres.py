@@ -224,9 +224,9 @@ def test_the_marts_on_postgres_have_their_unique_as_of_index_and_use_it(
 def test_dbt_sessions_on_postgres_get_the_configured_work_mem(
     module_postgres_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """CHURNOPS_POSTGRES_WORK_MEM reaches dbt's own connections (libpq's PGOPTIONS,
-    after any the user set), JIT is off there, and the environment is left as it was
-    after the call."""
+    """CHURNOPS_POSTGRES_WORK_MEM and CHURNOPS_POSTGRES_JIT_ABOVE_COST (-1: JIT off) reach
+    dbt's own connections (libpq's PGOPTIONS, after any the user set), and the
+    environment is left as it was after the call."""
     import os
 
     from dbt.cli.main import dbtRunner
@@ -240,6 +240,7 @@ def test_dbt_sessions_on_postgres_get_the_configured_work_mem(
             "CHURNOPS_WAREHOUSE": "postgres",
             "CHURNOPS_POSTGRES_DSN": module_postgres_dsn,
             "CHURNOPS_POSTGRES_WORK_MEM": "96MB",
+            "CHURNOPS_POSTGRES_JIT_ABOVE_COST": "-1",
             "CHURNOPS_STATE_DIR": str(tmp_path),
         }
     )
@@ -247,7 +248,9 @@ def test_dbt_sessions_on_postgres_get_the_configured_work_mem(
     sql = (
         "select current_setting('work_mem') as work_mem, "
         "current_setting('statement_timeout') as statement_timeout, "
-        "current_setting('jit') as jit"
+        "current_setting('jit_above_cost') as jit_above_cost, "
+        "current_setting('jit_inline_above_cost') as jit_inline, "
+        "current_setting('jit_optimize_above_cost') as jit_optimize"
     )
     with _environment(dbt_env(settings)):
         result = dbtRunner().invoke(
@@ -257,5 +260,7 @@ def test_dbt_sessions_on_postgres_get_the_configured_work_mem(
         )
     assert result.success, result.exception
     row = result.result.results[0].agate_table.rows[0]
-    assert (row["work_mem"], row["statement_timeout"], row["jit"]) == ("96MB", "10min", "off")
+    assert (row["work_mem"], row["statement_timeout"]) == ("96MB", "10min")
+    # JIT compiles only the plans above the threshold, fully (the three thresholds as one).
+    assert (row["jit_above_cost"], row["jit_inline"], row["jit_optimize"]) == ("-1",) * 3
     assert os.environ["PGOPTIONS"] == "-c statement_timeout=600000"

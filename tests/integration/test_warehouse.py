@@ -643,11 +643,12 @@ def test_a_statement_timeout_on_a_reachable_postgres_is_not_reported_as_unreacha
         warehouse.dispose()
 
 
-def test_the_postgres_sessions_get_the_work_mem_setting_after_the_dsns_options(
+def test_the_postgres_sessions_get_the_work_mem_and_jit_settings_after_the_dsns_options(
     postgres_dsn: str, tmp_path: Path
 ) -> None:
-    """CHURNOPS_POSTGRES_WORK_MEM reaches the warehouse's own data sessions, JIT is off
-    there, and options the DSN carries stay in force."""
+    """CHURNOPS_POSTGRES_WORK_MEM and CHURNOPS_POSTGRES_JIT_ABOVE_COST (all three JIT
+    thresholds) reach the warehouse's own data sessions, and options the DSN carries stay
+    in force."""
     from churnops.settings import load_settings
     from churnops.warehouse import build_warehouse
 
@@ -657,6 +658,7 @@ def test_the_postgres_sessions_get_the_work_mem_setting_after_the_dsns_options(
             "CHURNOPS_WAREHOUSE": "postgres",
             "CHURNOPS_POSTGRES_DSN": dsn,
             "CHURNOPS_POSTGRES_WORK_MEM": "80MB",
+            "CHURNOPS_POSTGRES_JIT_ABOVE_COST": "2500000",
             "CHURNOPS_STATE_DIR": str(tmp_path),
         }
     )
@@ -664,8 +666,9 @@ def test_the_postgres_sessions_get_the_work_mem_setting_after_the_dsns_options(
     try:
         assert warehouse.tuples(
             "select current_setting('work_mem'), current_setting('statement_timeout'), "
-            "current_setting('jit')"
-        ) == [("80MB", "10min", "off")]
+            "current_setting('jit_above_cost'), current_setting('jit_inline_above_cost'), "
+            "current_setting('jit_optimize_above_cost')"
+        ) == [("80MB", "10min", "2.5e+06", "2.5e+06", "2.5e+06")]
     finally:
         warehouse.dispose()
 

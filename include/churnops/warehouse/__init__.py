@@ -35,7 +35,11 @@ def build_warehouse(settings: WarehouseSettings, read_only: bool = False) -> War
     if settings.kind == "postgres":
         from churnops.warehouse.postgres_warehouse import PostgresWarehouse
 
-        return PostgresWarehouse(settings.postgres_dsn, work_mem=settings.postgres_work_mem)
+        return PostgresWarehouse(
+            settings.postgres_dsn,
+            work_mem=settings.postgres_work_mem,
+            jit_above_cost=settings.postgres_jit_above_cost,
+        )
     from churnops.warehouse.duckdb_warehouse import DuckDBWarehouse
 
     return DuckDBWarehouse(settings.duckdb_path, read_only=read_only)
@@ -57,7 +61,11 @@ def dbt_profile(settings: WarehouseSettings) -> DbtProfile:
         from churnops.warehouse import postgres_warehouse
 
         return DbtProfile(
-            postgres_warehouse.dbt_profile_env(settings.postgres_dsn, settings.postgres_work_mem)
+            postgres_warehouse.dbt_profile_env(
+                settings.postgres_dsn,
+                settings.postgres_work_mem,
+                settings.postgres_jit_above_cost,
+            )
         )
     from churnops.warehouse import duckdb_warehouse
 

@@ -121,24 +121,25 @@ def parse_dsn(dsn: str) -> URL:
     return url
 
 
-# Session defaults of every churnops connection, before the user's own options (which
-# win). JIT off: PostgreSQL compiles a plan's expressions with LLVM once its estimated cost
-# passes jit_above_cost, which every model of the night's build does; at 100,000
-# customers that took 1.2-1.6 s per query (int_invoices_windowed: 1.2 s of its 2.6 s,
-# int_usage_windowed: 1.6 s of 12.1 s, against 9.0 s without) and never paid back.
-SESSION_DEFAULTS = "-c jit=off"
-
-
-def session_options(inherited: str, work_mem: str | None) -> str:
-    """libpq options for churnops' sessions: ``SESSION_DEFAULTS``, then ``inherited``
-    (the user's PGOPTIONS or the DSN's ``options``), then ``work_mem``."""
-    parts = [SESSION_DEFAULTS, inherited.strip()]
+def session_options(inherited: str, work_mem: str | None, jit_above_cost: int | None = None) -> str:
+    """libpq options for churnops' sessions: ``inherited`` (the user's PGOPTIONS or the
+    DSN's ``options``), then ``work_mem`` and the JIT thresholds
+    (``CHURNOPS_POSTGRES_JIT_ABOVE_COST``: one cost for compiling, inlining and optimizing,
+    so a plan big enough to be compiled at all is compiled fully)."""
+    parts = [inherited.strip()]
     if work_mem:
         parts.append(f"-c work_mem={work_mem}")
+    if jit_above_cost is not None:
+        parts += [
+            f"-c {name}={jit_above_cost}"
+            for name in ("jit_above_cost", "jit_inline_above_cost", "jit_optimize_above_cost")
+        ]
     return " ".join(part for part in parts if part)
 
 
-def dbt_profile_env(dsn: str, work_mem: str | None = None) -> dict[str, str]:
+def dbt_profile_env(
+    dsn: str, work_mem: str | None = None, jit_above_cost: int | None = None
+) -> dict[str, str]:
     """What the ``prod`` output of dbt_project/profiles.yml reads: the DSN's parts,
     percent-decoded (a password may hold ``@`` or ``/``), and libpq's PGOPTIONS for dbt's
     sessions (dbt-postgres has no profile field for session settings):
@@ -150,7 +151,7 @@ def dbt_profile_env(dsn: str, work_mem: str | None = None) -> dict[str, str]:
         "CHURNOPS_PG_USER": url.username or "postgres",
         "CHURNOPS_PG_PASSWORD": url.password or "",
         "CHURNOPS_PG_DBNAME": url.database or "",
-        "PGOPTIONS": session_options(os.environ.get("PGOPTIONS", ""), work_mem),
+        "PGOPTIONS": session_options(os.environ.get("PGOPTIONS", ""), work_mem, jit_above_cost),
     }
 
 
@@ -195,13 +196,23 @@ class PostgresSession(Session):
 class PostgresWarehouse(Warehouse):
     kind = "postgres"
 
-    def __init__(self, dsn: str, pool_size: int = 4, work_mem: str | None = None) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        pool_size: int = 4,
+        work_mem: str | None = None,
+        jit_above_cost: int | None = None,
+    ) -> None:
         self.url = parse_dsn(dsn)
         data_url = self.url.set(drivername="postgresql")
         # The stages' big reads (the training frame's join and sort) get the same session
         # options as dbt, around any the DSN carries.
         data_url = data_url.update_query_dict(
-            {"options": session_options(str(data_url.query.get("options", "")), work_mem)}
+            {
+                "options": session_options(
+                    str(data_url.query.get("options", "")), work_mem, jit_above_cost
+                )
+            }
         )
         # libpq decodes %20 but not SQLAlchemy's "+" for a space: render the query itself.
         query = urllib.parse.urlencode(data_url.query, doseq=True, quote_via=urllib.parse.quote)
