@@ -34,24 +34,7 @@ from tests.dbt.warehouses import (
 
 pytestmark = pytest.mark.integration
 
-NIGHTS = 4  # nights built one by one after the bootstrap part of the "nightly" warehouse
 LABEL_HORIZON = dt.timedelta(days=90)
-
-
-@pytest.fixture(scope="session")
-def nightly_warehouse(raw_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The history up to END - NIGHTS built at once, then one dbt run per night to END."""
-    folder = tmp_path_factory.mktemp("dbt-nightly")
-    warehouse = copy_warehouse(raw_warehouse, folder)
-    last_bootstrapped = END - dt.timedelta(days=NIGHTS)
-    dbt_build(
-        warehouse,
-        folder,
-        {"as_of_start": START.isoformat(), "as_of_end": last_bootstrapped.isoformat()},
-    )
-    for night in days(last_bootstrapped + dt.timedelta(days=1), END):
-        dbt_build(warehouse, folder, {"as_of_date": night.isoformat()})
-    return warehouse
 
 
 def test_features_hold_one_row_per_active_customer_per_date(bootstrap_warehouse: Path) -> None:

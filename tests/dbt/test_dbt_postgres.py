@@ -264,3 +264,69 @@ def test_dbt_sessions_on_postgres_get_the_configured_work_mem(
     # JIT compiles only the plans above the threshold, fully (the three thresholds as one).
     assert (row["jit_above_cost"], row["jit_inline"], row["jit_optimize"]) == ("-1",) * 3
     assert os.environ["PGOPTIONS"] == "-c statement_timeout=600000"
+
+
+def test_a_build_of_the_usage_tiles_waits_for_another_on_postgres(
+    postgres_build: PostgresBuild, tmp_path: Path
+) -> None:
+    """int_usage_tiles takes a transaction-level advisory lock before it looks for stale
+    tiles (macros/usage.sql: lock_usage_tiles), so two nights built at once cannot both
+    rebuild a tile: here the lock is held by another session, the build waits for it,
+    then completes once it is released."""
+    import threading
+    import time
+
+    import sqlalchemy as sa
+
+    from churnops.features import run_dbt
+    from churnops.settings import load_settings
+
+    settings = load_settings(
+        {
+            "CHURNOPS_STATE_DIR": str(tmp_path),
+            "CHURNOPS_WAREHOUSE": "postgres",
+            "CHURNOPS_POSTGRES_DSN": postgres_build.dsn,
+        }
+    )
+    outcome: dict[str, object] = {}
+
+    def build() -> None:
+        try:
+            outcome["run"] = run_dbt(
+                settings,
+                "run",
+                ["--select", "int_usage_tiles"],
+                {"as_of_date": END.isoformat()},
+                str(tmp_path / "target"),
+            )
+        except Exception as error:  # noqa: BLE001  (reported by the assertion below)
+            outcome["error"] = error
+
+    lock = "hashtext('churnops.int_usage_tiles')"
+    engine = sa.create_engine(postgres_build.dsn.replace("postgresql://", "postgresql+psycopg2://"))
+    try:
+        # Autocommit: each poll of pg_stat_activity then sees the server's current state.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as holder:
+            holder.execute(sa.text(f"select pg_advisory_lock({lock})"))
+            builder = threading.Thread(target=build)
+            builder.start()
+            waited = False
+            deadline = time.monotonic() + 120
+            while not waited and builder.is_alive() and time.monotonic() < deadline:
+                waited = bool(
+                    holder.execute(
+                        sa.text(
+                            "select count(*) from pg_stat_activity where datname = "
+                            "current_database() and wait_event_type = 'Lock' "
+                            "and wait_event = 'advisory'"
+                        )
+                    ).scalar_one()
+                )
+                time.sleep(0.2)
+            holder.execute(sa.text(f"select pg_advisory_unlock({lock})"))
+            builder.join(timeout=300)
+    finally:
+        engine.dispose()
+    assert waited, "the build of int_usage_tiles never waited for the advisory lock"
+    assert "error" not in outcome, outcome.get("error")
+    assert "run" in outcome

@@ -2,13 +2,15 @@
 
 raw.usage_daily and raw.support_tickets grow by a day of rows every night, and PostgreSQL
 stores them as rows: a read bounded only by the event date scans every day ever loaded
-(DuckDB skips row groups by their min/max). Both usage models (``int_usage_windowed_per_date``,
-the nightly's, and ``int_usage_windowed_by_frames``, a long bootstrap's) and the tickets
-model (``int_support_tickets_windowed``) also bound ``drop_date`` from below (the partition
-key, indexed on PostgreSQL; an event's date is its drop day for every loaded row, the
-validation gate refuses any other), so a night at the end of a long history reads its 90
-days through the index. The plan is checked on a real PostgreSQL with a year of synthetic
-rows; the control is the same query without that bound, which must scan the table.
+(DuckDB skips row groups by their min/max). Every read of them also bounds ``drop_date``
+(the partition key, indexed on PostgreSQL; an event's date is its drop day for every
+loaded row, the validation gate refuses any other): from below in the usage frames of a
+long bootstrap (``int_usage_windowed_by_frames``) and in the tickets model
+(``int_support_tickets_windowed``), by the days no tile covers in the nightly's usage
+(``int_usage_windowed_per_date``), and by the stale tiles' days in the tiles' build
+(``int_usage_tiles``). So a night at the end of a long history reads its days through the
+index. The plan is checked on a real PostgreSQL with a year of synthetic rows; the
+control is the same query without that bound, which must scan the table.
 """
 
 from __future__ import annotations
@@ -29,8 +31,15 @@ pytestmark = pytest.mark.integration
 NIGHT = dt.date(2025, 12, 31)
 HISTORY_DAYS = 365
 CUSTOMERS = 3_000
-# The line of the model that bounds the partition key from below, rendered.
+# The lines of each model that bound the partition key, rendered: from below (the usage
+# and tickets windows of several dates), by the window's days read from rows (a night's
+# usage, beside its tiles), by the stale tiles' days (the tiles' build).
 LOWER_DROP_DATE_BOUND = re.compile(r"\n\s*and drop_date > cast\('[0-9-]+' as date\)")
+ROW_DAYS_DROP_DATE_BOUND = re.compile(r"\n\s*and \(drop_date between [^\n]*")
+STALE_TILES_DROP_DATE_BOUND = re.compile(
+    r"\n\s*and usage_days\.drop_date [<>]= \(select m(in|ax)\(stale_tiles\.tile_(start|end)\) "
+    r"from stale_tiles\)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +47,13 @@ def year_of_rows() -> Iterator[str]:
     """A database with raw.usage_daily and raw.support_tickets as the raw store creates
     them (the drop_date index included), each holding a year of a row per customer per
     day, analysed, and the as-of date and active customer tables the models read."""
-    from churnops.ingest.store import raw_table
+    from churnops.ingest.store import LOADED_DROPS, raw_table
     from churnops.warehouse.postgres_warehouse import PostgresWarehouse
 
     with fresh_postgres_database("churnops_usage_bounds") as dsn:
         warehouse = PostgresWarehouse(dsn)
         try:
-            warehouse.ensure(raw_table("usage_daily"), raw_table("support_tickets"))
+            warehouse.ensure(raw_table("usage_daily"), raw_table("support_tickets"), LOADED_DROPS)
             first = NIGHT - dt.timedelta(days=HISTORY_DAYS - 1)
             every_customer_every_day = f"""
                 select cast(days.day as date) as day, customers.customer
@@ -69,6 +78,15 @@ def year_of_rows() -> Iterator[str]:
                     from ({every_customer_every_day}) as rows_
                     """
                 )
+                session.execute(
+                    f"""
+                    insert into raw._loaded_drops
+                    select 'usage_daily', cast(days.day as date), {CUSTOMERS}, 'usage_daily.parquet',
+                        timestamp '2026-01-01 00:00:00'
+                    from generate_series(date '{first}', date '{NIGHT}', interval '1 day')
+                        as days (day)
+                    """
+                )
                 session.execute("create schema intermediate")
                 session.execute("create table intermediate.int_as_of_dates (as_of_date date)")
                 session.execute(f"insert into intermediate.int_as_of_dates values (date '{NIGHT}')")
@@ -90,16 +108,39 @@ def year_of_rows() -> Iterator[str]:
         yield dsn
 
 
-# Each windowed model, the staging view it reads, and the raw table under that.
+# Each windowed model: the models a night builds before it, the raw table it reads, the
+# rendered bound(s) on the partition key, and what PostgreSQL's index condition shows.
 WINDOWED_MODELS = {
-    "int_usage_windowed_per_date": ("stg_raw__usage_days", "usage_daily"),
-    "int_usage_windowed_by_frames": ("stg_raw__usage_days", "usage_daily"),
-    "int_support_tickets_windowed": ("stg_raw__support_tickets", "support_tickets"),
+    # The nightly's usage: its tiles and the days no tile covers.
+    "int_usage_windowed_per_date": (
+        ("stg_raw__usage_days", "stg_raw__loaded_drops", "int_usage_tiles"),
+        "usage_daily",
+        ROW_DAYS_DROP_DATE_BOUND,
+        "(_drop_date >= '",
+    ),
+    "int_usage_tiles": (
+        ("stg_raw__usage_days", "stg_raw__loaded_drops"),
+        "usage_daily",
+        STALE_TILES_DROP_DATE_BOUND,
+        "(_drop_date >= $",  # the stale tiles' first day, an InitPlan's parameter
+    ),
+    "int_usage_windowed_by_frames": (
+        ("stg_raw__usage_days",),
+        "usage_daily",
+        LOWER_DROP_DATE_BOUND,
+        f"(_drop_date > '{NIGHT - dt.timedelta(days=90)}'::date)",
+    ),
+    "int_support_tickets_windowed": (
+        ("stg_raw__support_tickets",),
+        "support_tickets",
+        LOWER_DROP_DATE_BOUND,
+        f"(_drop_date > '{NIGHT - dt.timedelta(days=90)}'::date)",
+    ),
 }
 
 
 def _compiled_model(dsn: str, work_dir: Path, model: str) -> str:
-    """A windowed model as dbt renders it for NIGHT on PostgreSQL (its staging view built
+    """A windowed model as dbt renders it for NIGHT on PostgreSQL (what it reads built
     first, as a night's build does)."""
     from churnops.features import run_dbt
     from churnops.settings import load_settings
@@ -113,8 +154,8 @@ def _compiled_model(dsn: str, work_dir: Path, model: str) -> str:
     )
     target = work_dir / "target"
     night = {"as_of_date": NIGHT.isoformat()}
-    staging, _ = WINDOWED_MODELS[model]
-    run_dbt(settings, "run", ["--select", staging], night, str(target))
+    before, *_ = WINDOWED_MODELS[model]
+    run_dbt(settings, "run", ["--select", *before], night, str(target))
     run_dbt(settings, "compile", ["--select", model], night, str(target))
     return (target / f"compiled/churnops/models/intermediate/{model}.sql").read_text()
 
@@ -145,10 +186,9 @@ def _raw_scans(dsn: str, sql: str, raw: str) -> list[dict]:
 def test_a_night_reads_a_years_history_through_the_drop_date_index(
     year_of_rows: str, tmp_path: Path, model: str
 ) -> None:
-    _, raw = WINDOWED_MODELS[model]
+    _, raw, bound, index_condition = WINDOWED_MODELS[model]
     compiled = _compiled_model(year_of_rows, tmp_path, model)
-    window_start = NIGHT - dt.timedelta(days=90)
-    assert f"and drop_date > cast('{window_start}' as date)" in compiled
+    assert bound.search(compiled), f"no partition-key bound in the rendered {model}"
 
     scans = _raw_scans(year_of_rows, compiled, raw)
     assert scans, f"the plan reads no raw.{raw}"
@@ -160,9 +200,9 @@ def test_a_night_reads_a_years_history_through_the_drop_date_index(
         for node in [scan, *scan.get("Plans", [])]
         for key in ("Index Cond", "Recheck Cond")
     )
-    assert f"(_drop_date > '{window_start}'::date)" in conditions, conditions
+    assert index_condition in conditions, conditions
 
     # The control: without the bound, the same read scans the whole table.
-    unbounded = LOWER_DROP_DATE_BOUND.sub("", compiled)
+    unbounded = bound.sub("", compiled)
     assert unbounded != compiled
     assert {scan["Node Type"] for scan in _raw_scans(year_of_rows, unbounded, raw)} == {"Seq Scan"}

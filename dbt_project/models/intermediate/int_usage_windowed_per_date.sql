@@ -1,21 +1,26 @@
 {#-
-    Usage over D's three windows by a GROUP BY per as-of date D: each date is joined to
-    its 90 days of usage, so the cost is ~ dates x customers x 90 rows. The cheaper of the
-    two computations for a few dates (the nightly); int_usage_windowed picks it.
+    Usage over D's three windows by a GROUP BY per as-of date D. The cheaper of the two
+    computations for a few dates (the nightly); int_usage_windowed picks it.
     One row per as-of date and customer with usage in (D-90, D]; a window without usage
     gives null sums and zero day counts (int_usage_windowed fills the defaults).
-    A run of one as-of date (the nightly) needs no join: see usage_in_windows. Over
-    several dates the usage rows meet their as-of dates by an equi-join on the day
-    (window_days: each date's 90 days, by their offset from D), not by a range: PostgreSQL
-    estimates a range join at a ninth of its rows and then planned the aggregation of
-    the night's usage (45M rows at 500,000 customers) as if it were 5M, serially; on the
-    day it counts them right and aggregates in its parallel workers. Both engines hash
-    the few window days instead of testing a range on every usage row.
+    - A run of one as-of date D (the nightly) reads its windows' whole tiles
+      (int_usage_tiles, built just before for D's window) and the days no tile covers:
+      about 12 tiles and 16 days a customer at the default 10-day tiles, instead of 90
+      days (usage_window_plan, macros/usage.sql).
+    - Over several dates each date is joined to its 90 days of usage, so the cost is
+      ~ dates x customers x 90 rows. The usage rows meet their as-of dates by an
+      equi-join on the day (window_days: each date's 90 days, by their offset from D),
+      not by a range: PostgreSQL estimates a range join at a ninth of its rows and then
+      planned the aggregation of 45M rows (500,000 customers) as if it were 5M,
+      serially; on the day it counts them right and aggregates in its parallel workers.
 -#}
 
 {%- set one_date = as_of_bounds()['days'] == 1 -%}
-{#- One as-of date D (the nightly): the GROUP BY is by customer alone (see usage_in_windows). -#}
-{%- set group_keys = 'customer_id' if one_date else 'as_of_date, customer_id' %}
+{#- One as-of date D (the nightly): the GROUP BY is by customer alone (see usage_rows). -#}
+{%- set group_keys = 'customer_id' if one_date else 'as_of_date, customer_id' -%}
+{#- Taken on every render, like int_usage_windowed's refs: dbt records parents at parse time. -#}
+{%- set usage_tiles = ref('int_usage_tiles') -%}
+{%- set plan = usage_window_plan(as_of_bounds()['end']) %}
 
 with
 
@@ -38,7 +43,7 @@ day_offsets as (
 
 ),
 
--- A run of one as-of date does without window_days (see usage_in_windows).
+-- A run of one as-of date does without window_days (see usage_rows).
 window_days as (  -- noqa: ST03
 
     -- Each as-of date's 90 days, by how many days before D they are.
@@ -51,36 +56,82 @@ window_days as (  -- noqa: ST03
 
 ),
 
-usage_days as (
+-- A run of one as-of date reads the days its tiles do not cover (see usage_rows).
+usage_days as (  -- noqa: ST03
 
     {{ usage_days_in_windows() }}
 
 ),
 
-usage_in_windows as (
+usage_rows as (
 
-    -- One as-of date D (the nightly): usage_days holds exactly D's 90 days, so a row's
-    -- offset is D minus its day, a constant's arithmetic, with no join to window_days;
-    -- D is put on the rows after the GROUP BY, from int_as_of_dates (no row when D is not
-    -- an as-of date). At 500,000 customers PostgreSQL aggregates the 45M rows in 22 s
-    -- against 25 s through the join, whose hash join probes every row (medians of nine
-    -- runs each, alternating); DuckDB in the same 5 s either way.
-    select
-        {% if one_date -%}
-            {{ as_of_end() }} - usage_days.usage_date as day_offset,
-        {%- else -%}
-            window_days.as_of_date,
-            window_days.day_offset,
-        {%- endif %}
-        usage_days.customer_id,
-        usage_days.calls,
-        usage_days.data_gb,
-        usage_days.logins,
-        usage_days.session_minutes,
-        usage_days.features_used
+    -- Rows shaped like a tile (int_usage_tiles: sums over some days, a day count, the
+    -- last login), each flagged with the windows it counts in (in_7d: (D-7, D], in_30d:
+    -- (D-30, D], in_90d: (D-90, D]), so one aggregation below serves both branches.
     {% if one_date -%}
-        from usage_days
+        -- One as-of date D (the nightly): its windows as whole tiles plus the days no
+        -- tile covers (usage_window_plan); each day of a window counts once, from a tile
+        -- or from its row. D is put on the rows after the GROUP BY, from int_as_of_dates
+        -- (no row when D is not an as-of date).
+        {%- set row_days = plan[7]['days'] + plan[30]['days'] + plan[90]['days'] %}
+        select
+            customer_id,
+            {{ on_days('usage_date', plan[7]['days']) }} as in_7d,
+            {{ on_days('usage_date', plan[30]['days']) }} as in_30d,
+            {{ on_days('usage_date', plan[90]['days']) }} as in_90d,
+            calls,
+            data_gb,
+            logins,
+            session_minutes,
+            1 as usage_days,
+            case when logins > 0 then 1 else 0 end as active_days,
+            features_used as features_used_sum,
+            features_used as features_used_max,
+            case when logins > 0 then usage_date end as last_login_date
+        from {{ ref('stg_raw__usage_days') }}
+        -- usage_date = drop_date (see usage_days_in_windows); on PostgreSQL the
+        -- drop_date ranges are read by index.
+        where
+            {{ on_days('usage_date', row_days) }}
+            and {{ on_days('drop_date', row_days) }}
+
+        union all
+
+        select
+            customer_id,
+            {{ in_tiles('tile_start', plan[7]['tiles']) }} as in_7d,
+            {{ in_tiles('tile_start', plan[30]['tiles']) }} as in_30d,
+            true as in_90d,
+            calls,
+            data_gb,
+            logins,
+            session_minutes,
+            usage_days,
+            active_days,
+            features_used_sum,
+            features_used_max,
+            last_login_date
+        from {{ usage_tiles }}
+        where
+            {{ in_tiles('tile_start', plan[90]['tiles']) }}
+            and customer_id is not null
     {%- else -%}
+        -- Several as-of dates: the usage rows meet their dates by an equi-join on the day.
+        select
+            window_days.as_of_date,
+            usage_days.customer_id,
+            window_days.day_offset < 7 as in_7d,
+            window_days.day_offset < 30 as in_30d,
+            true as in_90d,
+            usage_days.calls,
+            usage_days.data_gb,
+            usage_days.logins,
+            usage_days.session_minutes,
+            1 as usage_days,
+            case when usage_days.logins > 0 then 1 else 0 end as active_days,
+            usage_days.features_used as features_used_sum,
+            usage_days.features_used as features_used_max,
+            case when usage_days.logins > 0 then usage_days.usage_date end as last_login_date
         from window_days
         inner join usage_days
             on usage_days.usage_date = window_days.usage_date
@@ -90,33 +141,35 @@ usage_in_windows as (
 
 final as (
 
-    -- One aggregation, a CASE per window (day_offset < 7: (D-7, D]; < 30: (D-30, D]).
-    -- Measured at 500,000 customers (45M rows), the whole model materialized, against
-    -- aggregating per disjoint slice first and adding the slices up in a second GROUP BY:
-    -- PostgreSQL 26 s against 31-34 s (the slices' 1.5M groups spilled and were gathered
-    -- from every worker), DuckDB the same or slightly faster. FILTER clauses instead of
-    -- CASE are as fast on PostgreSQL but a quarter slower on DuckDB.
+    -- One aggregation, a CASE per window. Measured at 500,000 customers (45M rows), the
+    -- whole model materialized, against aggregating per disjoint slice first and adding
+    -- the slices up in a second GROUP BY: PostgreSQL 26 s against 31-34 s (the slices'
+    -- 1.5M groups spilled and were gathered from every worker), DuckDB the same or
+    -- slightly faster. FILTER clauses instead of CASE are as fast on PostgreSQL but a
+    -- quarter slower on DuckDB.
     select
         {{ group_keys }},
-        sum(case when day_offset < 7 then calls end) as calls_7d,
-        sum(case when day_offset < 30 then calls end) as calls_30d,
-        sum(calls) as calls_90d,
-        sum(case when day_offset < 7 then data_gb end) as data_gb_7d,
-        sum(case when day_offset < 30 then data_gb end) as data_gb_30d,
-        sum(data_gb) as data_gb_90d,
-        sum(case when day_offset < 7 then logins end) as logins_7d,
-        sum(case when day_offset < 30 then logins end) as logins_30d,
-        sum(logins) as logins_90d,
-        sum(case when day_offset < 30 then session_minutes end) as session_minutes_30d,
-        count(case when day_offset < 7 then 1 end) as usage_days_7d,
-        count(case when day_offset < 30 then 1 end) as usage_days_30d,
-        count(case when logins > 0 and day_offset < 7 then 1 end) as active_days_7d,
-        count(case when logins > 0 and day_offset < 30 then 1 end) as active_days_30d,
-        sum(case when day_offset < 7 then features_used end) as features_used_sum_7d,
-        sum(case when day_offset < 30 then features_used end) as features_used_sum_30d,
-        max(case when day_offset < 30 then features_used end) as features_used_max_30d,
-        min(case when logins > 0 then day_offset end) as days_since_last_login
-    from usage_in_windows
+        sum(case when in_7d then calls end) as calls_7d,
+        sum(case when in_30d then calls end) as calls_30d,
+        sum(case when in_90d then calls end) as calls_90d,
+        sum(case when in_7d then data_gb end) as data_gb_7d,
+        sum(case when in_30d then data_gb end) as data_gb_30d,
+        sum(case when in_90d then data_gb end) as data_gb_90d,
+        sum(case when in_7d then logins end) as logins_7d,
+        sum(case when in_30d then logins end) as logins_30d,
+        sum(case when in_90d then logins end) as logins_90d,
+        sum(case when in_30d then session_minutes end) as session_minutes_30d,
+        coalesce(sum(case when in_7d then usage_days end), 0) as usage_days_7d,
+        coalesce(sum(case when in_30d then usage_days end), 0) as usage_days_30d,
+        coalesce(sum(case when in_7d then active_days end), 0) as active_days_7d,
+        coalesce(sum(case when in_30d then active_days end), 0) as active_days_30d,
+        sum(case when in_7d then features_used_sum end) as features_used_sum_7d,
+        sum(case when in_30d then features_used_sum end) as features_used_sum_30d,
+        -- A maximum and the last login may take a day twice (from a tile and its row).
+        max(case when in_30d then features_used_max end) as features_used_max_30d,
+        {{ 'as_of_date' if not one_date else as_of_end() }} - max(last_login_date)
+            as days_since_last_login
+    from usage_rows
     group by {{ group_keys }}
 
 ),
