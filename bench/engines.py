@@ -81,7 +81,12 @@ def copy_to_postgres(
     mode "create") and copied one as-of date at a time. Then ANALYZE, as autovacuum would.
     """
     from churnops.contracts import LANDING_TABLES
-    from churnops.features.store import AS_OF_WRITES_TABLE, FEATURES_TABLE, LABELS_TABLE
+    from churnops.features.store import (
+        AS_OF_WRITES_TABLE,
+        FEATURES_TABLE,
+        LABEL_COUNTS_TABLE,
+        LABELS_TABLE,
+    )
     from churnops.ingest.store import LOADED_DROPS, LOADED_DROPS_TABLE, raw_table
 
     source = raw_store(bench_settings(state)).warehouse
@@ -146,13 +151,15 @@ def copy_to_postgres(
                 session.execute(
                     f"CREATE UNIQUE INDEX ON {mart} USING btree (as_of_date, customer_id)"
                 )
-        # The marts' write log, which the training snapshots' copies are fingerprinted by.
-        log = source.arrow(f"SELECT * FROM {AS_OF_WRITES_TABLE}")
-        with target.transaction() as session:
-            session.cursor.adbc_ingest(  # type: ignore[attr-defined]
-                AS_OF_WRITES_TABLE.split(".")[1], log, mode="create", db_schema_name="marts"
-            )
-        copied[AS_OF_WRITES_TABLE] = log.num_rows
+        # The marts' write log, which the training snapshots' copies are fingerprinted by,
+        # and the label counts, which a training plans its snapshots on (both small).
+        for kept in (AS_OF_WRITES_TABLE, LABEL_COUNTS_TABLE):
+            rows = source.arrow(f"SELECT * FROM {kept}")
+            with target.transaction() as session:
+                session.cursor.adbc_ingest(  # type: ignore[attr-defined]
+                    kept.split(".")[1], rows, mode="create", db_schema_name="marts"
+                )
+            copied[kept] = rows.num_rows
     with target.transaction() as session:  # committed: a rolled-back ANALYZE keeps no statistics
         session.execute("ANALYZE")
     return {"rows": sum(copied.values()), **{f"{k}_rows": v for k, v in copied.items()}}

@@ -122,6 +122,26 @@ def test_bootstrap_equals_nightly(bootstrap_warehouse: Path, nightly_warehouse: 
         pd.testing.assert_frame_equal(at_once, night_by_night, check_exact=True)
 
 
+def test_the_label_counts_are_the_labels_counted(
+    bootstrap_warehouse: Path, nightly_warehouse: Path
+) -> None:
+    """marts.label_counts (fct_churn_labels' post_hooks): each labelled date's rows and
+    churners, after one bootstrap run and after its ranges were rebuilt night by night."""
+    for warehouse in (bootstrap_warehouse, nightly_warehouse):
+        counted = query(
+            warehouse,
+            "select as_of_date, count(*) as labelled_rows, sum(churned_within_90d) as churners "
+            "from marts.fct_churn_labels group by 1 order by 1",
+        )
+        kept = query(warehouse, "select * from marts.label_counts order by as_of_date")
+        assert len(kept) > 0
+        pd.testing.assert_frame_equal(
+            kept.astype("int64", errors="ignore"),
+            counted.astype("int64", errors="ignore"),
+            check_dtype=False,
+        )
+
+
 def test_rerun_of_a_night_leaves_the_marts_identical(
     nightly_warehouse: Path, tmp_path: Path
 ) -> None:

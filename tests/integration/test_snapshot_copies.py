@@ -217,3 +217,33 @@ def test_without_copies_every_read_goes_to_the_warehouse(history: Settings, tmp_
     }
     empty = SnapshotCopies(tmp_path / "nothing-here")
     assert empty.as_of_dates() == [] and empty.remove_before(dt.date.max) == []
+
+
+def test_trainings_plan_on_the_label_counts_dbt_keeps(history: Settings) -> None:
+    """marts.label_counts (fct_churn_labels' post_hooks) holds each labelled date's rows
+    and churners as the labels do, and the training's plan read from it is the plan
+    counted from the labels themselves (what a warehouse built before it falls back to)."""
+    _, plain = _stores(history)
+    warehouse = plain.warehouse
+    counted = warehouse.tuples(
+        f"SELECT as_of_date, count(*), sum({LABEL_COLUMN}) FROM marts.fct_churn_labels "
+        "GROUP BY as_of_date ORDER BY as_of_date"
+    )
+    kept = warehouse.tuples(
+        "SELECT as_of_date, labelled_rows, churners FROM marts.label_counts ORDER BY as_of_date"
+    )
+    assert len(counted) > 30
+    assert [(day, int(rows), int(churners)) for day, rows, churners in kept] == [
+        (day, int(rows), int(churners)) for day, rows, churners in counted
+    ]
+
+    planned = plain.labelled_snapshot_rows(None, None, 7, first_whole_window_after=89)
+    with warehouse.transaction() as session:
+        session.execute("ALTER TABLE marts.label_counts RENAME TO label_counts_aside")
+    try:
+        from_labels = plain.labelled_snapshot_rows(None, None, 7, first_whole_window_after=89)
+    finally:
+        with warehouse.transaction() as session:
+            session.execute("ALTER TABLE marts.label_counts_aside RENAME TO label_counts")
+    assert len(planned) > 3
+    assert planned == from_labels

@@ -7,7 +7,9 @@
     fct_customer_features), the label is 1 when churn_date falls in (as_of_date,
     as_of_date + 90] - day 90 in, day 91 out. Only the churn events known by as_of_end are
     read (int_churn_events_known), so a label never uses a day the run did not know.
-    Like fct_customer_features, each build is recorded in marts.as_of_writes (post_hooks).
+    Like fct_customer_features, each build is recorded in marts.as_of_writes (post_hooks);
+    the post_hooks also keep each date's labelled rows and churners in marts.label_counts
+    (macros/as_of.sql), which trainings plan their snapshots on.
 -#}
 {{
     config(
@@ -15,7 +17,13 @@
         incremental_strategy='delete+insert',
         unique_key='as_of_date',
         pre_hook="{{ delete_as_of_range(-var('label_horizon_days')) }}",
-        post_hook=["{{ create_as_of_writes() }}", "{{ record_as_of_write(-var('label_horizon_days')) }}"],
+        post_hook=[
+            "{{ create_as_of_writes() }}",
+            "{{ record_as_of_write(-var('label_horizon_days')) }}",
+            "{{ create_label_counts() }}",
+            "{{ delete_label_counts(-var('label_horizon_days')) }}",
+            "{{ record_label_counts(-var('label_horizon_days')) }}"
+        ],
         on_schema_change='append_new_columns',
         full_refresh=false,
         indexes=mart_indexes()

@@ -31,6 +31,9 @@ LABELS_TABLE = "marts.fct_churn_labels"
 # One row per build of a mart: (model, as_of_start, as_of_end, invocation_id, written_at);
 # dbt_project/macros/as_of.sql writes it.
 AS_OF_WRITES_TABLE = "marts.as_of_writes"
+# Each labelled as-of date's rows and churners, kept by fct_churn_labels' post_hooks in the
+# build's transaction (dbt_project/macros/as_of.sql: record_label_counts).
+LABEL_COUNTS_TABLE = "marts.label_counts"
 # The models whose builds a labelled snapshot depends on (their table names).
 SNAPSHOT_MODELS = (FEATURES_TABLE.split(".")[1], LABELS_TABLE.split(".")[1])
 # Snapshots the nightly copies per warehouse read (FeatureStore.keep_snapshot_copies).
@@ -84,8 +87,10 @@ class FeatureStore:
         from the latest labelled one in [as_of_start, as_of_end] (None: open-ended), each
         with its labelled rows and churners. Oldest first.
 
-        Read from the labels alone (one pass, no join): the training split is planned on
-        these dates before any feature row is read, so rows it would drop are never loaded.
+        Read from the counts dbt keeps beside the labels (``marts.label_counts``, one row
+        a date), or from the labels when a build before it left none: the training split
+        is planned on these dates before any feature row is read, so rows it would drop
+        are never loaded.
         ``first_whole_window_after``: only as-of dates at least that many days after the
         first loaded drop (whose feature windows are whole); None for every date.
         Raises :class:`MissingTable` when dbt has not built the marts yet.
@@ -95,17 +100,18 @@ class FeatureStore:
             if first_whole_window_after is not None
             else "date '0001-01-01'"
         )
-        sql = f"""
+        counted_from_labels = f"""
+            select as_of_date, count(*) as labelled_rows, sum({LABEL_COLUMN}) as churners
+            from {LABELS_TABLE}
+            group by as_of_date
+        """
+        sql = """
             with labelled_dates as (
-                select
-                    as_of_date,
-                    count(*) as labelled_rows,
-                    sum({LABEL_COLUMN}) as churners
-                from {LABELS_TABLE}
+                select as_of_date, labelled_rows, churners
+                from ({counts}) as counts
                 where as_of_date between coalesce(cast(? as date), date '0001-01-01')
                     and coalesce(cast(? as date), date '9999-12-31')
                   and as_of_date >= {floor}
-                group by as_of_date
             )
             select as_of_date, labelled_rows, churners
             from labelled_dates
@@ -113,12 +119,18 @@ class FeatureStore:
                 % cast(? as integer) = 0
             order by as_of_date
         """
-        return {
-            day: (int(rows), int(churners))
-            for day, rows, churners in self.warehouse.tuples(
-                sql, [as_of_start, as_of_end, every_days]
+        params = [as_of_start, as_of_end, every_days]
+        try:
+            # The counts dbt keeps: one row a date, not a pass over every label.
+            found = self.warehouse.tuples(
+                sql.format(counts=f"select * from {LABEL_COUNTS_TABLE}", floor=floor), params
             )
-        }
+        except MissingTable:
+            # Labels built by a version without it, until their next build creates it.
+            found = self.warehouse.tuples(
+                sql.format(counts=counted_from_labels, floor=floor), params
+            )
+        return {day: (int(rows), int(churners)) for day, rows, churners in found}
 
     def labelled_snapshots(self, as_of_dates: Sequence[dt.date]) -> pa.Table:
         """Features joined with matured labels on the given as-of dates, ordered by
