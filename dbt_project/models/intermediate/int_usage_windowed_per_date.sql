@@ -97,18 +97,23 @@ usage_rows as (
 
         union all
 
+        -- The tiles' counts are bigint; as integers (like the rows' own) PostgreSQL
+        -- sums them in a by-value 64-bit state instead of a 128-bit one allocated per
+        -- group: at 500,000 customers the aggregation stays in work_mem (it spilled to
+        -- disk at 256MB) and runs in parallel, 6.2-7.4 s instead of 11.3-11.5 s. A tile's
+        -- sums are at most 90 days of one customer's counts.
         select
             customer_id,
             {{ in_tiles('tile_start', plan[7]['tiles']) }} as in_7d,
             {{ in_tiles('tile_start', plan[30]['tiles']) }} as in_30d,
             true as in_90d,
-            calls,
+            cast(calls as integer) as calls,
             data_gb,
-            logins,
+            cast(logins as integer) as logins,
             session_minutes,
-            usage_days,
-            active_days,
-            features_used_sum,
+            cast(usage_days as integer) as usage_days,
+            cast(active_days as integer) as active_days,
+            cast(features_used_sum as integer) as features_used_sum,
             features_used_max,
             last_login_date
         from {{ usage_tiles }}
