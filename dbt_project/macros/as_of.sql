@@ -168,6 +168,11 @@
     whole labels table by the first build that finds it missing (so labels built before
     it are counted too), then each build replaces its own range's counts.
 -#}
+{#- The label's column, named by its horizon: written by fct_churn_labels, counted here. -#}
+{% macro label_column() -%}
+    churned_within_{{ var('label_horizon_days') }}d
+{%- endmacro %}
+
 {% macro label_counts_relation() -%}
     {{ this.schema }}.label_counts
 {%- endmacro %}
@@ -176,7 +181,7 @@
     select
         as_of_date,
         cast(count(*) as bigint) as labelled_rows,
-        cast(sum(churned_within_{{ var('label_horizon_days') }}d) as bigint) as churners
+        cast(sum({{ label_column() }}) as bigint) as churners
     from {{ this }}
     where {{ where }}
     group by as_of_date

@@ -77,7 +77,7 @@ final as (
         as_of_date,
         customer_id,
         cast(case when churn_date is not null then 1 else 0 end as integer)
-            as churned_within_{{ var('label_horizon_days') }}d,
+            as {{ label_column() }},
         churn_date,
         label_window_end
     from labelled
