@@ -31,7 +31,15 @@ def test_the_label_column_is_named_after_the_horizon() -> None:
     labels = yaml.safe_load((DBT_DIR / "models" / "marts" / "fct_churn_labels.yml").read_text())
     (model,) = labels["models"]
     assert LABEL_COLUMN in [column["name"] for column in model["columns"]]
-    assert "as churned_within_{{ var('label_horizon_days') }}d" in LABELS_SQL.read_text()
+    # The model names the column by the one macro, which spells it from the var.
+    assert "as {{ label_column() }}," in LABELS_SQL.read_text()
+    macro = re.search(
+        r"\{% macro label_column\(\) -%\}(.*?)\{%- endmacro %\}",
+        (DBT_DIR / "macros" / "as_of.sql").read_text(),
+        flags=re.S,
+    )
+    assert macro is not None
+    assert macro.group(1).strip() == "churned_within_{{ var('label_horizon_days') }}d"
 
 
 def test_no_sql_of_the_label_windows_writes_the_number_itself() -> None:
