@@ -115,8 +115,13 @@
 {% macro delete_as_of_range(offset_days=0) -%}
     {%- if is_incremental() -%}
         delete from {{ this }}
-        where as_of_date between {{ as_of_start(offset_days) }} and {{ as_of_end(offset_days) }}
+        where {{ in_as_of_range(offset_days) }}
     {%- endif -%}
+{%- endmacro %}
+
+{#- as_of_date lies in this run's as-of range, `offset_days` days away (see as_of_start). -#}
+{% macro in_as_of_range(offset_days=0) -%}
+    as_of_date between {{ as_of_start(offset_days) }} and {{ as_of_end(offset_days) }}
 {%- endmacro %}
 
 
@@ -159,6 +164,12 @@
 {%- endmacro %}
 
 
+{#- The label's column, named by its horizon: written by fct_churn_labels, counted here. -#}
+{% macro label_column() -%}
+    churned_within_{{ var('label_horizon_days') }}d
+{%- endmacro %}
+
+
 {#-
     post_hooks of fct_churn_labels: marts.label_counts, the labelled rows and churners of
     each as-of date, kept in the build's transaction. A training plans its snapshots on
@@ -168,11 +179,6 @@
     whole labels table by the first build that finds it missing (so labels built before
     it are counted too), then each build replaces its own range's counts.
 -#}
-{#- The label's column, named by its horizon: written by fct_churn_labels, counted here. -#}
-{% macro label_column() -%}
-    churned_within_{{ var('label_horizon_days') }}d
-{%- endmacro %}
-
 {% macro label_counts_relation() -%}
     {{ this.schema }}.label_counts
 {%- endmacro %}
@@ -194,11 +200,10 @@
 
 {% macro delete_label_counts(offset_days=0) -%}
     delete from {{ label_counts_relation() }}
-    where as_of_date between {{ as_of_start(offset_days) }} and {{ as_of_end(offset_days) }}
+    where {{ in_as_of_range(offset_days) }}
 {%- endmacro %}
 
 {% macro record_label_counts(offset_days=0) -%}
     insert into {{ label_counts_relation() }} (as_of_date, labelled_rows, churners)
-    {{ label_counts_of(
-        'as_of_date between ' ~ as_of_start(offset_days) ~ ' and ' ~ as_of_end(offset_days)) }}
+    {{ label_counts_of(in_as_of_range(offset_days)) }}
 {%- endmacro %}

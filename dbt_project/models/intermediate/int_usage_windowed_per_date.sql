@@ -56,7 +56,8 @@ window_days as (  -- noqa: ST03
 
 ),
 
--- A run of one as-of date reads the days its tiles do not cover (see usage_rows).
+-- A run of one as-of date does without usage_days too: it reads only the days its
+-- tiles do not cover (see usage_rows).
 usage_days as (  -- noqa: ST03
 
     {{ usage_days_in_windows() }}

@@ -38,9 +38,7 @@ features as (
         as_of_date,
         customer_id
     from {{ ref('fct_customer_features') }}
-    where
-        as_of_date between {{ as_of_start(-var('label_horizon_days')) }}
-        and {{ as_of_end(-var('label_horizon_days')) }}
+    where {{ in_as_of_range(-var('label_horizon_days')) }}
 
 ),
 
