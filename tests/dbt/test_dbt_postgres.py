@@ -330,3 +330,51 @@ def test_a_build_of_the_usage_tiles_waits_for_another_on_postgres(
     assert waited, "the build of int_usage_tiles never waited for the advisory lock"
     assert "error" not in outcome, outcome.get("error")
     assert "run" in outcome
+
+
+def test_a_warehouse_of_ten_day_tiles_is_migrated_by_its_next_night_on_postgres(
+    postgres_build: PostgresBuild, tmp_path: Path
+) -> None:
+    """A warehouse built before tiles of several sizes holds tiles of one size (10 days)
+    whose customer rows have no tile_days, under a unique index on (tile_start,
+    customer_id) that two sizes starting on one day would break (macros/usage.sql:
+    delete_unlisted_usage_tiles, drop_other_usage_tile_indexes). Its next night deletes
+    them, replaces the index and gives the night's features as before."""
+    import sqlalchemy as sa
+
+    dsn = postgres_build.dsn
+    night = f"select * from marts.fct_customer_features where as_of_date = date '{END}'"
+    before = read_postgres(dsn, night)
+    engine = sa.create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://"))
+    tiles = "intermediate.int_usage_tiles"
+    try:
+        with engine.begin() as connection:
+            # The old layout, made from the 2-day tiles: one size, tile_days on headers only.
+            for statement in (
+                f"delete from {tiles} where tile_days <> 2",
+                f"update {tiles} set tile_days = 10 where customer_id is null",
+                f"update {tiles} set tile_days = null where customer_id is not null",
+                "drop index intermediate.int_usage_tiles_by_tile",
+                f"create unique index int_usage_tiles_old_key on {tiles} (tile_start, customer_id)",
+            ):
+                connection.execute(sa.text(statement))
+
+        env = {"CHURNOPS_WAREHOUSE": "postgres", "CHURNOPS_POSTGRES_DSN": dsn}
+        run = dbt_build_on(env, tmp_path, {"as_of_date": END.isoformat()})
+        assert set(run.nodes.values()) <= {"success", "pass"}, run.nodes
+
+        with engine.connect() as connection:
+            sizes = connection.execute(
+                sa.text(f"select distinct tile_days from {tiles} order by 1 nulls first")
+            ).scalars()
+            indexes = connection.execute(
+                sa.text(
+                    "select indexname from pg_indexes where schemaname = 'intermediate' "
+                    "and tablename = 'int_usage_tiles'"
+                )
+            ).scalars()
+            assert list(sizes) == [2, 4, 8, 16]
+            assert list(indexes) == ["int_usage_tiles_by_tile"]
+    finally:
+        engine.dispose()
+    assert_same_rows(before, read_postgres(dsn, night), "fct_customer_features")

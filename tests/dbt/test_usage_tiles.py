@@ -37,22 +37,25 @@ def _features_of_the_night(warehouse: Path) -> pd.DataFrame:
     return features[features["as_of_date"] == pd.Timestamp(END)].reset_index(drop=True)
 
 
-def _a_tile_in_the_window(warehouse: Path) -> tuple[dt.date, int]:
-    """A tile wholly inside END's 90-day window that holds usage, and a customer of it."""
+def _a_tile_in_the_window(warehouse: Path) -> tuple[int, dt.date, int]:
+    """A tile of the largest size wholly inside END's 90-day window and before its 30-day
+    one (so the night reads it once, for 90 days) that holds usage, and a customer of it."""
     found = query(
         warehouse,
         f"""
-        select tile_start, min(customer_id) as customer_id
+        select tile_days, tile_start, min(customer_id) as customer_id
         from intermediate.int_usage_tiles
         where customer_id is not null
-          and tile_start > date '{END}' - 90 and tile_start < date '{END}' - 30
-        group by tile_start
+          and tile_days = (select max(tile_days) from intermediate.int_usage_tiles)
+          and tile_start > date '{END}' - 90
+          and tile_start + tile_days <= date '{END}' - 29
+        group by tile_days, tile_start
         order by tile_start
         limit 1
         """,
     )
     assert len(found) == 1, "no tile in the window"
-    return found["tile_start"][0].date(), int(found["customer_id"][0])
+    return int(found["tile_days"][0]), found["tile_start"][0].date(), int(found["customer_id"][0])
 
 
 def _execute(warehouse: Path, sql: str) -> None:
@@ -110,12 +113,12 @@ def test_a_night_reads_its_current_tiles_and_rebuilds_one_whose_day_was_reloaded
 ) -> None:
     warehouse = copy_warehouse(nightly_warehouse, tmp_path)
     before = _features_of_the_night(warehouse)
-    tile, customer = _a_tile_in_the_window(warehouse)
+    size, tile, customer = _a_tile_in_the_window(warehouse)
     _execute(
         warehouse,
         f"""
         update intermediate.int_usage_tiles set calls = calls + {PLANTED_CALLS}
-        where tile_start = date '{tile}' and customer_id = {customer}
+        where tile_days = {size} and tile_start = date '{tile}' and customer_id = {customer}
         """,
     )
 
@@ -138,7 +141,7 @@ def test_a_night_after_a_day_changed_equals_the_window_frames(
     tiles_path = copy_warehouse(nightly_warehouse, tmp_path / "tiles")
     frames_path = copy_warehouse(nightly_warehouse, tmp_path / "frames")
     before = _features_of_the_night(tiles_path)
-    tile, _ = _a_tile_in_the_window(tiles_path)
+    _, tile, _ = _a_tile_in_the_window(tiles_path)
     for warehouse in (tiles_path, frames_path):
         _reload_usage_day(warehouse, tile + dt.timedelta(days=2), extra_calls=7)
 

@@ -7,7 +7,7 @@ stores them as rows: a read bounded only by the event date scans every day ever 
 loaded row, the validation gate refuses any other): from below in the usage frames of a
 long bootstrap (``int_usage_windowed_by_frames``) and in the tickets model
 (``int_support_tickets_windowed``), by the days no tile covers in the nightly's usage
-(``int_usage_windowed_per_date``), and by the stale tiles' days in the tiles' build
+(``int_usage_windowed_per_date``), and by the stale smallest tiles' days in the tiles' build
 (``int_usage_tiles``). So a night at the end of a long history reads its days through the
 index. The plan is checked on a real PostgreSQL with a year of synthetic rows; the
 control is the same query without that bound, which must scan the table.
@@ -37,8 +37,8 @@ CUSTOMERS = 3_000
 LOWER_DROP_DATE_BOUND = re.compile(r"\n\s*and drop_date > cast\('[0-9-]+' as date\)")
 ROW_DAYS_DROP_DATE_BOUND = re.compile(r"\n\s*and \(drop_date between [^\n]*")
 STALE_TILES_DROP_DATE_BOUND = re.compile(
-    r"\n\s*and usage_days\.drop_date [<>]= \(select m(in|ax)\(stale_tiles\.tile_(start|end)\) "
-    r"from stale_tiles\)"
+    r"\n\s*and usage_days\.drop_date [<>]= \(select m(in|ax)\(stale_day_tiles\."
+    r"tile_(start|end)\) from stale_day_tiles\)"
 )
 
 
