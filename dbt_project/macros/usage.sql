@@ -211,18 +211,28 @@
 
 {#-
     pre_hook of int_usage_tiles, after the lock: rows of a tile size usage_tile_sizes does
-    not list are never read again, so they are deleted. So is the layout from before tiles
-    of several sizes (tiles of one size, 10 days, whose customer rows had no tile_days).
-    A change of sizes thus leaves no rows behind; the sizes still listed keep theirs.
+    not list are never read again, so they are deleted; a change of sizes thus leaves no
+    rows behind, and the sizes still listed keep theirs. The condition is ranges of
+    tile_days, which PostgreSQL reads by the tiles' index: a night finds nothing to delete
+    without scanning the table (as many rows as the window's usage). The layout from
+    before tiles of several sizes (tiles of one size, 10 days, whose customer rows had no
+    tile_days) is deleted whole, headers included, whatever the sizes.
 -#}
 {% macro delete_unlisted_usage_tiles() -%}
     {%- if is_incremental() -%}
+        {%- set sizes = usage_tile_sizes() -%}
+        {%- set old_layout = run_query(
+            "select 1 from " ~ this ~ " where tile_days is null limit 1") -%}
         delete from {{ this }}
+        {% if old_layout.rows | length == 0 -%}
         where
             tile_days is null
-            or tile_days not in ({{ usage_tile_sizes() | join(', ') }})
-            -- The old layout's headers: their tiles' customer rows had no tile_days.
-            or tile_start in (select old.tile_start from {{ this }} as old where old.tile_days is null)
+            or tile_days < {{ sizes[0] }}
+            {%- for size in sizes[1:] %}
+            or (tile_days > {{ sizes[loop.index0] }} and tile_days < {{ size }})
+            {%- endfor %}
+            or tile_days > {{ sizes[-1] }}
+        {%- endif %}
     {%- endif -%}
 {%- endmacro %}
 
