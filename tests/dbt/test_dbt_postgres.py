@@ -349,9 +349,9 @@ def test_a_warehouse_of_ten_day_tiles_is_migrated_by_its_next_night_on_postgres(
     tiles = "intermediate.int_usage_tiles"
     try:
         with engine.begin() as connection:
-            # The old layout, made from the 2-day tiles: one size, tile_days on headers only.
+            # The old layout, made from the 4-day tiles: one size, tile_days on headers only.
             for statement in (
-                f"delete from {tiles} where tile_days <> 2",
+                f"delete from {tiles} where tile_days <> 4",
                 f"update {tiles} set tile_days = 10 where customer_id is null",
                 f"update {tiles} set tile_days = null where customer_id is not null",
                 "drop index intermediate.int_usage_tiles_by_tile",
@@ -373,8 +373,43 @@ def test_a_warehouse_of_ten_day_tiles_is_migrated_by_its_next_night_on_postgres(
                     "and tablename = 'int_usage_tiles'"
                 )
             ).scalars()
-            assert list(sizes) == [2, 4, 8, 16]
+            assert list(sizes) == [4, 8, 16, 32]
             assert list(indexes) == ["int_usage_tiles_by_tile"]
     finally:
         engine.dispose()
     assert_same_rows(before, read_postgres(dsn, night), "fct_customer_features")
+
+
+def test_delete_insert_on_postgres_analyzes_the_new_rows_before_it_deletes(
+    postgres_build: PostgresBuild, tmp_path: Path
+) -> None:
+    """macros/delete_insert.sql: without statistics on the new rows' temporary table,
+    PostgreSQL deleted the tiles a run rebuilds by a hash join over a scan of the whole
+    table (11.6 s at 500,000 customers, against 0.36 s by the index once analyzed). The
+    SQL dbt runs for the tiles and for the features' mart analyzes it first."""
+    import re
+
+    from churnops.features import run_dbt
+    from churnops.settings import load_settings
+
+    settings = load_settings(
+        {
+            "CHURNOPS_STATE_DIR": str(tmp_path),
+            "CHURNOPS_WAREHOUSE": "postgres",
+            "CHURNOPS_POSTGRES_DSN": postgres_build.dsn,
+        }
+    )
+    target = tmp_path / "target"
+    run_dbt(
+        settings,
+        "run",
+        ["--select", "int_usage_tiles", "fct_customer_features"],
+        {"as_of_date": END.isoformat()},
+        str(target),
+    )
+    for model in ("intermediate/int_usage_tiles", "marts/fct_customer_features"):
+        executed = (target / f"run/churnops/models/{model}.sql").read_text()
+        analyzed = re.search(r'analyze "?(\w+__dbt_tmp\w*)"?;', executed)
+        assert analyzed, f"{model}: no analyze of the new rows"
+        deleted = re.search(r"delete from [^;]*" + analyzed.group(1), executed, re.S)
+        assert deleted and deleted.start() > analyzed.end(), model

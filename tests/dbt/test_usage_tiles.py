@@ -150,3 +150,33 @@ def test_a_night_after_a_day_changed_equals_the_window_frames(
     by_tiles = _features_of_the_night(tiles_path)
     assert not by_tiles["calls_90d"].equals(before["calls_90d"])  # the change is in the window
     pd.testing.assert_frame_equal(by_tiles, _features_of_the_night(frames_path), check_exact=True)
+
+
+def test_a_rebuild_on_duckdb_deletes_the_replaced_tiles_by_their_distinct_keys(
+    nightly_warehouse: Path, tmp_path: Path
+) -> None:
+    """macros/delete_insert.sql: dbt-duckdb's delete+insert with a key of two columns
+    joins the new rows themselves to the table, so a tile's 500,000 customer rows, all of
+    one key, multiplied the join by its old rows (minutes for one tile). The rebuild of a
+    reloaded day's tiles deletes by the new rows' distinct keys instead, and leaves each
+    tile once: one header, one row per customer."""
+    warehouse = copy_warehouse(nightly_warehouse, tmp_path)
+    _, tile, _ = _a_tile_in_the_window(warehouse)
+    _reload_usage_day(warehouse, tile + dt.timedelta(days=1))
+    run = dbt_build(warehouse, tmp_path, NIGHT)
+    assert set(run.nodes.values()) <= {"success", "pass"}, run.nodes
+
+    executed = next(
+        tmp_path.glob("dbt-*/target/run/churnops/models/intermediate/int_usage_tiles.sql")
+    )
+    assert "select distinct tile_days, tile_start from" in executed.read_text()
+    repeated = query(
+        warehouse,
+        """
+        select tile_days, tile_start, customer_id, count(*) as copies
+        from intermediate.int_usage_tiles
+        group by tile_days, tile_start, customer_id
+        having count(*) > 1
+        """,
+    )
+    assert repeated.empty, repeated

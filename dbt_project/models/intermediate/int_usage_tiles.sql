@@ -1,6 +1,6 @@
 {#-
     Usage tiles (macros/usage.sql): per customer, usage summed over aligned blocks of days
-    in the sizes of usage_tile_sizes (default 2, 4, 8 and 16 days), so the nightly reads
+    in the sizes of usage_tile_sizes (default 4, 8, 16 and 32 days), so the nightly reads
     its windows as about a dozen rows a customer (int_usage_windowed_per_date) instead of
     90 days of rows.
 
@@ -8,8 +8,8 @@
     window (usage_tiles_in_window(as_of_end)): it builds those missing or stale and keeps
     every other tile as it is. The smallest tiles are built from the days' usage rows;
     each larger tile from the tiles of the size before it that it contains, those already
-    built and current or those this run rebuilds, so a night that completes a 16-day tile
-    aggregates two rows a customer for it instead of 16 days of rows.
+    built and current or those this run rebuilds, so a night that completes a 32-day tile
+    aggregates two rows a customer for it instead of 32 days of rows.
 
     Each tile has one header row (customer_id null) that records what the tile was built
     from: how many usage_daily partitions of its days the load log held, their rows and

@@ -5,7 +5,7 @@
     gives null sums and zero day counts (int_usage_windowed fills the defaults).
     - A run of one as-of date D (the nightly) reads its windows' whole tiles
       (int_usage_tiles, built just before for D's window) and the days no tile covers:
-      about 12 rows a customer for the three windows at the default tile sizes, instead
+      about 13 rows a customer for the three windows at the default tile sizes, instead
       of 90 days (usage_window_plan, macros/usage.sql).
     - Over several dates each date is joined to its 90 days of usage, so the cost is
       ~ dates x customers x 90 rows. The usage rows meet their as-of dates by an
@@ -103,7 +103,7 @@ usage_rows as (
         -- group: at 500,000 customers the aggregation stays in work_mem (it spilled to
         -- disk at 256MB) and runs in parallel, 6.2-7.4 s instead of 11.3-11.5 s. A tile's
         -- sums are at most 90 days of one customer's counts.
-        -- A tile may serve one window and not another (a 16-day tile of the 90-day
+        -- A tile may serve one window and not another (a 32-day tile of the 90-day
         -- window that straddles the 30-day window's first day): each flag is its own.
         {%- set tiles = plan[7]['tiles'] + plan[30]['tiles'] + plan[90]['tiles'] %}
         select
