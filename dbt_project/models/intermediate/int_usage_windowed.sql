@@ -9,6 +9,8 @@
     Both refs are taken on every render: dbt records a model's parents when it parses,
     with a placeholder range that would only ever pick the first.
 -#}
+{{ config(pre_hook="{{ serial_usage_aggregation() }}") }}
+
 {%- set usage_per_date = ref('int_usage_windowed_per_date') -%}
 {%- set usage_by_frames = ref('int_usage_windowed_by_frames') -%}
 
