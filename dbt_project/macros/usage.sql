@@ -38,29 +38,29 @@
     night that completes a tile aggregates two rows a customer per size, not its days.
     A window is read as the largest tiles that fit, then smaller ones towards its edges:
     at the default sizes about 13 rows a customer for the three windows together, against
-    24 for tiles of one size (10 days) and 90 without tiles (500,000 customers on
-    PostgreSQL: the night's usage model about half the time).
+    24 for tiles of one size (10 days) and 90 without tiles.
     Tiles of every size are aligned on whole multiples of their size in days since
     1970-01-01, so every night and every run agrees on them; a tile covers [tile_start,
     tile_start + tile_days - 1].
 -#}
 {% macro usage_tile_sizes() -%}
     {%- set sizes = var('usage_tile_sizes') -%}
-    {%- set problem = none -%}
+    {#- A namespace: a plain `set` inside the loop below would not outlive it. -#}
+    {%- set found = namespace(problem=none) -%}
     {%- if sizes is string or sizes is not iterable or sizes | length == 0 -%}
-        {%- set problem = 'a list of day counts' -%}
+        {%- set found.problem = 'a list of day counts' -%}
     {%- else -%}
         {%- for size in sizes -%}
             {%- if size is not number or size < 2 or size > 90 -%}
-                {%- set problem = 'day counts from 2 to 90' -%}
+                {%- set found.problem = 'day counts from 2 to 90' -%}
             {%- elif not loop.first and (size <= loop.previtem or size % loop.previtem != 0) -%}
-                {%- set problem = 'ascending, each a multiple of the one before' -%}
+                {%- set found.problem = 'ascending, each a multiple of the one before' -%}
             {%- endif -%}
         {%- endfor -%}
     {%- endif -%}
-    {%- if problem is not none -%}
+    {%- if found.problem is not none -%}
         {{ exceptions.raise_compiler_error(
-            "usage_tile_sizes must be " ~ problem ~ " (e.g. [4, 8, 16, 32]), not " ~ sizes) }}
+            "usage_tile_sizes must be " ~ found.problem ~ " (e.g. [4, 8, 16, 32]), not " ~ sizes) }}
     {%- endif -%}
     {{ return(sizes | map('int') | list) }}
 {%- endmacro %}

@@ -180,3 +180,30 @@ def test_a_rebuild_on_duckdb_deletes_the_replaced_tiles_by_their_distinct_keys(
         """,
     )
     assert repeated.empty, repeated
+
+
+@pytest.mark.parametrize(
+    ("sizes", "problem"),
+    [
+        ([3, 8], "ascending, each a multiple of the one before"),
+        ([8, 4], "ascending, each a multiple of the one before"),
+        ([1, 2], "day counts from 2 to 90"),
+    ],
+)
+def test_tile_sizes_that_cannot_nest_fail_the_build_with_what_is_wrong(
+    tmp_path: Path, sizes: list[int], problem: str
+) -> None:
+    """macros/usage.sql: usage_tile_sizes: a larger tile is built from the tiles of the size
+    before it, so each size must be a whole multiple of the one before; one day is a row."""
+    from churnops.features import DbtFailed, run_dbt
+    from churnops.settings import load_settings
+
+    settings = load_settings(
+        {
+            "CHURNOPS_STATE_DIR": str(tmp_path),
+            "CHURNOPS_DUCKDB_PATH": str(tmp_path / "empty.duckdb"),
+        }
+    )
+    night = NIGHT | {"usage_tile_sizes": sizes}
+    with pytest.raises(DbtFailed, match=f"usage_tile_sizes must be {problem}"):
+        run_dbt(settings, "compile", ["--select", "int_usage_tiles"], night, str(tmp_path / "t"))
