@@ -221,6 +221,25 @@ def test_the_marts_on_postgres_have_their_unique_as_of_index_and_use_it(
     assert "Index" in plan, plan
 
 
+def test_the_intermediate_tables_on_postgres_are_unlogged_and_the_kept_ones_logged(
+    postgres_build: PostgresBuild,
+) -> None:
+    """dbt_project.yml: a run rebuilds each intermediate table whole, so PostgreSQL writes
+    them without WAL; the usage tiles (kept from night to night) and the marts stay logged."""
+    persistence = read_postgres(
+        postgres_build.dsn,
+        "select n.nspname || '.' || c.relname as name, c.relpersistence as persistence "
+        "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where c.relkind = 'r' and n.nspname in ('intermediate', 'marts')",
+    ).to_pylist()
+    kinds = {row["name"]: row["persistence"] for row in persistence}
+    kept = {"intermediate.int_usage_tiles"} | {f"marts.{name}" for name in MARTS}
+    rebuilt = {f"intermediate.{name}" for name in INTERMEDIATES + KNOWN_BY_AS_OF_END}
+    assert rebuilt and kept <= set(kinds), kinds
+    assert {name: kinds[name] for name in rebuilt} == dict.fromkeys(rebuilt, "u")
+    assert {name: kinds[name] for name in kept} == dict.fromkeys(kept, "p")
+
+
 def test_dbt_sessions_on_postgres_get_the_configured_work_mem(
     module_postgres_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,6 +24,12 @@
     Point in time: a tile only ever holds the usage of its own days, and a night reads only
     the tiles whose days all fall in its windows, so what a night reads from a tile is
     what it would read from those days' rows.
+
+    Logged on PostgreSQL, unlike the other intermediates (dbt_project.yml): they are
+    rebuilt each run, the tiles are kept from night to night. Unlogged, a server crash
+    would empty them and the next night rebuild its whole window's tiles (minutes at
+    500,000 customers); and a night's tile write was no faster unlogged (27.3 / 31.6 s
+    against 26.4 / 27.0 s logged, alternating).
 -#}
 {{
     config(
@@ -36,7 +42,8 @@
             "{{ drop_other_usage_tile_indexes() }}",
         ],
         post_hook=["{{ create_usage_tile_index() }}"],
-        on_schema_change='fail'
+        on_schema_change='fail',
+        unlogged=false
     )
 }}
 
