@@ -237,15 +237,28 @@
 {%- endmacro %}
 
 {#-
-    The tiles' unique index on PostgreSQL (the night's read of its tiles and a build's
-    look-up of their headers go by tile_days and tile_start), kept by the model's hooks
-    rather than dbt's `indexes` config, which creates indexes only with the table: a
-    warehouse built before tiles of several sizes holds the unique index (tile_start,
-    customer_id), which two sizes starting on one day would break. The pre_hook drops any
-    other index of the table, the post_hook creates this one where it is missing.
+    The tiles' indexes on PostgreSQL, kept by the model's hooks rather than dbt's `indexes`
+    config, which creates indexes only with the table:
+    - a BRIN index on (tile_days, tile_start), for the night's read of its tiles and a
+      build's delete of those it rebuilds. A tile's rows are written together and tiles
+      are only ever added (a stale one is rebuilt, rarely), so each tile sits in a run of
+      pages and a block-range index finds it. With a b-tree over every customer row
+      (tile_days, tile_start, customer_id) instead, a night's insert of a tile's 500,000
+      rows took 1.1 s instead of 0.35 s, and the index 605 MB for 20 M rows (a BRIN
+      index: a few hundred kB); the night's read of its tiles took as long with either
+      (6.3 against 6.1 s, at 500,000 customers);
+    - a unique index on the headers only (customer_id null): a build looks each tile's
+      header up by it, and a tile can have one header only.
+    The pre_hook drops any other index of the table (a warehouse built earlier holds that
+    b-tree, or one on (tile_start, customer_id) from before tiles of several sizes), the
+    post_hook creates these where they are missing.
 -#}
-{% macro usage_tile_index_name() -%}
-    {{ return(this.identifier ~ '_by_tile') }}
+{% macro usage_tile_range_index_name() -%}
+    {{ return(this.identifier ~ '_by_range') }}
+{%- endmacro %}
+
+{% macro usage_tile_header_index_name() -%}
+    {{ return(this.identifier ~ '_headers') }}
 {%- endmacro %}
 
 {% macro drop_other_usage_tile_indexes() -%}
@@ -265,8 +278,12 @@
                 select indexrelid::regclass from pg_index
                 where
                     indrelid = '{{ this.schema }}.{{ this.identifier }}'::regclass
-                    and indexrelid is distinct from
-                    to_regclass('{{ this.schema }}.{{ usage_tile_index_name() }}')
+                    and indexrelid is distinct from to_regclass(
+                        '{{ this.schema }}.{{ usage_tile_range_index_name() }}'
+                    )
+                    and indexrelid is distinct from to_regclass(
+                        '{{ this.schema }}.{{ usage_tile_header_index_name() }}'
+                    )
             loop
                 execute 'drop index ' || other_index::text;
             end loop;
@@ -282,9 +299,13 @@
 {% macro default__create_usage_tile_index() -%}
 {%- endmacro %}
 
+{#- autosummarize: each block range is summarized as soon as the next one is written to,
+    instead of at the next VACUUM (until then a query reads the range whatever it holds). -#}
 {% macro postgres__create_usage_tile_index() -%}
-    create unique index if not exists {{ usage_tile_index_name() }}
-    on {{ this }} (tile_days, tile_start, customer_id)
+    create index if not exists {{ usage_tile_range_index_name() }}
+    on {{ this }} using brin (tile_days, tile_start) with (autosummarize = on);
+    create unique index if not exists {{ usage_tile_header_index_name() }}
+    on {{ this }} (tile_days, tile_start) where customer_id is null
 {%- endmacro %}
 
 

@@ -356,9 +356,10 @@ def test_a_warehouse_of_ten_day_tiles_is_migrated_by_its_next_night_on_postgres(
 ) -> None:
     """A warehouse built before tiles of several sizes holds tiles of one size (10 days)
     whose customer rows have no tile_days, under a unique index on (tile_start,
-    customer_id) that two sizes starting on one day would break (macros/usage.sql:
-    delete_unlisted_usage_tiles, drop_other_usage_tile_indexes). Its next night deletes
-    them, replaces the index and gives the night's features as before."""
+    customer_id) that two sizes starting on one day would break; one built before the
+    tiles' BRIN index holds a b-tree over every tile row (macros/usage.sql:
+    delete_unlisted_usage_tiles, drop_other_usage_tile_indexes). The next night deletes
+    the old tiles, replaces both old indexes and gives the night's features as before."""
     import sqlalchemy as sa
 
     dsn = postgres_build.dsn
@@ -373,8 +374,12 @@ def test_a_warehouse_of_ten_day_tiles_is_migrated_by_its_next_night_on_postgres(
                 f"delete from {tiles} where tile_days <> 4",
                 f"update {tiles} set tile_days = 10 where customer_id is null",
                 f"update {tiles} set tile_days = null where customer_id is not null",
-                "drop index intermediate.int_usage_tiles_by_tile",
+                "drop index intermediate.int_usage_tiles_by_range",
+                "drop index intermediate.int_usage_tiles_headers",
                 f"create unique index int_usage_tiles_old_key on {tiles} (tile_start, customer_id)",
+                # And the b-tree of the layout between (several sizes, before BRIN).
+                "create unique index int_usage_tiles_by_tile "
+                f"on {tiles} (tile_days, tile_start, customer_id)",
             ):
                 connection.execute(sa.text(statement))
 
@@ -388,12 +393,20 @@ def test_a_warehouse_of_ten_day_tiles_is_migrated_by_its_next_night_on_postgres(
             ).scalars()
             indexes = connection.execute(
                 sa.text(
-                    "select indexname from pg_indexes where schemaname = 'intermediate' "
-                    "and tablename = 'int_usage_tiles'"
+                    "select indexname, indexdef from pg_indexes "
+                    "where schemaname = 'intermediate' and tablename = 'int_usage_tiles'"
                 )
-            ).scalars()
+            ).all()
             assert list(sizes) == [4, 8, 16, 32]
-            assert list(indexes) == ["int_usage_tiles_by_tile"]
+            assert {name: definition.split(" ON ")[1] for name, definition in indexes} == {
+                "int_usage_tiles_by_range": (
+                    f"{tiles} USING brin (tile_days, tile_start) WITH (autosummarize='on')"
+                ),
+                "int_usage_tiles_headers": (
+                    f"{tiles} USING btree (tile_days, tile_start) WHERE (customer_id IS NULL)"
+                ),
+            }
+            assert dict(indexes)["int_usage_tiles_headers"].startswith("CREATE UNIQUE INDEX")
     finally:
         engine.dispose()
     assert_same_rows(before, read_postgres(dsn, night), "fct_customer_features")
