@@ -165,3 +165,54 @@ def test_a_night_without_loaded_drops_fails_and_writes_nothing(
         dbt_build(warehouse, tmp_path, {"as_of_date": unloaded.isoformat()})
     for name in MARTS:
         pd.testing.assert_frame_equal(before[name], mart(warehouse, name), check_exact=True)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        (None, None),  # the night as built passes
+        ("calls_7d", -1),  # a column of `columns`, below their shared minimum
+        ("active_days_7d", 8),  # a column of `ranges`, above its own maximum
+        ("signup_cohort_month", 199912),  # below its own minimum, its maximum open
+    ],
+)
+def test_the_features_range_test_fails_on_one_value_out_of_its_range(
+    nightly_warehouse: Path, tmp_path: Path, column: str | None, value: int | None
+) -> None:
+    """macros/tests/columns_in_range.sql: the mart's every range check is one test
+    (fct_customer_features_in_range), shared bounds and per-column ones alike."""
+    import duckdb
+
+    from churnops.features import DbtFailed, run_dbt
+    from churnops.settings import load_settings
+
+    warehouse = copy_warehouse(nightly_warehouse, tmp_path)
+    if column is not None:
+        con = duckdb.connect(str(warehouse))
+        try:
+            con.execute(
+                f"update marts.fct_customer_features set {column} = {value} "
+                f"where as_of_date = date '{END}' and customer_id = ("
+                "select min(customer_id) from marts.fct_customer_features "
+                f"where as_of_date = date '{END}')"
+            )
+        finally:
+            con.close()
+    settings = load_settings(
+        {"CHURNOPS_STATE_DIR": str(tmp_path), "CHURNOPS_DUCKDB_PATH": str(warehouse)}
+    )
+
+    def range_test() -> dict[str, str]:
+        run = run_dbt(
+            settings,
+            "test",
+            ["--select", "fct_customer_features_in_range"],
+            dbt_vars_={"as_of_date": END.isoformat()},
+        )
+        return run.nodes
+
+    if column is None:
+        assert set(range_test().values()) == {"pass"}
+    else:
+        with pytest.raises(DbtFailed, match="fct_customer_features_in_range"):
+            range_test()

@@ -16,31 +16,51 @@
     )
 {%- endmacro %}
 
-{% test columns_in_range(model, columns, min_value=none, max_value=none) %}
+{#-
+    `columns` share one [min_value, max_value]; `ranges` gives columns their own bounds
+    ({column: [min, max]}, null for an open side). A column in both takes its `ranges`
+    bounds. A model's range checks are thus one test that reads it once, rather than an
+    accepted_range test per column, each reading the night's rows again (about 0.4 s each
+    on PostgreSQL at 500,000 customers; the features' mart had nine).
+-#}
+{% test columns_in_range(model, columns=[], min_value=none, max_value=none, ranges={}) %}
+
+{%- set bounds = {} -%}
+{%- for column in columns -%}
+    {%- do bounds.update({column: [min_value, max_value]}) -%}
+{%- endfor -%}
+{%- for column, column_bounds in ranges.items() -%}
+    {%- if column_bounds | length != 2 -%}
+        {{ exceptions.raise_compiler_error(
+            "columns_in_range: ranges." ~ column ~ " must be [min, max] (null for an open"
+            ~ " side), got " ~ column_bounds) }}
+    {%- endif -%}
+    {%- do bounds.update({column: column_bounds}) -%}
+{%- endfor %}
 
 with
 
 rows_out_of_range as (
 
     select
-        {%- for column in columns %}
+        {%- for column in bounds %}
         {{ column }}{{ ',' if not loop.last }}
         {%- endfor %}
     from {{ model }}
     where
         false
-        {%- for column in columns %}
-        or ({{ column_out_of_range(column, min_value, max_value) }})
+        {%- for column, (low, high) in bounds.items() %}
+        or ({{ column_out_of_range(column, low, high) }})
         {%- endfor %}
 
 )
 
-{% for column in columns %}
+{% for column, (low, high) in bounds.items() %}
 select
     '{{ column }}' as column_name,
     cast({{ column }} as double precision) as value
 from rows_out_of_range
-where {{ column_out_of_range(column, min_value, max_value) }}
+where {{ column_out_of_range(column, low, high) }}
 {% if not loop.last %}union all{% endif %}
 {% endfor %}
 
