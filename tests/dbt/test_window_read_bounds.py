@@ -37,8 +37,8 @@ CUSTOMERS = 3_000
 LOWER_DROP_DATE_BOUND = re.compile(r"\n\s*and drop_date > cast\('[0-9-]+' as date\)")
 ROW_DAYS_DROP_DATE_BOUND = re.compile(r"\n\s*and \(drop_date between [^\n]*")
 STALE_TILES_DROP_DATE_BOUND = re.compile(
-    r"\n\s*and usage_days\.drop_date [<>]= \(select m(in|ax)\(stale_day_tiles\."
-    r"tile_(start|end)\) from stale_day_tiles\)"
+    r"\n\s*and usage_days\.drop_date\s*[<>]= \(select m(in|ax)\(stale_tiles_[0-9]+\."
+    r"tile_(start|end)\) from stale_tiles_[0-9]+\)"
 )
 
 

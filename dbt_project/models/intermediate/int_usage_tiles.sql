@@ -128,16 +128,18 @@ stale_tiles as (
 ),
 
 {%- set smallest = sizes[0] %}
+{%- for size in sizes %}
 
-stale_day_tiles as (
+    stale_tiles_{{ size }} as (
 
-    select
-        tile_start,
-        tile_end
-    from stale_tiles
-    where tile_days = {{ smallest }}
+        select
+            tile_start,
+            tile_end
+        from stale_tiles
+        where tile_days = {{ size }}
 
-),
+    ),
+{%- endfor %}
 
 tile_usage as (
 
@@ -156,10 +158,14 @@ tile_usage as (
         usage_days.features_used
     from {{ ref('stg_raw__usage_days') }} as usage_days
     where
-        usage_days.usage_date >= (select min(stale_day_tiles.tile_start) from stale_day_tiles)
-        and usage_days.usage_date <= (select max(stale_day_tiles.tile_end) from stale_day_tiles)
-        and usage_days.drop_date >= (select min(stale_day_tiles.tile_start) from stale_day_tiles)
-        and usage_days.drop_date <= (select max(stale_day_tiles.tile_end) from stale_day_tiles)
+        usage_days.usage_date
+        >= (select min(stale_tiles_{{ smallest }}.tile_start) from stale_tiles_{{ smallest }})
+        and usage_days.usage_date
+        <= (select max(stale_tiles_{{ smallest }}.tile_end) from stale_tiles_{{ smallest }})
+        and usage_days.drop_date
+        >= (select min(stale_tiles_{{ smallest }}.tile_start) from stale_tiles_{{ smallest }})
+        and usage_days.drop_date
+        <= (select max(stale_tiles_{{ smallest }}.tile_end) from stale_tiles_{{ smallest }})
 
 ),
 
@@ -179,23 +185,14 @@ customer_tiles_{{ smallest }} as (
         max(case when tile_usage.logins > 0 then tile_usage.usage_date end) as last_login_date
     from tile_usage
     -- Between the bounds above lie current tiles too when the stale ones are not adjacent.
-    inner join stale_day_tiles on tile_usage.tile_start = stale_day_tiles.tile_start
+    inner join stale_tiles_{{ smallest }}
+        on tile_usage.tile_start = stale_tiles_{{ smallest }}.tile_start
     group by tile_usage.tile_start, tile_usage.customer_id
 
 ),
 
 {%- for size in sizes[1:] %}
     {%- set part = sizes[loop.index0] %}
-
-    stale_tiles_{{ size }} as (
-
-        select
-            tile_start,
-            tile_end
-        from stale_tiles
-        where tile_days = {{ size }}
-
-    ),
 
     parts_of_{{ size }} as (
 
