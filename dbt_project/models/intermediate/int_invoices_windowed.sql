@@ -46,7 +46,9 @@ invoices as not materialized (
 
 ),
 
-payments as (
+-- Read twice (the payments on time, the first payment of a late invoice), each a plain
+-- scan, as the invoices above.
+payments as not materialized (
 
     select
         invoice_id,
@@ -55,16 +57,6 @@ payments as (
     where
         paid_date <= {{ as_of_end() }}
         and drop_date <= {{ as_of_end() }}
-
-),
-
-first_payments as (
-
-    select
-        invoice_id,
-        min(paid_date) as first_paid_date
-    from payments
-    group by invoice_id
 
 ),
 
@@ -128,20 +120,28 @@ invoice_amounts_windowed as (
 
 late_invoices as (
 
-    -- Invoices not paid by their due date: late from the day after the due date.
+    -- Invoices not paid by their due date: late from the day after the due date. First
+    -- the invoices with no payment on or before it, then the first payment of those only
+    -- (invoice_id is unique). At 500,000 customers the model took PostgreSQL 5.1-5.5 s in
+    -- a night's build against 5.9-6.2 s finding every invoice's first payment and then
+    -- keeping the late ones (the same rows); DuckDB 0.78 s against 0.65-0.71 s.
     select
         invoices.customer_id,
         invoices.due_date,
-        first_payments.first_paid_date
+        min(payments.paid_date) as first_paid_date
     from invoices
-    left join first_payments
-        on invoices.invoice_id = first_payments.invoice_id
+    left join payments
+        on invoices.invoice_id = payments.invoice_id
     where
         invoices.due_date < {{ as_of_end() }}
-        and (
-            first_payments.first_paid_date is null
-            or first_payments.first_paid_date > invoices.due_date
+        and not exists (
+            select 1
+            from payments as paid_on_time
+            where
+                paid_on_time.invoice_id = invoices.invoice_id
+                and paid_on_time.paid_date <= invoices.due_date
         )
+    group by invoices.invoice_id, invoices.customer_id, invoices.due_date
 
 ),
 
