@@ -1,14 +1,11 @@
-{#- Every non-null value lies in [min_value, max_value] (either bound may be omitted). -#}
+{#-
+    Every non-null value lies in [min_value, max_value] (either bound may be omitted): the
+    one-column case of columns_in_range, by its condition (column_out_of_range).
+-#}
 {% test accepted_range(model, column_name, min_value=none, max_value=none) %}
 
 select {{ column_name }}
 from {{ model }}
-where
-    {{ column_name }} is not null
-    and (
-        false
-        {%- if min_value is not none %} or {{ column_name }} < {{ min_value }}{% endif %}
-        {%- if max_value is not none %} or {{ column_name }} > {{ max_value }}{% endif %}
-    )
+where {{ column_out_of_range(column_name, min_value, max_value) }}
 
 {% endtest %}
