@@ -109,8 +109,8 @@
     The marts' indexes. PostgreSQL reads a night's rows (scoring) and deletes an as-of
     range (each incremental run) through a b-tree on (as_of_date, customer_id): without it
     both scan every stored day. Unique, so a duplicate key fails the insert. DuckDB prunes
-    by its row groups' min/max instead, and an ART index would slow every night's
-    delete+insert: none there. dbt-postgres creates the index with the table; a mart made
+    by its row groups' min/max instead, and an ART index would slow every night's delete
+    and insert: none there. dbt-postgres creates the index with the table; a mart made
     before this index existed gets it by hand (README, "The warehouse").
 -#}
 {% macro mart_indexes() -%}

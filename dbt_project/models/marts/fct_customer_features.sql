@@ -2,9 +2,12 @@
     The feature table: one row per active customer per as_of_date, 46 features in five
     groups (account, usage, billing, engagement, cohort), every one computed only from
     rows dated on or before as_of_date. A run rewrites exactly its as-of range: the
-    pre_hook deletes [as_of_start, as_of_end] inside the model's transaction, then
-    delete+insert on as_of_date inserts the new rows, and the post_hooks record the build
-    in the write log marts.as_of_writes (macros/as_of.sql), in the same transaction. Every feature is non-null (the
+    pre_hook deletes [as_of_start, as_of_end] inside the model's transaction, the new rows
+    are appended, and the post_hooks record the build in the write log marts.as_of_writes
+    (macros/as_of.sql), in the same transaction. `append`, not delete+insert: its second
+    delete, by the new rows' dates, found nothing left after the pre_hook's and cost
+    PostgreSQL an ANALYZE of the new rows first (macros/delete_insert.sql), about 0.4 s of
+    a night at 500,000 customers. Every feature is non-null (the
     contract in the YAML enforces types and NOT NULL): counts default to 0, "days since"
     features cap at 90, ratios are 0 when undefined. full_refresh=false: a stray
     --full-refresh of a nightly must not drop the history; a new column is appended and
@@ -13,8 +16,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='as_of_date',
+        incremental_strategy='append',
         pre_hook="{{ delete_as_of_range() }}",
         post_hook=["{{ create_as_of_writes() }}", "{{ record_as_of_write() }}"],
         on_schema_change='append_new_columns',
