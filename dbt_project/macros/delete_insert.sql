@@ -5,8 +5,8 @@
     dbt-duckdb's own macro (1.11) deletes `using` the new rows themselves, joined row by
     row: a key the new rows hold many times (a tile's header and its 500,000 customer
     rows) multiplied the join by the old rows of that key, and rebuilding one stale tile
-    at 500,000 customers ran for minutes instead of a second. One key column (the marts'
-    as_of_date) is deleted as dbt-duckdb does it.
+    at 500,000 customers ran for minutes instead of a second. One key column is deleted
+    as dbt-duckdb does it.
 -#}
 {% macro duckdb__get_delete_insert_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) -%}
     {%- set dest_cols_csv = get_quoted_csv(dest_columns | map(attribute="name")) -%}

@@ -29,9 +29,9 @@
     of pages even when a run builds many (a bootstrap's first build: every tile of the
     window), and the tiles' BRIN index (macros/usage.sql) finds a tile without reading
     its neighbours' rows. Unordered, a first build wrote its 8-day tiles interleaved with
-    each other and the headers of every tile at the start: at
-    500,000 customers the next night's usage read 5,070,319 other tile rows and threw them
-    away, 35,930 ordered; its query took 7.5 / 8.6 s against 8.3 / 9.2 s, and the whole
+    each other and the headers of every tile at the start: at 500,000 customers the next
+    night's usage read 5,070,319 other tile rows and threw them away, 35,930 ordered; its
+    query took 7.5 / 8.6 s against 8.3 / 9.2 s, and the whole
     night 27.6 / 28.0 s against 31.8 / 30.9 s (alternating, a noisy hour). The sort costs
     a first build 3.2 s of its 147 s; a night sorts one tile's rows, their keys all equal.
 

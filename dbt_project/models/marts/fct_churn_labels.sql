@@ -7,8 +7,8 @@
     fct_customer_features), the label is 1 when churn_date falls in (as_of_date,
     as_of_date + 90] - day 90 in, day 91 out. Only the churn events known by as_of_end are
     read (int_churn_events_known), so a label never uses a day the run did not know.
-    Like fct_customer_features, the pre_hook deletes the range the run writes and the new
-    rows are appended (`append`), and each build is recorded in marts.as_of_writes (post_hooks);
+    Like fct_customer_features, the pre_hook deletes the range the run writes, the new rows
+    are appended (`append`), and each build is recorded in marts.as_of_writes (post_hooks);
     the post_hooks also keep each date's labelled rows and churners in marts.label_counts
     (macros/as_of.sql), which trainings plan their snapshots on.
 -#}
