@@ -475,3 +475,80 @@ def test_delete_insert_on_postgres_analyzes_the_new_rows_before_it_deletes(
     features = (target / "run/churnops/models/marts/fct_customer_features.sql").read_text()
     assert re.search(r"insert into [^;]*fct_customer_features", features), features
     assert not re.search(r"\b(analyze|delete)\b", features, re.I), features
+
+
+def test_the_kept_usage_tiles_are_analyzed_only_past_autovacuums_threshold_on_postgres(
+    postgres_build: PostgresBuild, tmp_path: Path
+) -> None:
+    """macros/cross_db.sql (postgres__analyze_table): the intermediate tables rebuilt whole
+    are analyzed after every build; the usage tiles, kept from night to night, only once
+    the rows written since their last ANALYZE pass the server's autovacuum threshold
+    (50 + 10 % of the table by default). A night that rebuilds one tile of the window's
+    40 does not sample the whole table again; a run that rebuilds half of them does."""
+    import sqlalchemy as sa
+
+    from churnops.features import run_dbt
+    from churnops.settings import load_settings
+
+    dsn = postgres_build.dsn
+    settings = load_settings(
+        {
+            "CHURNOPS_STATE_DIR": str(tmp_path),
+            "CHURNOPS_WAREHOUSE": "postgres",
+            "CHURNOPS_POSTGRES_DSN": dsn,
+        }
+    )
+    tiles = "intermediate.int_usage_tiles"
+    engine = sa.create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://"))
+
+    def analyses() -> int:
+        # A connection of its own: a session caches the statistics it has read.
+        with engine.connect() as connection:
+            return connection.execute(
+                sa.text(
+                    "select analyze_count from pg_stat_user_tables "
+                    "where schemaname = 'intermediate' and relname = 'int_usage_tiles'"
+                )
+            ).scalar_one()
+
+    def rebuild_tiles(starts: list) -> None:
+        """Drop the headers of these 4-day tiles, so the night rebuilds them whole."""
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    f"delete from {tiles} where customer_id is null and tile_days = 4 "
+                    "and tile_start = any(:starts)"
+                ),
+                {"starts": starts},
+            )
+        run_dbt(
+            settings,
+            "run",
+            ["--select", "int_usage_tiles"],
+            {"as_of_date": END.isoformat()},
+            str(tmp_path / "target"),
+        )
+
+    try:
+        with engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+                sa.text(f"analyze {tiles}")  # nothing written since: the count starts here
+            )
+            starts = list(
+                connection.execute(
+                    sa.text(
+                        f"select tile_start from {tiles} where customer_id is null "
+                        "and tile_days = 4 order by tile_start"
+                    )
+                ).scalars()
+            )
+        assert len(starts) >= 20, starts
+        before = analyses()
+
+        rebuild_tiles(starts[-1:])
+        assert analyses() == before, "one tile of 40 rebuilt: the tiles were analyzed"
+
+        rebuild_tiles(starts)
+        assert analyses() == before + 1, "half the tiles rebuilt: no ANALYZE"
+    finally:
+        engine.dispose()
