@@ -138,7 +138,7 @@
     the rows written since its last ANALYZE, this run's included, pass autovacuum's own
     threshold for it (the server's autovacuum_analyze_threshold + _scale_factor x its
     rows; 50 + 10 % by default), as autovacuum would: a night adds a tile, about 2.5 % of
-    the window's tiles, and sampling the whole table took 0.6-1.7 s of the night's build
+    the window's tiles, and sampling the whole table took 0.4-1.7 s of the night's build
     at 500,000 customers. The statistics of the nights in between are those of the last
     ANALYZE (at most a tenth of the rows newer), and a first build is always analyzed.
 -#}

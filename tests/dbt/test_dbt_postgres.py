@@ -45,6 +45,7 @@ from tests.dbt.warehouses import (
 
 if TYPE_CHECKING:
     from churnops.features import DbtRun
+    from churnops.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +81,19 @@ def copy_raw_layer(duckdb_path: Path, dsn: str) -> None:
             pg.commit()
     finally:
         con.close()
+
+
+def postgres_settings(dsn: str, state_dir: Path) -> Settings:
+    """The settings of a run on the PostgreSQL database ``dsn``, its state in ``state_dir``."""
+    from churnops.settings import load_settings
+
+    return load_settings(
+        {
+            "CHURNOPS_STATE_DIR": str(state_dir),
+            "CHURNOPS_WAREHOUSE": "postgres",
+            "CHURNOPS_POSTGRES_DSN": dsn,
+        }
+    )
 
 
 def read_postgres(dsn: str, sql: str) -> pa.Table:
@@ -325,15 +339,8 @@ def test_a_build_of_the_usage_tiles_waits_for_another_on_postgres(
     import sqlalchemy as sa
 
     from churnops.features import run_dbt
-    from churnops.settings import load_settings
 
-    settings = load_settings(
-        {
-            "CHURNOPS_STATE_DIR": str(tmp_path),
-            "CHURNOPS_WAREHOUSE": "postgres",
-            "CHURNOPS_POSTGRES_DSN": postgres_build.dsn,
-        }
-    )
+    settings = postgres_settings(postgres_build.dsn, tmp_path)
     outcome: dict[str, object] = {}
 
     def build() -> None:
@@ -450,15 +457,8 @@ def test_delete_insert_on_postgres_analyzes_the_new_rows_before_it_deletes(
     import re
 
     from churnops.features import run_dbt
-    from churnops.settings import load_settings
 
-    settings = load_settings(
-        {
-            "CHURNOPS_STATE_DIR": str(tmp_path),
-            "CHURNOPS_WAREHOUSE": "postgres",
-            "CHURNOPS_POSTGRES_DSN": postgres_build.dsn,
-        }
-    )
+    settings = postgres_settings(postgres_build.dsn, tmp_path)
     target = tmp_path / "target"
     run_dbt(
         settings,
@@ -488,16 +488,9 @@ def test_the_kept_usage_tiles_are_analyzed_only_past_autovacuums_threshold_on_po
     import sqlalchemy as sa
 
     from churnops.features import run_dbt
-    from churnops.settings import load_settings
 
     dsn = postgres_build.dsn
-    settings = load_settings(
-        {
-            "CHURNOPS_STATE_DIR": str(tmp_path),
-            "CHURNOPS_WAREHOUSE": "postgres",
-            "CHURNOPS_POSTGRES_DSN": dsn,
-        }
-    )
+    settings = postgres_settings(dsn, tmp_path)
     tiles = "intermediate.int_usage_tiles"
     engine = sa.create_engine(dsn.replace("postgresql://", "postgresql+psycopg2://"))
 
